@@ -1,0 +1,50 @@
+"""alignjax: measure how audio models' representations align with brains, behaviour and each other.
+
+The JAX core: RDMs, permutation-tested RSA, voxel-wise ridge encoding and linear probes.
+It never imports torch; the feature extractors live in the separate ``extractors`` package.
+"""
+
+from ._validation import (
+    AlignjaxInputError,
+    ConstantRDMError,
+    InvalidFoldsError,
+    InvalidOptionError,
+    NonFiniteError,
+    ShapeMismatchError,
+    StimulusMismatchError,
+    StoreError,
+    ZeroVarianceError,
+)
+from .folds import group_kfold, kfold, resolve_folds, stratified_kfold
+from .stats import fdr_bh, permutation_pvalues, rankdata
+from .store import FeatureStore, StoreWriter, load_layers, load_responses, open_store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # errors
+    "AlignjaxInputError",
+    "ConstantRDMError",
+    "InvalidFoldsError",
+    "InvalidOptionError",
+    "NonFiniteError",
+    "ShapeMismatchError",
+    "StimulusMismatchError",
+    "StoreError",
+    "ZeroVarianceError",
+    # folds
+    "kfold",
+    "stratified_kfold",
+    "group_kfold",
+    "resolve_folds",
+    # stats
+    "rankdata",
+    "permutation_pvalues",
+    "fdr_bh",
+    # store
+    "FeatureStore",
+    "StoreWriter",
+    "open_store",
+    "load_layers",
+    "load_responses",
+]

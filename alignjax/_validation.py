@@ -1,0 +1,164 @@
+"""Host-side input validation shared by every kernel.
+
+Every check runs on NumPy arrays before anything is traced by ``jax.jit`` and raises a
+subclass of :class:`AlignjaxInputError` (itself a ``ValueError``) whose message says what
+was wrong, where, and what to do about it.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+__all__ = [
+    "AlignjaxInputError",
+    "NonFiniteError",
+    "ZeroVarianceError",
+    "ShapeMismatchError",
+    "StimulusMismatchError",
+    "InvalidFoldsError",
+    "InvalidOptionError",
+    "ConstantRDMError",
+    "StoreError",
+]
+
+
+class AlignjaxInputError(ValueError):
+    """Base class for every input error raised by alignjax."""
+
+
+class NonFiniteError(AlignjaxInputError):
+    """An array holds NaN or inf where finite values are required."""
+
+
+class ZeroVarianceError(AlignjaxInputError):
+    """A row or column has zero variance where a correlation needs variance."""
+
+
+class ConstantRDMError(AlignjaxInputError):
+    """An RDM is constant, so a correlation with it is undefined."""
+
+
+class ShapeMismatchError(AlignjaxInputError):
+    """Array shapes do not agree with each other or with what a function expects."""
+
+
+class StimulusMismatchError(AlignjaxInputError):
+    """Stimulus ids of two data sources do not match."""
+
+
+class InvalidFoldsError(AlignjaxInputError):
+    """Cross-validation folds are not disjoint, not covering, or empty."""
+
+
+class InvalidOptionError(AlignjaxInputError):
+    """An option has a value outside the allowed set or range."""
+
+
+class StoreError(AlignjaxInputError):
+    """A feature store is missing, incomplete or inconsistent with a request."""
+
+
+def _describe_positions(mask: np.ndarray, labels: Sequence[str] | None, limit: int = 5) -> str:
+    """Name the first few positions where ``mask`` is true, by label when given."""
+    idx = np.argwhere(mask)
+    shown = []
+    for pos in idx[:limit]:
+        pos = tuple(int(p) for p in pos)
+        if labels is not None and len(pos) >= 1:
+            shown.append(f"{labels[pos[0]]!s}" + (f"{list(pos[1:])}" if len(pos) > 1 else ""))
+        else:
+            shown.append(str(pos[0] if len(pos) == 1 else pos))
+    more = f" and {len(idx) - limit} more" if len(idx) > limit else ""
+    return ", ".join(shown) + more
+
+
+def as_float_array(x, name: str, *, ndim: int | tuple[int, ...] | None = None,
+                   min_ndim: int | None = None) -> np.ndarray:
+    """Convert to a floating NumPy array and check its number of dimensions."""
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # pragma: no cover - numpy gives good messages already
+        raise AlignjaxInputError(f"{name}: could not be converted to an array ({exc})") from exc
+    if arr.dtype == object:
+        raise ShapeMismatchError(
+            f"{name}: ragged or non-numeric input (dtype object); pass a rectangular numeric array"
+        )
+    if not np.issubdtype(arr.dtype, np.floating):
+        if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
+            raise AlignjaxInputError(f"{name}: expected numbers, got dtype {arr.dtype}")
+        arr = arr.astype(np.float64)
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else ndim
+        if arr.ndim not in allowed:
+            raise ShapeMismatchError(
+                f"{name}: expected {' or '.join(map(str, allowed))} dimensions, got shape {arr.shape}"
+            )
+    if min_ndim is not None and arr.ndim < min_ndim:
+        raise ShapeMismatchError(
+            f"{name}: expected at least {min_ndim} dimensions, got shape {arr.shape}"
+        )
+    return arr
+
+
+def check_finite(arr: np.ndarray, name: str, *, labels: Sequence[str] | None = None,
+                 axis_name: str = "row", allow_nan: bool = False) -> None:
+    """Raise :class:`NonFiniteError` naming the offending rows if ``arr`` has NaN/inf."""
+    bad = np.isinf(arr) if allow_nan else ~np.isfinite(arr)
+    if bad.any():
+        if arr.ndim >= 2:
+            rows = bad.reshape(bad.shape[0], -1).any(axis=1) if arr.ndim > 1 else bad
+            where = _describe_positions(rows, labels)
+        else:
+            where = _describe_positions(bad, labels)
+        kind = "inf" if allow_nan else "NaN or inf"
+        raise NonFiniteError(
+            f"{name} contains {kind} values (in {axis_name} {where}); "
+            "remove or impute those entries before the analysis"
+        )
+
+
+def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
+    """Return ``value`` as int, raising :class:`InvalidOptionError` if it is too small."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InvalidOptionError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise InvalidOptionError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_choice(value, name: str, choices: Sequence[str]) -> str:
+    """Raise :class:`InvalidOptionError` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise InvalidOptionError(
+            f"unknown {name} {value!r}; choose one of {', '.join(repr(c) for c in choices)}"
+        )
+    return value
+
+
+def match_ids(reference: Sequence[str], other: Sequence[str], *, what: str,
+              other_what: str) -> np.ndarray:
+    """Indices into ``other`` that put it in the order of ``reference``.
+
+    Raises :class:`StimulusMismatchError` listing ids missing from ``other`` or duplicated.
+    Extra ids in ``other`` are allowed (they are simply not selected).
+    """
+    reference = [str(s) for s in reference]
+    other = [str(s) for s in other]
+    for ids, label in ((reference, what), (other, other_what)):
+        if len(set(ids)) != len(ids):
+            seen, dup = set(), []
+            for s in ids:
+                if s in seen:
+                    dup.append(s)
+                seen.add(s)
+            raise StimulusMismatchError(f"{label} has duplicated stimulus ids: {dup[:5]}")
+    pos = {s: i for i, s in enumerate(other)}
+    missing = [s for s in reference if s not in pos]
+    if missing:
+        raise StimulusMismatchError(
+            f"{len(missing)} stimulus ids of {what} are missing from {other_what} "
+            f"(first: {missing[:5]}); check that both use the same stimulus ids"
+        )
+    return np.asarray([pos[s] for s in reference], dtype=np.int64)

@@ -1,0 +1,151 @@
+"""Statistics shared by RSA, encoding and probes: ranks, correlations, p-values, corrections.
+
+Conventions
+-----------
+- Permutation p-values are ``(1 + #{null >= observed}) / (1 + n_perm)`` (Phipson & Smyth
+  2010), for ``alternative="greater"``; ``"less"`` counts ``null <= observed`` and
+  ``"two-sided"`` counts ``|null| >= |observed|``.
+- Family-wise error is controlled by the max statistic over the family (Nichols & Holmes
+  2002), with the same permutations for every member.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._validation import check_choice
+
+__all__ = ["rankdata", "zscore_rows", "pearson_rows", "permutation_pvalues", "fdr_bh",
+           "ALTERNATIVES"]
+
+ALTERNATIVES = ("greater", "less", "two-sided")
+
+
+def _rankdata_1d(x: jax.Array) -> jax.Array:
+    xs = jnp.sort(x)
+    left = jnp.searchsorted(xs, x, side="left")
+    right = jnp.searchsorted(xs, x, side="right")
+    return ((left + right + 1) / 2).astype(x.dtype)
+
+
+def _rankdata(x: jax.Array) -> jax.Array:
+    """Average ranks (1-based) along the last axis; ties get the mean of their ranks.
+
+    The rank of ``x`` is ``(#{< x} + #{<= x} + 1) / 2``, found by binary search in the
+    sorted row.
+    """
+    flat = x.reshape(-1, x.shape[-1])
+    return jax.vmap(_rankdata_1d)(flat).reshape(x.shape)
+
+
+@jax.jit
+def rankdata(x: jax.typing.ArrayLike) -> jax.Array:
+    """Average ranks along the last axis, like ``scipy.stats.rankdata(x, axis=-1)``.
+
+    Parameters
+    ----------
+    x : array, shape (..., n)
+
+    Returns
+    -------
+    ranks : array, shape (..., n), 1-based, ties averaged.
+    """
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.result_type(float))
+    return _rankdata(x)
+
+
+def _zscore_rows(x: jax.Array) -> jax.Array:
+    """Centre each row and scale it to unit norm (so dot products are Pearson r)."""
+    xc = x - jnp.mean(x, axis=-1, keepdims=True)
+    return xc / jnp.linalg.norm(xc, axis=-1, keepdims=True)
+
+
+zscore_rows = jax.jit(_zscore_rows)
+zscore_rows.__doc__ = """Rows centred and scaled to unit L2 norm: ``zscore_rows(a) @ zscore_rows(b).T`` is Pearson r."""
+
+
+@jax.jit
+def pearson_rows(a: jax.typing.ArrayLike, b: jax.typing.ArrayLike) -> jax.Array:
+    """Pearson r between every row of ``a`` (n_a, n) and every row of ``b`` (n_b, n) -> (n_a, n_b)."""
+    return _zscore_rows(jnp.asarray(a)) @ _zscore_rows(jnp.asarray(b)).T
+
+
+def _exceed(null, observed, alternative: str):
+    if alternative == "greater":
+        return null >= observed
+    if alternative == "less":
+        return null <= observed
+    return jnp.abs(null) >= jnp.abs(observed)
+
+
+def _exceed_tol(null, observed, alternative: str):
+    """Exceedance with a relative tolerance, so a permutation that reproduces the observed
+    statistic up to rounding (the identity, or a symmetry of the data) counts as reaching it."""
+    tol = 8 * jnp.finfo(jnp.result_type(null)).eps * jnp.maximum(1.0, jnp.abs(observed))
+    if alternative == "greater":
+        return null >= observed - tol
+    if alternative == "less":
+        return null <= observed + tol
+    return jnp.abs(null) >= jnp.abs(observed) - tol
+
+
+def _family_stat(null, alternative: str):
+    """Per-permutation statistic of the family used for max-T correction (over last axes)."""
+    flat = null.reshape(null.shape[0], -1)
+    if alternative == "greater":
+        return flat.max(axis=1)
+    if alternative == "less":
+        return flat.min(axis=1)
+    return jnp.abs(flat).max(axis=1)
+
+
+@partial(jax.jit, static_argnames=("alternative",))
+def permutation_pvalues(observed: jax.typing.ArrayLike, null: jax.typing.ArrayLike, *,
+                        alternative: str = "greater") -> tuple[jax.Array, jax.Array]:
+    """Uncorrected and max-statistic FWE-corrected permutation p-values.
+
+    Parameters
+    ----------
+    observed : array, shape (...)
+    null : array, shape (n_perm, ...)
+    alternative : {"greater", "less", "two-sided"}
+
+    Returns
+    -------
+    p, p_fwe : arrays, shape (...), each in [1/(n_perm+1), 1].
+    """
+    observed = jnp.asarray(observed)
+    null = jnp.asarray(null)
+    n_perm = null.shape[0]
+    count = jnp.sum(_exceed_tol(null, observed[None], alternative), axis=0)
+    fam = _family_stat(null, alternative).reshape((n_perm,) + (1,) * observed.ndim)
+    count_fwe = jnp.sum(_exceed_tol(fam, observed[None], alternative), axis=0)
+    p = (1.0 + count) / (1.0 + n_perm)
+    p_fwe = (1.0 + count_fwe) / (1.0 + n_perm)
+    return p.astype(null.dtype), p_fwe.astype(null.dtype)
+
+
+def fdr_bh(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg q-values over all entries of ``p`` (any shape).
+
+    Matches ``scipy.stats.false_discovery_control(p, method="bh")``.
+    """
+    p = np.asarray(p, dtype=float)
+    flat = p.ravel()
+    m = flat.size
+    order = np.argsort(flat)
+    ranked = flat[order] * m / np.arange(1, m + 1)
+    q = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(m)
+    out[order] = np.minimum(q, 1.0)
+    return out.reshape(p.shape)
+
+
+def check_alternative(alternative: str) -> str:
+    return check_choice(alternative, "alternative", ALTERNATIVES)
