@@ -15,6 +15,11 @@ from ._validation import (
     StoreError,
     ZeroVarianceError,
 )
+from .rdm import (METRICS as rdm_metrics, rdm, rdm_from_distributions, rdm_from_labels,
+                  squareform)
+from .rsa import (CVBestLayerResult, NoiseCeiling, RSABootstrapResult, RSAPermutationResult,
+                  compare, cv_best_layer, noise_ceiling, partial_compare, rsa_bootstrap,
+                  rsa_permutation_test, stimulus_permutations)
 from .folds import group_kfold, kfold, resolve_folds, stratified_kfold
 from .stats import fdr_bh, permutation_pvalues, rankdata
 from .store import FeatureStore, StoreWriter, load_layers, load_responses, open_store
@@ -32,6 +37,24 @@ __all__ = [
     "StimulusMismatchError",
     "StoreError",
     "ZeroVarianceError",
+    # rdm
+    "rdm",
+    "rdm_metrics",
+    "squareform",
+    "rdm_from_distributions",
+    "rdm_from_labels",
+    # rsa
+    "compare",
+    "rsa_permutation_test",
+    "rsa_bootstrap",
+    "noise_ceiling",
+    "partial_compare",
+    "cv_best_layer",
+    "stimulus_permutations",
+    "RSAPermutationResult",
+    "RSABootstrapResult",
+    "NoiseCeiling",
+    "CVBestLayerResult",
     # folds
     "kfold",
     "stratified_kfold",

@@ -1,0 +1,294 @@
+"""Representational dissimilarity matrices (RDMs).
+
+Condensed RDMs hold the upper triangle in the order of ``scipy.spatial.distance.pdist``:
+pairs (0,1), (0,2), ..., (0,n-1), (1,2), ... . ``n_pairs = n_stimuli*(n_stimuli-1)/2``.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._validation import (
+    AlignjaxInputError,
+    ShapeMismatchError,
+    ZeroVarianceError,
+    as_float_array,
+    check_choice,
+    check_finite,
+)
+
+__all__ = ["rdm", "squareform", "rdm_from_distributions", "rdm_from_labels",
+           "n_stimuli_from_pairs", "METRICS", "DISTRIBUTION_METRICS"]
+
+METRICS = ("correlation", "cosine", "euclidean", "sqeuclidean")
+DISTRIBUTION_METRICS = ("symmetric_kl", "jensen_shannon", "mode")
+
+# Above this many entries per (n_stimuli x n_stimuli) square, rdm() works in row blocks.
+_SQUARE_LIMIT = 4096 * 4096
+
+
+def n_stimuli_from_pairs(n_pairs: int) -> int:
+    """n_stimuli such that n_stimuli*(n_stimuli-1)/2 == n_pairs, or raise."""
+    n = int(round((1 + np.sqrt(1 + 8 * n_pairs)) / 2))
+    if n * (n - 1) // 2 != n_pairs or n < 2:
+        raise ShapeMismatchError(
+            f"{n_pairs} is not a number of stimulus pairs n*(n-1)/2; condensed RDMs must hold "
+            "the upper triangle of a square RDM (scipy pdist order)"
+        )
+    return n
+
+
+def _triu(n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(n, k=1)
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+def _gram_distance(X: jax.Array, metric: str) -> jax.Array:
+    """Square distance matrix (..., n, n) from features (..., n, p) via matrix products."""
+    if metric == "correlation":
+        X = X - X.mean(axis=-1, keepdims=True)
+    if metric in ("correlation", "cosine"):
+        Z = X / jnp.linalg.norm(X, axis=-1, keepdims=True)
+        D = 1.0 - Z @ jnp.swapaxes(Z, -1, -2)
+        return jnp.clip(D, 0.0, 2.0)
+    # euclidean family: centring the features leaves distances unchanged and helps precision
+    X = X - X.mean(axis=-2, keepdims=True)
+    sq = jnp.sum(X * X, axis=-1)
+    D = sq[..., :, None] + sq[..., None, :] - 2.0 * (X @ jnp.swapaxes(X, -1, -2))
+    D = jnp.maximum(D, 0.0)
+    return jnp.sqrt(D) if metric == "euclidean" else D
+
+
+def _rdm(X: jax.Array, metric: str) -> jax.Array:
+    """Condensed RDM(s) (..., n_pairs) of X (..., n_stimuli, n_features); vmappable."""
+    n = X.shape[-2]
+    i, j = _triu(n)
+    return _gram_distance(X, metric)[..., i, j]
+
+
+@partial(jax.jit, static_argnames=("metric",))
+def _rdm_jit(X, metric):
+    return _rdm(X, metric)
+
+
+@partial(jax.jit, static_argnames=("metric",))
+def _rdm_block(Xb, X, metric):
+    """Rows ``Xb`` (c, p) against all ``X`` (n, p): distance block (c, n)."""
+    if metric == "correlation":
+        Xb = Xb - Xb.mean(-1, keepdims=True)
+        X = X - X.mean(-1, keepdims=True)
+    if metric in ("correlation", "cosine"):
+        Zb = Xb / jnp.linalg.norm(Xb, axis=-1, keepdims=True)
+        Z = X / jnp.linalg.norm(X, axis=-1, keepdims=True)
+        return jnp.clip(1.0 - Zb @ Z.T, 0.0, 2.0)
+    mu = X.mean(0, keepdims=True)
+    Xb, X = Xb - mu, X - mu
+    D = jnp.sum(Xb * Xb, -1)[:, None] + jnp.sum(X * X, -1)[None, :] - 2.0 * (Xb @ X.T)
+    D = jnp.maximum(D, 0.0)
+    return jnp.sqrt(D) if metric == "euclidean" else D
+
+
+def _rdm_rowblocks(X: np.ndarray, metric: str, block: int) -> np.ndarray:
+    """Condensed RDM of one (n, p) array in row blocks: memory O(block * n + n_pairs)."""
+    n = X.shape[0]
+    out = np.empty(n * (n - 1) // 2, dtype=X.dtype)
+    Xj = jnp.asarray(X)
+    pos = 0
+    for r0 in range(0, n - 1, block):
+        rows = Xj[r0:r0 + block]
+        if rows.shape[0] < block:  # keep one compiled shape: pad with copies of the last row
+            rows = jnp.concatenate([rows, jnp.repeat(rows[-1:], block - rows.shape[0], 0)])
+        D = np.asarray(_rdm_block(rows, Xj, metric))
+        for k in range(min(block, n - 1 - r0)):
+            i = r0 + k
+            m = n - 1 - i
+            out[pos:pos + m] = D[k, i + 1:]
+            pos += m
+    return out
+
+
+def _validate_features(X: np.ndarray, metric: str, stimulus_ids: Sequence[str] | None) -> None:
+    if X.shape[-2] < 2:
+        raise ShapeMismatchError(f"need at least 2 stimuli to build an RDM, got shape {X.shape}")
+    if X.shape[-1] < 1:
+        raise ShapeMismatchError(f"features have no columns (shape {X.shape})")
+    flat = X.reshape((-1,) + X.shape[-2:])
+    for b, x in enumerate(flat):
+        where = f" (batch entry {np.unravel_index(b, X.shape[:-2])})" if X.ndim > 2 else ""
+        check_finite(x, "features" + where, labels=stimulus_ids, axis_name="stimulus")
+        if metric == "correlation":
+            bad = np.ptp(x, axis=-1) == 0
+            what = "zero variance across features"
+        elif metric == "cosine":
+            bad = ~np.any(x != 0, axis=-1)
+            what = "all-zero features"
+        else:
+            continue
+        if bad.any():
+            ids = [stimulus_ids[i] if stimulus_ids is not None else int(i)
+                   for i in np.flatnonzero(bad)[:5]]
+            raise ZeroVarianceError(
+                f"stimuli {ids}{where} have {what}, so the {metric} distance is undefined; "
+                "drop those stimuli or use metric='euclidean'"
+            )
+
+
+def rdm(X, *, metric: str = "correlation", stimulus_ids: Sequence[str] | None = None,
+        block_size: int | None = None) -> jax.Array:
+    """Condensed RDMs of stimulus-by-feature activations.
+
+    Matches ``scipy.spatial.distance.pdist(X, metric)`` for each leading index.
+
+    Parameters
+    ----------
+    X : array, shape (..., n_stimuli, n_features)
+        Leading axes (layers, subjects) are batched.
+    metric : {"correlation", "cosine", "euclidean", "sqeuclidean"}
+        ``correlation`` is 1 - Pearson r between stimulus patterns.
+    stimulus_ids : sequence of str, optional
+        Used only to name offending stimuli in error messages.
+    block_size : int, optional
+        Rows per block when the square RDM would be too large to hold at once (by default
+        blocks are used above 4,096 stimuli); the result does not depend on it.
+
+    Returns
+    -------
+    rdms : array, shape (..., n_pairs)
+    """
+    check_choice(metric, "metric", METRICS)
+    X = as_float_array(X, "features", min_ndim=2)
+    _validate_features(X, metric, stimulus_ids)
+    dtype = jnp.result_type(float)
+    X = X.astype(dtype)
+    n = X.shape[-2]
+    if block_size is None and n * n <= _SQUARE_LIMIT:
+        return _rdm_jit(jnp.asarray(X), metric)
+    block = int(block_size or 1024)
+    lead = X.shape[:-2]
+    flat = X.reshape((-1,) + X.shape[-2:])
+    out = np.stack([_rdm_rowblocks(x, metric, block) for x in flat])
+    return jnp.asarray(out.reshape(lead + out.shape[-1:]))
+
+
+# --------------------------------------------------------------------------- squareform
+
+
+def squareform(x) -> jax.Array:
+    """Convert condensed RDMs to square form and back, like ``scipy.spatial.distance.squareform``.
+
+    Parameters
+    ----------
+    x : array, shape (..., n_pairs) or (..., n_stimuli, n_stimuli)
+        A 1-D input (or last axis that is not square with the one before) is treated as
+        condensed; square input must be symmetric with a zero diagonal.
+
+    Returns
+    -------
+    array, shape (..., n_stimuli, n_stimuli) or (..., n_pairs)
+    """
+    x = as_float_array(x, "rdm", min_ndim=1)
+    if x.ndim >= 2 and x.shape[-1] == x.shape[-2]:
+        n = x.shape[-1]
+        diag = np.diagonal(x, axis1=-2, axis2=-1)
+        if np.any(np.abs(diag) > 1e-6 * max(1.0, float(np.nanmax(np.abs(x))))):
+            raise ShapeMismatchError("square RDM has a non-zero diagonal")
+        if not np.allclose(x, np.swapaxes(x, -1, -2), equal_nan=True):
+            raise ShapeMismatchError("square RDM is not symmetric")
+        i, j = _triu(n)
+        return jnp.asarray(x[..., i, j])
+    n = n_stimuli_from_pairs(x.shape[-1])
+    i, j = _triu(n)
+    sq = np.zeros(x.shape[:-1] + (n, n), dtype=x.dtype)
+    sq[..., i, j] = x
+    sq[..., j, i] = x
+    return jnp.asarray(sq)
+
+
+# --------------------------------------------------------------------------- distributions
+
+
+def _sym_kl(P: jax.Array) -> jax.Array:
+    L = jnp.log(P)
+    a = jnp.sum(P * L, axis=-1)
+    cross = P @ L.T
+    return a[:, None] + a[None, :] - cross - cross.T
+
+
+def _js(P: jax.Array) -> jax.Array:
+    def row(p):
+        m = 0.5 * (p[None, :] + P)
+        kl = lambda u, v: jnp.sum(jnp.where(u > 0, u * (jnp.log2(jnp.where(u > 0, u, 1.0))
+                                                        - jnp.log2(jnp.where(u > 0, v, 1.0))),
+                                            0.0), axis=-1)
+        js = 0.5 * kl(jnp.broadcast_to(p, P.shape), m) + 0.5 * kl(P, m)
+        return jnp.sqrt(jnp.maximum(js, 0.0))
+
+    return jax.lax.map(row, P)
+
+
+@partial(jax.jit, static_argnames=("metric",))
+def _distribution_square(P, metric, smoothing):
+    if metric == "symmetric_kl":
+        Ps = (P + smoothing) / (1.0 + P.shape[-1] * smoothing)
+        return jnp.maximum(_sym_kl(Ps), 0.0)
+    if metric == "jensen_shannon":
+        return _js(P)
+    m = jnp.argmax(P, axis=-1)
+    return (m[:, None] != m[None, :]).astype(P.dtype)
+
+
+def rdm_from_distributions(P, *, metric: str = "symmetric_kl", smoothing: float = 1e-2
+                           ) -> jax.Array:
+    """RDM from per-stimulus distributions of categorical judgements.
+
+    Parameters
+    ----------
+    P : array, shape (n_stimuli, n_categories)
+        Non-negative counts or probabilities per stimulus (rows are normalised to sum 1).
+    metric : {"symmetric_kl", "jensen_shannon", "mode"}
+        ``symmetric_kl``: KL(p||q) + KL(q||p) in nats, after additive smoothing of the
+        normalised rows, ``p' = (p + smoothing) / (1 + n_categories * smoothing)``, so that
+        categories nobody chose (zero counts) give a finite divergence.
+        ``jensen_shannon``: the Jensen-Shannon distance (square root of the divergence,
+        base 2, in [0, 1]), as ``scipy.spatial.distance.jensenshannon(p, q, base=2)``; needs
+        no smoothing. ``mode``: 0 when the two stimuli's modal categories agree, else 1
+        (ties broken by the first category).
+    smoothing : float
+        Additive smoothing for ``symmetric_kl`` (> 0).
+
+    Returns
+    -------
+    rdm : array, shape (n_pairs,)
+    """
+    check_choice(metric, "metric", DISTRIBUTION_METRICS)
+    P = as_float_array(P, "distributions", ndim=2)
+    check_finite(P, "distributions", axis_name="stimulus")
+    if (P < 0).any():
+        raise AlignjaxInputError("distributions must be non-negative counts or probabilities")
+    sums = P.sum(axis=1)
+    if (sums == 0).any():
+        raise ZeroVarianceError(
+            f"stimuli {np.flatnonzero(sums == 0)[:5].tolist()} have no judgements (all-zero rows)"
+        )
+    if metric == "symmetric_kl" and not smoothing > 0:
+        raise AlignjaxInputError("smoothing must be > 0 for symmetric_kl")
+    P = (P / sums[:, None]).astype(jnp.result_type(float))
+    i, j = _triu(P.shape[0])
+    return _distribution_square(jnp.asarray(P), metric, smoothing)[i, j]
+
+
+def rdm_from_labels(labels) -> jax.Array:
+    """Categorical RDM: 0 for pairs in the same category, 1 otherwise -> (n_pairs,)."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.shape[0] < 2:
+        raise ShapeMismatchError(f"labels must be 1-D with at least 2 entries, got {labels.shape}")
+    _, codes = np.unique(labels, return_inverse=True)
+    i, j = _triu(labels.shape[0])
+    return jnp.asarray((codes[i] != codes[j]).astype(jnp.result_type(float)))

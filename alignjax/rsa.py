@@ -1,0 +1,688 @@
+"""Comparing RDMs: correlations, permutation tests, bootstrap CIs, noise ceilings.
+
+Every comparison method except ``tau_a`` is a dot product of transformed condensed
+vectors (``spearman``: z-scored average ranks; ``pearson``: z-scored values; ``cosine``:
+unit-norm values; ``rho_a``: centred ranks scaled by ``sqrt(12 / (n_pairs^3 - n_pairs))``,
+as in rsatoolbox). The transform is applied once; permuting stimuli permutes the entries
+of the transformed vector, so the null distribution of a permutation test is a batch of
+gathers and matrix products, chunked over permutations and sharded over devices.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, PartitionSpec as P
+
+from ._validation import (
+    AlignjaxInputError,
+    ConstantRDMError,
+    InvalidOptionError,
+    NonFiniteError,
+    ShapeMismatchError,
+    as_float_array,
+    check_choice,
+    check_positive_int,
+)
+from .folds import resolve_folds
+from .rdm import n_stimuli_from_pairs
+from .stats import (_exceed_tol, _family_stat, _rankdata, _zscore_rows, check_alternative)
+
+__all__ = [
+    "compare",
+    "rsa_permutation_test",
+    "rsa_bootstrap",
+    "noise_ceiling",
+    "partial_compare",
+    "cv_best_layer",
+    "stimulus_permutations",
+    "RSAPermutationResult",
+    "RSABootstrapResult",
+    "NoiseCeiling",
+    "CVBestLayerResult",
+    "METHODS",
+]
+
+METHODS = ("spearman", "pearson", "cosine", "rho_a", "tau_a")
+_DOT_METHODS = ("spearman", "pearson", "cosine", "rho_a")
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _as_rdms(x, name: str, *, allow_nan: bool) -> np.ndarray:
+    x = as_float_array(x, name, ndim=(1, 2))
+    if x.ndim == 1:
+        x = x[None, :]
+    n_stimuli_from_pairs(x.shape[1])
+    if np.isinf(x).any() or (not allow_nan and np.isnan(x).any()):
+        rows = np.flatnonzero(~np.isfinite(x).all(axis=1))[:5].tolist()
+        raise NonFiniteError(
+            f"{name} has {'inf' if allow_nan else 'NaN or inf'} entries (rows {rows}); "
+            + ("" if allow_nan else "this function needs complete RDMs: ")
+            + "recompute the RDMs from finite features"
+        )
+    return x
+
+
+def _check_pair(A: np.ndarray, B: np.ndarray) -> None:
+    if A.shape[1] != B.shape[1]:
+        raise ShapeMismatchError(
+            f"A has {A.shape[1]} pairs ({n_stimuli_from_pairs(A.shape[1])} stimuli) but B has "
+            f"{B.shape[1]} ({n_stimuli_from_pairs(B.shape[1])} stimuli); RDMs must be built "
+            "over the same stimuli, in the same order"
+        )
+
+
+def _check_not_constant(x: np.ndarray, name: str) -> None:
+    const = np.nanmax(x, axis=1) == np.nanmin(x, axis=1)
+    if const.any():
+        raise ConstantRDMError(
+            f"{name} rows {np.flatnonzero(const)[:5].tolist()} are constant RDMs, so a correlation "
+            "with them is undefined; check the features of that layer/subject (all stimuli "
+            "identical?) or drop it"
+        )
+
+
+def _dtype():
+    return jnp.result_type(float)
+
+
+# --------------------------------------------------------------------------- transforms
+
+
+def _transform(V: jax.Array, method: str) -> jax.Array:
+    """Rows mapped so that ``T(a) @ T(b).T`` is the comparison statistic."""
+    if method == "spearman":
+        return _zscore_rows(_rankdata(V))
+    if method == "pearson":
+        return _zscore_rows(V)
+    if method == "cosine":
+        return V / jnp.linalg.norm(V, axis=-1, keepdims=True)
+    if method == "rho_a":
+        m = V.shape[-1]
+        R = _rankdata(V)
+        return (R - jnp.mean(R, -1, keepdims=True)) * jnp.sqrt(12.0 / (m**3 - m))
+    raise ValueError(method)  # pragma: no cover - validated before
+
+
+def _tau_a(A: jax.Array, B: jax.Array, chunk: int) -> jax.Array:
+    """Kendall tau-a (concordant - discordant) / n_pairs(n_pairs-1)/2, ties counting 0.
+
+    O(m^2) per cell, computed in chunks of ``chunk`` entries against all entries.
+    """
+    m = A.shape[-1]
+    n_chunks = -(-m // chunk)
+    idx = jnp.arange(n_chunks * chunk).reshape(n_chunks, chunk)
+
+    def body(acc, rows):
+        valid = rows < m
+        r = jnp.minimum(rows, m - 1)
+        sa = jnp.sign(A[:, r, None] - A[:, None, :]) * valid[None, :, None]
+        sb = jnp.sign(B[:, r, None] - B[:, None, :])
+        return acc + jnp.einsum("aij,bij->ab", sa, sb), None
+
+    acc0 = jnp.zeros((A.shape[0], B.shape[0]), A.dtype)
+    total, _ = jax.lax.scan(body, acc0, idx)
+    return total / (m * (m - 1))  # each unordered pair counted twice
+
+
+@partial(jax.jit, static_argnames=("method", "tau_chunk"))
+def _compare_jit(A, B, method, tau_chunk=256):
+    if method == "tau_a":
+        return _tau_a(A, B, tau_chunk)
+    return _transform(A, method) @ _transform(B, method).T
+
+
+def compare(A, B, *, method: str = "spearman") -> jax.Array:
+    """Compare every RDM of ``A`` with every RDM of ``B``.
+
+    Parameters
+    ----------
+    A : array, shape (n_a, n_pairs) or (n_pairs,)
+    B : array, shape (n_b, n_pairs) or (n_pairs,)
+    method : {"spearman", "pearson", "cosine", "rho_a", "tau_a"}
+        ``spearman`` uses average ranks for ties (``scipy.stats.spearmanr``); ``pearson``
+        matches ``scipy.stats.pearsonr``; ``rho_a`` and ``tau_a`` match rsatoolbox's
+        ``compare(..., method="rho-a" / "tau-a")``; ``cosine`` is the uncentred cosine.
+
+    Returns
+    -------
+    similarity : array, shape (n_a, n_b)
+
+    Notes
+    -----
+    NaN entries (e.g. pairs that were not measured) are masked consistently: a pair that
+    is NaN in any RDM of ``A`` or ``B`` is left out of every comparison.
+    """
+    check_choice(method, "method", METHODS)
+    A = _as_rdms(A, "A", allow_nan=True)
+    B = _as_rdms(B, "B", allow_nan=True)
+    _check_pair(A, B)
+    keep = ~(np.isnan(A).any(axis=0) | np.isnan(B).any(axis=0))
+    if not keep.all():
+        if keep.sum() < 3:
+            raise NonFiniteError("fewer than 3 pairs are finite in every RDM; nothing to compare")
+        A, B = A[:, keep], B[:, keep]
+    _check_not_constant(A, "A")
+    _check_not_constant(B, "B")
+    dt = _dtype()
+    return _compare_jit(jnp.asarray(A, dt), jnp.asarray(B, dt), method)
+
+
+# --------------------------------------------------------------------------- permutation test
+
+
+class RSAPermutationResult(NamedTuple):
+    """Result of :func:`rsa_permutation_test`.
+
+    Attributes
+    ----------
+    r : array (n_a, n_b)
+        Observed similarity.
+    p : array (n_a, n_b)
+        Uncorrected permutation p-value.
+    p_fwe : array (n_a, n_b)
+        Family-wise corrected p-value (max statistic over all n_a x n_b cells).
+    null : array (n_perm, n_a, n_b) or None
+        The null distribution, when ``return_null=True``.
+    n_perm : int
+        Number of permutations used (n_stimuli! when enumerated exactly).
+    exact : bool
+        True when all permutations were enumerated.
+    """
+
+    r: jax.Array
+    p: jax.Array
+    p_fwe: jax.Array
+    null: jax.Array | None
+    n_perm: int
+    exact: bool
+
+
+def _pair_index(n: int) -> tuple[np.ndarray, np.ndarray]:
+    i, j = np.triu_indices(n, k=1)
+    return i.astype(np.int32), j.astype(np.int32)
+
+
+def _condensed(lo, hi, n):
+    return n * lo - (lo * (lo + 1)) // 2 + hi - lo - 1
+
+
+def _random_permutation(key, pid, n):
+    return jax.random.permutation(jax.random.fold_in(key, pid), n)
+
+
+def stimulus_permutations(n_stimuli: int, n_perm: int, *, seed: int = 0) -> np.ndarray:
+    """The stimulus permutations :func:`rsa_permutation_test` uses for ``seed`` -> (n_perm, n_stimuli).
+
+    Permutation ``k`` maps new position ``i`` to old stimulus ``perm[k, i]``: the permuted
+    square RDM is ``D[perm[k]][:, perm[k]]``.
+    """
+    key = jax.random.PRNGKey(seed)
+    return np.asarray(jax.vmap(lambda k: _random_permutation(key, k, n_stimuli))(
+        jnp.arange(n_perm)))
+
+
+def _permute_condensed(perm, ii, jj, n):
+    """Index map (n_pairs,) taking a condensed RDM to the one of permuted stimuli."""
+    pi, pj = perm[ii], perm[jj]
+    return _condensed(jnp.minimum(pi, pj), jnp.maximum(pi, pj), n)
+
+
+def _null_block(G, O, ids, key, table, *, n, chunk, exact, invert, alternative, obs,
+                return_null, n_perm):
+    """Null statistics for one device's permutation ids, scanned in chunks.
+
+    G (n_g, n_pairs) is gathered, O (n_o, n_pairs) stays. Returns counts of exceedances
+    (n_g, n_o), the family statistic per permutation and optionally the null itself.
+    """
+    ii, jj = _pair_index(n)
+    ii, jj = jnp.asarray(ii), jnp.asarray(jj)
+
+    def perm_of(pid):
+        safe = jnp.clip(pid, 0, n_perm - 1)
+        if exact:
+            p = table[safe]
+        else:
+            p = _random_permutation(key, safe, n)
+        return jnp.argsort(p) if invert else p
+
+    def body(counts, pids):
+        perms = jax.vmap(perm_of)(pids)                               # (c, n)
+        idx = jax.vmap(lambda p: _permute_condensed(p, ii, jj, n))(perms)  # (c, n_pairs)
+        null = jnp.einsum("gcm,om->cgo", G[:, idx], O)               # (c, n_g, n_o)
+        valid = (pids >= 0) & (pids < n_perm)
+        hit = _exceed_tol(null, obs[None], alternative) & valid[:, None, None]
+        fam = _family_stat(null, alternative)
+        return counts + hit.sum(0), (fam, null if return_null else None)
+
+    counts0 = jnp.zeros(obs.shape, jnp.int32)
+    counts, (fam, null) = jax.lax.scan(body, counts0, ids.reshape(-1, chunk))
+    fam = fam.reshape(-1)
+    if return_null:
+        null = null.reshape((-1,) + obs.shape)
+    return counts, fam, null
+
+
+@partial(jax.jit, static_argnames=("n", "chunk", "exact", "invert", "alternative",
+                                   "return_null", "n_perm", "n_dev"))
+def _null_all(G, O, ids, key, table, obs, *, n, chunk, exact, invert, alternative,
+              return_null, n_perm, n_dev):
+    kw = dict(n=n, chunk=chunk, exact=exact, invert=invert, alternative=alternative,
+              return_null=return_null, n_perm=n_perm)
+    if n_dev == 1:
+        return _null_block(G, O, ids, key, table, obs=obs, **kw)
+    mesh = Mesh(np.array(jax.devices()[:n_dev]), ("d",))
+
+    def local(G, O, ids, key, table, obs):
+        c, fam, null = _null_block(G, O, ids, key, table, obs=obs, **kw)
+        return jax.lax.psum(c, "d"), fam, null
+
+    out_null = P("d") if return_null else None
+    f = jax.shard_map(local, mesh=mesh,
+                      in_specs=(P(), P(), P("d"), P(), P(), P()),
+                      out_specs=(P(), P("d"), out_null), check_vma=False)
+    return f(G, O, ids, key, table, obs)
+
+
+def _auto_chunk(n_gather: int, n_pairs: int, budget_bytes: int = 256 * 2**20) -> int:
+    per_perm = 4 * (3 * n_gather * n_pairs + n_pairs)
+    return int(max(1, min(1024, budget_bytes // max(per_perm, 1))))
+
+
+def rsa_permutation_test(A, B, *, method: str = "spearman", n_perm: int = 10_000, seed: int = 0,
+                         alternative: str = "greater", chunk_size: int | None = None,
+                         return_null: bool = False, n_devices: int | None = None
+                         ) -> RSAPermutationResult:
+    """Stimulus-label permutation test of every A x B RDM comparison, with FWE correction.
+
+    Stimulus labels of the ``A`` RDMs are permuted (rows and columns together), with the
+    same permutations for every cell. ``p = (1 + #{null >= r}) / (1 + n_perm)`` for
+    ``alternative="greater"`` (``"less"`` and ``"two-sided"`` likewise); ``p_fwe`` uses
+    the maximum statistic over all ``n_a x n_b`` cells. When ``n_stimuli! <= n_perm`` all
+    permutations are enumerated and ``p = #{null >= r} / n_stimuli!`` (identity included).
+
+    Parameters
+    ----------
+    A : array, shape (n_a, n_pairs)
+        E.g. model-layer RDMs.
+    B : array, shape (n_b, n_pairs)
+        E.g. subjects' brain RDMs.
+    method : {"spearman", "pearson", "cosine", "rho_a"}
+    n_perm : int
+        Number of random permutations.
+    seed : int
+        Permutation ``k`` is drawn from ``fold_in(PRNGKey(seed), k)``, so results do not
+        depend on ``chunk_size`` or on the number of devices.
+    alternative : {"greater", "less", "two-sided"}
+    chunk_size : int, optional
+        Permutations per step; bounds memory to about ``chunk_size * min(n_a, n_b) *
+        n_pairs * 12`` bytes. Chosen from a 256 MiB budget by default.
+    return_null : bool
+        Also return the (n_perm, n_a, n_b) null distribution.
+    n_devices : int, optional
+        Shard permutations over this many local devices (default: all).
+
+    Returns
+    -------
+    RSAPermutationResult
+    """
+    check_choice(method, "method", _DOT_METHODS)
+    check_alternative(alternative)
+    n_perm = check_positive_int(n_perm, "n_perm")
+    A = _as_rdms(A, "A", allow_nan=False)
+    B = _as_rdms(B, "B", allow_nan=False)
+    _check_pair(A, B)
+    _check_not_constant(A, "A")
+    _check_not_constant(B, "B")
+    n = n_stimuli_from_pairs(A.shape[1])
+    dt = _dtype()
+    TA = _transform(jnp.asarray(A, dt), method)
+    TB = _transform(jnp.asarray(B, dt), method)
+    obs = TA @ TB.T
+
+    exact = math.factorial(n) <= n_perm
+    if exact:
+        table = np.array(list(itertools.permutations(range(n))), dtype=np.int32)
+        n_perm = table.shape[0]
+    else:
+        table = np.zeros((1, n), np.int32)
+    # gather the side with fewer RDMs; permuting B by the inverse permutation is the same test
+    invert = B.shape[0] < A.shape[0]
+    G, O = (TB, TA) if invert else (TA, TB)
+    obs_go = obs.T if invert else obs
+
+    n_dev = int(n_devices or jax.local_device_count())
+    n_dev = max(1, min(n_dev, jax.local_device_count(), n_perm))
+    chunk = int(chunk_size) if chunk_size else _auto_chunk(G.shape[0], G.shape[1])
+    chunk = max(1, min(chunk, -(-n_perm // n_dev)))
+    per_dev = -(-n_perm // (n_dev * chunk)) * chunk
+    ids = np.full(n_dev * per_dev, -1, np.int32)
+    ids[:n_perm] = np.arange(n_perm, dtype=np.int32)
+
+    counts, fam, null = _null_all(
+        G, O, jnp.asarray(ids), jax.random.PRNGKey(seed), jnp.asarray(table), obs_go,
+        n=n, chunk=chunk, exact=exact, invert=invert, alternative=alternative,
+        return_null=return_null, n_perm=n_perm, n_dev=n_dev)
+    fam = fam[jnp.asarray(ids >= 0)]
+    count_fwe = jnp.sum(_exceed_tol(fam[:, None, None], obs_go[None], alternative), axis=0)
+    if invert:
+        counts, count_fwe = counts.T, count_fwe.T
+        if return_null:
+            null = jnp.swapaxes(null, 1, 2)
+    if exact:
+        p = counts / n_perm
+        p_fwe = count_fwe / n_perm
+    else:
+        p = (1.0 + counts) / (1.0 + n_perm)
+        p_fwe = (1.0 + count_fwe) / (1.0 + n_perm)
+    if return_null:
+        null = null[jnp.asarray(ids >= 0)]
+    return RSAPermutationResult(obs, p.astype(dt), p_fwe.astype(dt),
+                                null if return_null else None, int(n_perm), bool(exact))
+
+
+# --------------------------------------------------------------------------- masked comparisons
+
+
+def _masked_compare(A: jax.Array, B: jax.Array, w: jax.Array, method: str) -> jax.Array:
+    """``compare`` restricted to entries where ``w`` (n_pairs,) is true -> (n_a, n_b)."""
+    wf = w.astype(A.dtype)
+    m = jnp.sum(wf)
+
+    def ranks(V):
+        return _rankdata(jnp.where(w[None, :], V, jnp.inf))
+
+    if method in ("spearman", "rho_a"):
+        A, B = ranks(A), ranks(B)
+    if method == "cosine":
+        num = (A * wf) @ B.T
+        den = jnp.sqrt(jnp.sum(A * A * wf, -1))[:, None] * jnp.sqrt(jnp.sum(B * B * wf, -1))[None, :]
+        return num / den
+    Ac = (A - jnp.sum(jnp.where(w, A, 0.0), -1, keepdims=True) / m) * wf
+    Bc = (B - jnp.sum(jnp.where(w, B, 0.0), -1, keepdims=True) / m) * wf
+    Ac, Bc = jnp.where(w, Ac, 0.0), jnp.where(w, Bc, 0.0)
+    num = Ac @ Bc.T
+    if method == "rho_a":
+        return 12.0 * num / (m**3 - m)
+    den = jnp.linalg.norm(Ac, axis=-1)[:, None] * jnp.linalg.norm(Bc, axis=-1)[None, :]
+    return num / den
+
+
+# --------------------------------------------------------------------------- bootstrap
+
+
+class RSABootstrapResult(NamedTuple):
+    """Result of :func:`rsa_bootstrap`.
+
+    Attributes
+    ----------
+    r : array (n_a, n_b)
+        Similarity on the original stimuli.
+    ci : array (2, n_a, n_b)
+        Percentile confidence interval (low, high) per cell.
+    diff_ci : array (2, n_a, n_a, n_b)
+        Percentile CI of ``r[i, b] - r[j, b]`` (row i of A minus row j).
+    diff_p : array (n_a, n_a, n_b)
+        Two-sided bootstrap p-value that the difference is zero.
+    boot : array (n_boot, n_a, n_b)
+        Bootstrap distribution.
+    """
+
+    r: jax.Array
+    ci: jax.Array
+    diff_ci: jax.Array
+    diff_p: jax.Array
+    boot: jax.Array
+
+
+@partial(jax.jit, static_argnames=("method", "n", "chunk"))
+def _bootstrap(A, B, idx, *, method, n, chunk):
+    ii, jj = _pair_index(n)
+
+    def one(sample):
+        si, sj = sample[ii], sample[jj]
+        w = si != sj
+        k = _condensed(jnp.minimum(si, sj), jnp.maximum(si, sj), n)
+        k = jnp.where(w, k, 0)
+        return _masked_compare(A[:, k], B[:, k], w, method)
+
+    return jax.lax.map(one, idx, batch_size=chunk)
+
+
+def rsa_bootstrap(A, B, *, method: str = "spearman", n_boot: int = 1000, seed: int = 0,
+                  ci: float = 0.95, chunk_size: int = 8) -> RSABootstrapResult:
+    """Bootstrap over stimuli: percentile CIs per cell and for differences between rows of A.
+
+    Each bootstrap sample draws ``n_stimuli`` stimuli with replacement and rebuilds the
+    RDMs from them; pairs of a stimulus with its own copy (zero by construction) are
+    dropped. The same samples serve every cell, so differences between layers (rows of
+    ``A``) are paired.
+
+    Parameters
+    ----------
+    A : array, shape (n_a, n_pairs)
+    B : array, shape (n_b, n_pairs)
+    method : {"spearman", "pearson", "cosine", "rho_a"}
+    n_boot : int
+    seed : int
+    ci : float
+        Coverage of the percentile intervals.
+    chunk_size : int
+        Bootstrap samples evaluated at once (memory only; no effect on the result).
+    """
+    check_choice(method, "method", _DOT_METHODS)
+    n_boot = check_positive_int(n_boot, "n_boot")
+    if not 0 < ci < 1:
+        raise InvalidOptionError(f"ci must be in (0, 1), got {ci}")
+    A = _as_rdms(A, "A", allow_nan=False)
+    B = _as_rdms(B, "B", allow_nan=False)
+    _check_pair(A, B)
+    _check_not_constant(A, "A")
+    _check_not_constant(B, "B")
+    n = n_stimuli_from_pairs(A.shape[1])
+    dt = _dtype()
+    Aj, Bj = jnp.asarray(A, dt), jnp.asarray(B, dt)
+    keys = jax.random.split(jax.random.PRNGKey(seed), n_boot)
+    idx = jax.vmap(lambda k: jax.random.randint(k, (n,), 0, n))(keys)
+    boot = _bootstrap(Aj, Bj, idx, method=method, n=n, chunk=int(chunk_size))
+    r = _compare_jit(Aj, Bj, method)
+    q = jnp.asarray([(1 - ci) / 2 * 100, (1 + ci) / 2 * 100], dt)
+    cis = jnp.nanpercentile(boot, q, axis=0)
+    diff = boot[:, :, None, :] - boot[:, None, :, :]
+    diff_ci = jnp.nanpercentile(diff, q, axis=0)
+    le = jnp.nanmean((diff <= 0).astype(dt), axis=0)
+    ge = jnp.nanmean((diff >= 0).astype(dt), axis=0)
+    diff_p = jnp.minimum(1.0, 2 * jnp.minimum(le, ge))
+    eye = jnp.eye(A.shape[0], dtype=bool)[:, :, None]
+    diff_p = jnp.where(eye, 1.0, diff_p)
+    return RSABootstrapResult(r, cis, diff_ci, diff_p, boot)
+
+
+# --------------------------------------------------------------------------- noise ceiling
+
+
+class NoiseCeiling(NamedTuple):
+    """Noise ceiling (Nili et al. 2014).
+
+    Attributes
+    ----------
+    lower, upper : float arrays, shape ()
+        Mean over subjects of each subject's similarity to the pooled RDM of the other
+        subjects (lower) or of all subjects (upper).
+    lower_per_subject, upper_per_subject : arrays, shape (n_subjects,)
+    """
+
+    lower: jax.Array
+    upper: jax.Array
+    lower_per_subject: jax.Array
+    upper_per_subject: jax.Array
+
+
+def _pool_transform(B: jax.Array, method: str) -> jax.Array:
+    """Per-subject rows transformed so their mean is the pooled RDM for ``method``."""
+    if method in ("spearman", "rho_a", "tau_a"):
+        return _rankdata(B)
+    if method == "pearson":
+        return _zscore_rows(B)
+    if method == "cosine":
+        return B / jnp.sqrt(jnp.mean(B * B, -1, keepdims=True))
+    raise ValueError(method)  # pragma: no cover
+
+
+@partial(jax.jit, static_argnames=("method",))
+def _noise_ceiling(B, method):
+    T = _pool_transform(B, method)
+    k = B.shape[0]
+    total = T.sum(0)
+    loo = (total[None, :] - T) / (k - 1)             # (k, n_pairs) pooled others
+    allm = jnp.broadcast_to(total / k, T.shape)
+
+    def sim(x, y):
+        return jnp.diagonal(_compare_jit(x, y, method))
+
+    return sim(loo, B), sim(allm, B)
+
+
+def noise_ceiling(B, *, method: str = "spearman") -> NoiseCeiling:
+    """Lower and upper bounds on the similarity any model can reach with subjects' RDMs.
+
+    As rsatoolbox's ``boot_noise_ceiling`` (leave-one-subject-out): lower = each subject
+    vs the pooled RDM of the others, upper = each subject vs the pooled RDM of all,
+    averaged over subjects. Pooling follows the method (mean ranks for rank methods,
+    mean z-scored RDMs for ``pearson``, mean RMS-normalised RDMs for ``cosine``).
+
+    Parameters
+    ----------
+    B : array, shape (n_subjects, n_pairs), n_subjects >= 2
+    method : {"spearman", "pearson", "cosine", "rho_a", "tau_a"}
+    """
+    check_choice(method, "method", METHODS)
+    B = _as_rdms(B, "B", allow_nan=False)
+    if B.shape[0] < 2:
+        raise ShapeMismatchError("a noise ceiling needs RDMs from at least 2 subjects")
+    _check_not_constant(B, "B")
+    lo, up = _noise_ceiling(jnp.asarray(B, _dtype()), method)
+    return NoiseCeiling(lo.mean(), up.mean(), lo, up)
+
+
+# --------------------------------------------------------------------------- partial comparison
+
+
+@partial(jax.jit, static_argnames=("method",))
+def _partial(A, B, C, method):
+    if method == "spearman":
+        A, B, C = _rankdata(A), _rankdata(B), _rankdata(C)
+    design = jnp.concatenate([jnp.ones((A.shape[1], 1), A.dtype), C.T], axis=1)
+    coef, *_ = jnp.linalg.lstsq(design, A.T)
+    resid = A - (design @ coef).T
+    return _zscore_rows(resid) @ _zscore_rows(B).T
+
+
+def partial_compare(A, B, control, *, method: str = "spearman") -> jax.Array:
+    """Compare ``A`` with ``B`` after regressing the ``control`` RDMs out of ``A``.
+
+    The control RDMs (e.g. a spectrogram-distance RDM) and an intercept are regressed out
+    of each A RDM by least squares on the condensed vectors; the residuals are correlated
+    with B (a semi-partial correlation). For ``spearman`` every RDM is rank-transformed
+    first (semi-partial rank correlation).
+
+    Parameters
+    ----------
+    A : array, shape (n_a, n_pairs)
+    B : array, shape (n_b, n_pairs)
+    control : array, shape (n_control, n_pairs)
+    method : {"spearman", "pearson"}
+
+    Returns
+    -------
+    array, shape (n_a, n_b)
+    """
+    check_choice(method, "method", ("spearman", "pearson"))
+    A = _as_rdms(A, "A", allow_nan=False)
+    B = _as_rdms(B, "B", allow_nan=False)
+    C = _as_rdms(control, "control", allow_nan=False)
+    _check_pair(A, B)
+    _check_pair(A, C)
+    for x, name in ((A, "A"), (B, "B"), (C, "control")):
+        _check_not_constant(x, name)
+    dt = _dtype()
+    return _partial(jnp.asarray(A, dt), jnp.asarray(B, dt), jnp.asarray(C, dt), method)
+
+
+# --------------------------------------------------------------------------- cross-validated layer choice
+
+
+class CVBestLayerResult(NamedTuple):
+    """Result of :func:`cv_best_layer`.
+
+    Attributes
+    ----------
+    best_layer : int array (n_folds, n_subjects)
+        Layer chosen on the training cells of each fold, per subject.
+    fold_scores : array (n_folds, n_subjects)
+        Similarity of the chosen layer on the held-out cells.
+    score : array (n_subjects,)
+        Mean of ``fold_scores`` over folds: the cross-validated score per subject.
+    """
+
+    best_layer: jax.Array
+    fold_scores: jax.Array
+    score: jax.Array
+
+
+@partial(jax.jit, static_argnames=("method", "n"))
+def _cv_best_layer(A, B, test_masks, *, method, n):
+    ii, jj = _pair_index(n)
+
+    def fold(held):
+        train = ~held[ii] & ~held[jj]
+        test = held[ii] & held[jj]
+        s_train = _masked_compare(A, B, train, method)
+        s_test = _masked_compare(A, B, test, method)
+        best = jnp.argmax(s_train, axis=0)
+        return best, jnp.take_along_axis(s_test, best[None, :], axis=0)[0]
+
+    best, scores = jax.vmap(fold)(test_masks)
+    return best, scores, scores.mean(0)
+
+
+def cv_best_layer(A_layers, B, *, folds=5, method: str = "spearman", seed: int = 0,
+                  stratify=None) -> CVBestLayerResult:
+    """Cross-validated best-layer selection over stimulus folds.
+
+    For each fold, the layer is chosen on the RDM cells that touch no held-out stimulus
+    and scored on the cells among held-out stimuli, so the choice never sees the test
+    cells.
+
+    Parameters
+    ----------
+    A_layers : array, shape (n_layers, n_pairs)
+    B : array, shape (n_subjects, n_pairs)
+    folds : int or fold specification
+        See :func:`alignjax.resolve_folds`; each test fold needs at least 3 stimuli.
+    method : {"spearman", "pearson", "cosine", "rho_a"}
+    seed : int
+        Shuffling seed for integer ``folds``.
+    stratify : sequence, optional
+        Category per stimulus for stratified folds.
+    """
+    check_choice(method, "method", _DOT_METHODS)
+    A = _as_rdms(A_layers, "A_layers", allow_nan=False)
+    B = _as_rdms(B, "B", allow_nan=False)
+    _check_pair(A, B)
+    n = n_stimuli_from_pairs(A.shape[1])
+    masks = resolve_folds(folds, n, seed=seed, stratify=stratify)
+    if masks.sum(1).min() < 3:
+        raise AlignjaxInputError("every test fold needs at least 3 stimuli (3 held-out pairs)")
+    dt = _dtype()
+    best, scores, mean = _cv_best_layer(jnp.asarray(A, dt), jnp.asarray(B, dt),
+                                        jnp.asarray(masks), method=method, n=n)
+    return CVBestLayerResult(best, scores, mean)
