@@ -39,8 +39,51 @@ def _cmd_info(args) -> int:
     return 0
 
 
+def _add_rsa(sub) -> None:
+    p = sub.add_parser(
+        "rsa", help="RSA of model layers against per-subject brain RDMs, with permutation tests",
+        description="Build an RDM per layer and per subject (stimuli matched by id), compare "
+                    "them with a stimulus-permutation test (max-statistic FWE correction), "
+                    "compute the noise ceiling, and write rsa.csv, rsa.json and rsa.png.")
+    p.add_argument("--features", required=True,
+                   help="feature store, directory of per-layer .npy (+ stimulus_ids.txt), or .npz")
+    p.add_argument("--brain", required=True,
+                   help=".npz/.h5/.npy/.csv of per-subject (n_stimuli, n_voxels) responses with stimulus ids")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--method", default="spearman", choices=["spearman", "pearson", "cosine", "rho_a"])
+    p.add_argument("--metric", default="correlation",
+                   choices=["correlation", "cosine", "euclidean", "sqeuclidean"],
+                   help="distance for the model RDMs")
+    p.add_argument("--brain-metric", default="correlation",
+                   choices=["correlation", "cosine", "euclidean", "sqeuclidean"])
+    p.add_argument("--n-perm", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--alternative", default="greater", choices=["greater", "less", "two-sided"])
+    p.add_argument("--layers", default=None, help="comma-separated layer names (default: all)")
+    p.set_defaults(func=_cmd_rsa)
+
+
+def _cmd_rsa(args) -> int:
+    from .studies.rsa import run_rsa
+
+    summary = run_rsa(args.features, args.brain, args.out, method=args.method,
+                      metric=args.metric, brain_metric=args.brain_metric, n_perm=args.n_perm,
+                      seed=args.seed, alternative=args.alternative,
+                      layers=args.layers.split(",") if args.layers else None)
+    nc = summary["noise_ceiling"]
+    print(f"RSA of {len(summary['layers'])} layers x {len(summary['subjects'])} subjects "
+          f"({summary['n_stimuli']} stimuli, {summary['n_perm']} permutations) "
+          f"in {summary['seconds']:.1f} s")
+    print(f"best layer (group RDM): {summary['best_layer_group']}")
+    if nc:
+        print(f"noise ceiling: [{nc['lower']:.3f}, {nc['upper']:.3f}]")
+    print(f"wrote {args.out}/rsa.csv, rsa.json, rsa.png")
+    return 0
+
+
 _COMMANDS = [
     _add_info,
+    _add_rsa,
 ]
 
 

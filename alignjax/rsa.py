@@ -431,7 +431,8 @@ class RSABootstrapResult(NamedTuple):
     diff_ci : array (2, n_a, n_a, n_b)
         Percentile CI of ``r[i, b] - r[j, b]`` (row i of A minus row j).
     diff_p : array (n_a, n_a, n_b)
-        Two-sided bootstrap p-value that the difference is zero.
+        Two-sided bootstrap p-value that the difference is zero,
+        ``min(1, 2 * min((1 + #{d <= 0}), (1 + #{d >= 0})) / (1 + n_boot))``.
     boot : array (n_boot, n_a, n_b)
         Bootstrap distribution.
     """
@@ -498,9 +499,10 @@ def rsa_bootstrap(A, B, *, method: str = "spearman", n_boot: int = 1000, seed: i
     cis = jnp.nanpercentile(boot, q, axis=0)
     diff = boot[:, :, None, :] - boot[:, None, :, :]
     diff_ci = jnp.nanpercentile(diff, q, axis=0)
-    le = jnp.nanmean((diff <= 0).astype(dt), axis=0)
-    ge = jnp.nanmean((diff >= 0).astype(dt), axis=0)
-    diff_p = jnp.minimum(1.0, 2 * jnp.minimum(le, ge))
+    ok = jnp.sum(~jnp.isnan(diff), axis=0)
+    le = (1.0 + jnp.sum(diff <= 0, axis=0)) / (1.0 + ok)
+    ge = (1.0 + jnp.sum(diff >= 0, axis=0)) / (1.0 + ok)
+    diff_p = jnp.minimum(1.0, 2 * jnp.minimum(le, ge)).astype(dt)
     eye = jnp.eye(A.shape[0], dtype=bool)[:, :, None]
     diff_p = jnp.where(eye, 1.0, diff_p)
     return RSABootstrapResult(r, cis, diff_ci, diff_p, boot)
