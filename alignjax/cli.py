@@ -60,13 +60,22 @@ def _add_rsa(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--alternative", default="greater", choices=["greater", "less", "two-sided"])
     p.add_argument("--layers", default=None, help="comma-separated layer names (default: all)")
+    p.add_argument("--n-boot", type=int, default=0,
+                   help="stimulus-bootstrap samples for 95%% CIs of the group RSA (0: none)")
+    p.add_argument("--control", default=None, metavar="FEATURES[:LAYER]",
+                   help="regress this RDM (e.g. a spectrogram store) out of each layer's RDM "
+                        "and report the partial group RSA too")
     p.set_defaults(func=_cmd_rsa)
 
 
 def _cmd_rsa(args) -> int:
     from .studies.rsa import run_rsa
 
+    control, control_layer = None, None
+    if args.control:
+        control, _, control_layer = args.control.partition(":")
     summary = run_rsa(args.features, args.brain, args.out, method=args.method,
+                      n_boot=args.n_boot, control=control, control_layer=control_layer or None,
                       metric=args.metric, brain_metric=args.brain_metric, n_perm=args.n_perm,
                       seed=args.seed, alternative=args.alternative,
                       layers=args.layers.split(",") if args.layers else None)

@@ -1,4 +1,4 @@
-"""RSA study: model-layer RDMs vs per-subject brain RDMs, with permutation statistics."""
+"""RSA studies: model-layer RDMs vs brain RDMs (per subject) or behavioural RDMs."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from typing import Sequence
 import numpy as np
 
 from .._validation import StimulusMismatchError
-from ..rdm import rdm
-from ..rsa import noise_ceiling, rsa_permutation_test
+from ..rdm import rdm, rdm_from_distributions
+from ..rsa import noise_ceiling, partial_compare, rsa_bootstrap, rsa_permutation_test
 from ..store import load_layers, load_responses
+
+__all__ = ["run_rsa", "run_behaviour_rsa", "layer_rdms"]
 
 
 def layer_rdms(layer_set, *, metric: str, progress: bool = True) -> np.ndarray:
@@ -22,70 +24,118 @@ def layer_rdms(layer_set, *, metric: str, progress: bool = True) -> np.ndarray:
     from tqdm.auto import tqdm
 
     out = []
-    for name, X in tqdm(list(zip(layer_set.names, layer_set.arrays)), desc="layer RDMs",
-                        unit="layer", disable=not progress):
+    for X in tqdm(layer_set.arrays, desc="layer RDMs", unit="layer", disable=not progress,
+                  leave=False):
         X = np.asarray(X, dtype=np.float32)
-        X = X.reshape(X.shape[0], -1)
-        out.append(np.asarray(rdm(X, metric=metric, stimulus_ids=layer_set.stimulus_ids)))
+        out.append(np.asarray(rdm(X.reshape(X.shape[0], -1), metric=metric,
+                                  stimulus_ids=layer_set.stimulus_ids)))
     return np.stack(out)
+
+
+def _layers_with_ids(features, layers):
+    ls = load_layers(features, layers=layers)
+    if ls.stimulus_ids is None:
+        raise StimulusMismatchError(
+            f"{features}: the features carry no stimulus ids, so they cannot be matched to the "
+            "brain or behaviour data; use a feature store, or put a stimulus_ids.txt (one id per "
+            "line) next to the .npy files"
+        )
+    return ls
+
+
+def _write_table(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _save_figure(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _control_rdm(control, control_layer, ids, metric):
+    cls = _layers_with_ids(control, [control_layer] if control_layer else None)
+    from .._validation import match_ids
+
+    idx = match_ids(ids, cls.stimulus_ids, what="the features", other_what=f"the control {control}")
+    X = np.asarray(cls.arrays[0], dtype=np.float32)[idx]
+    return np.asarray(rdm(X.reshape(X.shape[0], -1), metric=metric)), cls.names[0]
 
 
 def run_rsa(features, brain, out: str | os.PathLike, *, method: str = "spearman",
             metric: str = "correlation", brain_metric: str = "correlation", n_perm: int = 10_000,
             seed: int = 0, alternative: str = "greater", layers: Sequence[str] | None = None,
+            n_boot: int = 0, control=None, control_layer: str | None = None,
             progress: bool = True) -> dict:
     """Run RSA between every layer of ``features`` and every subject of ``brain``.
 
     Writes ``rsa.csv`` (layer, subject, r, p, p_fwe, noise ceiling; subject ``group`` is
     the RDM averaged over subjects), ``rsa.json`` (everything, with settings and timing) and
-    ``rsa.png`` (RSA per layer with the noise-ceiling band; FWE-significant layers marked).
-    Stimuli are matched by id; every feature stimulus must be present in ``brain``.
+    ``rsa.png`` (RSA per layer with the noise-ceiling band; layers whose group-level
+    ``p_fwe < 0.05`` marked). Stimuli are matched by id; every feature stimulus must be
+    present in ``brain``.
+
+    ``n_boot > 0`` adds stimulus-bootstrap 95% CIs for the group RSA per layer; ``control``
+    (a store or layer directory; ``control_layer`` picks its layer, default the first)
+    adds the group RSA after regressing that RDM out of each layer's RDM
+    (:func:`alignjax.partial_compare`), e.g. to discount spectrogram similarity.
     """
     t0 = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ls = load_layers(features, layers=layers)
-    if ls.stimulus_ids is None:
-        raise StimulusMismatchError(
-            f"{features}: the features carry no stimulus ids, so they cannot be matched to the "
-            "brain data; use a feature store, or put a stimulus_ids.txt (one id per line) next "
-            "to the .npy files"
-        )
+    ls = _layers_with_ids(features, layers)
     resp = load_responses(brain).aligned_to(ls.stimulus_ids, what=f"the features ({features})")
     subjects = list(resp.subjects)
     model = layer_rdms(ls, metric=metric, progress=progress)
     sub = np.stack([np.asarray(rdm(resp.subjects[s], metric=brain_metric,
                                    stimulus_ids=resp.stimulus_ids)) for s in subjects])
     multi = len(subjects) > 1
+    group = sub.mean(0, keepdims=True)
     kw = dict(method=method, n_perm=n_perm, seed=seed, alternative=alternative)
     # FWE over the layers x subjects family; separately over layers for the group RDM
     indiv = rsa_permutation_test(model, sub, **kw)
-    grp = rsa_permutation_test(model, sub.mean(0, keepdims=True), **kw) if multi else indiv
+    grp = rsa_permutation_test(model, group, **kw) if multi else indiv
     nc = noise_ceiling(sub, method=method) if multi else None
+    boot_ci = None
+    if n_boot:
+        boot_ci = np.asarray(rsa_bootstrap(model, group, method=method, n_boot=n_boot,
+                                           seed=seed).ci)[:, :, 0]
+    partial, control_name = None, None
+    if control is not None:
+        crdm, control_name = _control_rdm(control, control_layer, ls.stimulus_ids, metric)
+        pm = "spearman" if method in ("spearman", "rho_a") else "pearson"
+        partial = np.asarray(partial_compare(model, group, crdm, method=pm))[:, 0]
     names = subjects + (["group"] if multi else [])
     rows = []
     for li, layer in enumerate(ls.names):
         for si, sname in enumerate(names):
             src, col = (grp, 0) if sname == "group" else (indiv, si)
+            is_group = sname == "group" or not multi
             rows.append({
                 "layer": layer, "subject": sname,
                 "r": float(np.asarray(src.r)[li, col]),
                 "p": float(np.asarray(src.p)[li, col]),
                 "p_fwe": float(np.asarray(src.p_fwe)[li, col]),
+                "ci_low": float(boot_ci[0, li]) if boot_ci is not None and is_group else None,
+                "ci_high": float(boot_ci[1, li]) if boot_ci is not None and is_group else None,
+                "r_partial": float(partial[li]) if partial is not None and is_group else None,
                 "noise_ceiling_lower": float(nc.lower) if multi else None,
                 "noise_ceiling_upper": float(nc.upper) if multi else None,
             })
-    group_r = np.asarray(grp.r)[:, 0] if multi else np.asarray(indiv.r)[:, 0]
-    with open(out / "rsa.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    _write_table(out / "rsa.csv", rows)
+    group_r = np.asarray(grp.r)[:, 0]
     summary = {
         "analysis": "rsa", "features": str(features), "brain": str(brain),
         "method": method, "metric": metric, "brain_metric": brain_metric, "n_perm": indiv.n_perm,
-        "exact": indiv.exact, "seed": seed, "alternative": alternative,
+        "exact": indiv.exact, "seed": seed, "alternative": alternative, "n_boot": n_boot,
+        "control": None if control is None else f"{control}:{control_name}",
         "n_stimuli": len(ls.stimulus_ids), "layers": ls.names, "subjects": subjects,
         "noise_ceiling": {"lower": float(nc.lower), "upper": float(nc.upper)} if multi else None,
+        "group_r": group_r.tolist(), "group_p_fwe": np.asarray(grp.p_fwe)[:, 0].tolist(),
         "best_layer_group": ls.names[int(np.argmax(group_r))],
         "rows": rows, "seconds": time.perf_counter() - t0,
     }
@@ -93,14 +143,47 @@ def run_rsa(features, brain, out: str | os.PathLike, *, method: str = "spearman"
         json.dump(summary, fh, indent=1)
     from ..report.rsa import plot_rsa_layers
 
-    fig = plot_rsa_layers(
-        ls.names, np.asarray(indiv.r),
-        group_p_fwe=np.asarray(grp.p_fwe)[:, 0],
+    _save_figure(plot_rsa_layers(
+        ls.names, np.asarray(indiv.r), group_p_fwe=np.asarray(grp.p_fwe)[:, 0],
         noise_ceiling=(float(nc.lower), float(nc.upper)) if multi else None,
         title=f"RSA ({method}) of {Path(str(features)).name} with {Path(str(brain)).name}",
-        ylabel=f"RSA ({method})")
-    fig.savefig(out / "rsa.png")
-    import matplotlib.pyplot as plt
+        ylabel=f"RSA ({method})"), out / "rsa.png")
+    return summary
 
-    plt.close(fig)
+
+def run_behaviour_rsa(features, counts: np.ndarray, out: str | os.PathLike, *,
+                      judgement_name: str = "judgements", metric: str = "symmetric_kl",
+                      method: str = "spearman", n_perm: int = 10_000, seed: int = 0,
+                      layers: Sequence[str] | None = None, smoothing: float = 1e-2,
+                      progress: bool = True) -> dict:
+    """RSA of every layer against an RDM of human judgement distributions.
+
+    ``counts`` (n_stimuli, n_categories) must be in the row order of the store's valid
+    stimuli. Writes ``behaviour_rsa.csv``, ``behaviour_rsa.json`` and ``behaviour_rsa.png``.
+    """
+    t0 = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ls = _layers_with_ids(features, layers)
+    target = np.asarray(rdm_from_distributions(counts, metric=metric, smoothing=smoothing))
+    model = layer_rdms(ls, metric="correlation", progress=progress)
+    res = rsa_permutation_test(model, target, method=method, n_perm=n_perm, seed=seed)
+    rows = [{"layer": layer, "judgements": judgement_name, "r": float(res.r[li, 0]),
+             "p": float(res.p[li, 0]), "p_fwe": float(res.p_fwe[li, 0])}
+            for li, layer in enumerate(ls.names)]
+    _write_table(out / "behaviour_rsa.csv", rows)
+    r = np.asarray(res.r)[:, 0]
+    summary = {"analysis": "behaviour_rsa", "features": str(features),
+               "judgements": judgement_name, "metric": metric, "method": method,
+               "n_perm": res.n_perm, "seed": seed, "layers": ls.names, "group_r": r.tolist(),
+               "group_p_fwe": np.asarray(res.p_fwe)[:, 0].tolist(),
+               "best_layer_group": ls.names[int(np.argmax(r))], "rows": rows,
+               "seconds": time.perf_counter() - t0}
+    with open(out / "behaviour_rsa.json", "w") as fh:
+        json.dump(summary, fh, indent=1)
+    from ..report.rsa import plot_rsa_layers
+
+    _save_figure(plot_rsa_layers(ls.names, r[:, None], group_p_fwe=np.asarray(res.p_fwe)[:, 0],
+                                 title=f"RSA with {judgement_name} judgements ({metric})",
+                                 ylabel=f"RSA ({method})"), out / "behaviour_rsa.png")
     return summary

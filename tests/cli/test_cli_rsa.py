@@ -57,3 +57,17 @@ def test_info_runs_as_a_console_script():
     out = subprocess.run([sys.executable, "-m", "alignjax.cli", "info"], capture_output=True,
                          text=True, check=True).stdout
     assert "jax backend" in out and "x64 enabled" in out
+
+
+def test_rsa_cli_bootstrap_and_control(tmp_path, rng):
+    _make_inputs(tmp_path, rng)
+    out = tmp_path / "out"
+    rc = main(["rsa", "--features", str(tmp_path / "store"), "--brain", str(tmp_path / "brain.npz"),
+               "--out", str(out), "--n-perm", "50", "--n-boot", "30",
+               "--control", f"{tmp_path / 'store'}:noise"])
+    assert rc == 0
+    rows = [r for r in csv.DictReader(open(out / "rsa.csv")) if r["subject"] == "group"]
+    for r in rows:
+        assert float(r["ci_low"]) <= float(r["r"]) <= float(r["ci_high"])
+    noise = [r for r in rows if r["layer"] == "noise"][0]
+    assert abs(float(noise["r_partial"])) < 1e-4  # a layer regressed on itself leaves nothing
