@@ -585,7 +585,11 @@ def _partial(A, B, C, method):
     design = jnp.concatenate([jnp.ones((A.shape[1], 1), A.dtype), C.T], axis=1)
     coef, *_ = jnp.linalg.lstsq(design, A.T)
     resid = A - (design @ coef).T
-    return _zscore_rows(resid) @ _zscore_rows(B).T
+    # nothing left after regressing out the control: the partial correlation is undefined
+    scale = jnp.linalg.norm(A - A.mean(-1, keepdims=True), axis=-1)
+    empty = jnp.linalg.norm(resid, axis=-1) <= 1e-4 * scale
+    r = _zscore_rows(resid) @ _zscore_rows(B).T
+    return jnp.where(empty[:, None], jnp.nan, r)
 
 
 def partial_compare(A, B, control, *, method: str = "spearman") -> jax.Array:
@@ -594,7 +598,8 @@ def partial_compare(A, B, control, *, method: str = "spearman") -> jax.Array:
     The control RDMs (e.g. a spectrogram-distance RDM) and an intercept are regressed out
     of each A RDM by least squares on the condensed vectors; the residuals are correlated
     with B (a semi-partial correlation). For ``spearman`` every RDM is rank-transformed
-    first (semi-partial rank correlation).
+    first (semi-partial rank correlation). Rows of A that the controls explain entirely
+    (residual norm below 1e-4 of the centred row's) give NaN: nothing is left to compare.
 
     Parameters
     ----------
