@@ -90,9 +90,76 @@ def _cmd_rsa(args) -> int:
     return 0
 
 
+def _add_demo(sub) -> None:
+    p = sub.add_parser(
+        "demo", help="run the embedded demo end to end (offline) and write an HTML report",
+        description="Synthesise labelled sounds, extract features from several models, plant "
+                    "simulated brain responses in one layer, run RSA, encoding and probes, and "
+                    "write report.html comparing the findings with the planted ground truth.")
+    p.add_argument("--out", default="demo-out", help="output directory (default %(default)s)")
+    p.add_argument("--n-stimuli", type=int, default=165)
+    p.add_argument("--n-subjects", type=int, default=4)
+    p.add_argument("--n-voxels", type=int, default=200, help="voxels per subject")
+    p.add_argument("--n-perm", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_demo)
+
+
+def _cmd_demo(args) -> int:
+    from .studies.demo import run_demo
+
+    res = run_demo(args.out, n_stimuli=args.n_stimuli, n_subjects=args.n_subjects,
+                   n_voxels=args.n_voxels, n_perm=args.n_perm, seed=args.seed,
+                   progress=not args.no_progress)
+    return 0 if all(c["passed"] for c in res["checks"]) else 1
+
+
+def _add_run(sub) -> None:
+    p = sub.add_parser(
+        "run", help="run a pipeline described by a TOML file (steps skipped when unchanged)",
+        description="Validate the pipeline file and its inputs, then run each step (extraction "
+                    "per model, then each analysis per model) into its own folder; a step whose "
+                    "inputs and options are unchanged since its last run is skipped.")
+    p.add_argument("pipeline", help="pipeline TOML file")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    p.add_argument("--report", action="store_true", help="write report.html after the run")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_run)
+
+
+def _cmd_run(args) -> int:
+    from .pipeline import load_config, run_pipeline
+
+    run_pipeline(args.pipeline, dry_run=args.dry_run, progress=not args.no_progress)
+    if args.report and not args.dry_run:
+        from .report.html import build_report
+
+        print(f"report: {build_report(load_config(args.pipeline).out)}")
+    return 0
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="write a self-contained HTML report of a run directory")
+    p.add_argument("dir", help="run directory (the 'out' of a pipeline or the demo)")
+    p.add_argument("--out", default=None, help="HTML file (default DIR/report.html)")
+    p.add_argument("--title", default=None)
+    p.set_defaults(func=_cmd_report)
+
+
+def _cmd_report(args) -> int:
+    from .report.html import build_report
+
+    print(f"report: {build_report(args.dir, args.out, title=args.title)}")
+    return 0
+
+
 _COMMANDS = [
     _add_info,
     _add_rsa,
+    _add_run,
+    _add_report,
+    _add_demo,
 ]
 
 

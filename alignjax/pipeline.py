@@ -259,17 +259,29 @@ def _validate_inputs(cfg: Config) -> list:
 
 
 def _load_judgements(path: Path, ids: list[str], name: str):
+    """Judgement counts of the stimuli in ``ids`` that were judged, in ``ids`` order.
+
+    Returns ``(judged_ids, counts)``; every judged stimulus must be among ``ids``.
+    """
     import numpy as np
 
-    from ._validation import match_ids
+    from ._validation import StimulusMismatchError
 
     with np.load(path, allow_pickle=False) as z:
         if "stimulus_ids" not in z.files or "counts" not in z.files:
             raise PipelineError(f"judgement data {name!r} ({path}) needs arrays 'stimulus_ids' and "
                                 "'counts' (n_stimuli, n_categories)")
-        order = match_ids(ids, [str(s) for s in z["stimulus_ids"]], what="the stimuli",
-                          other_what=f"judgement data {name!r}")
-        return np.asarray(z["counts"], float)[order]
+        judged = [str(s) for s in z["stimulus_ids"]]
+        counts = np.asarray(z["counts"], float)
+    known = set(ids)
+    unknown = [s for s in judged if s not in known]
+    if unknown:
+        raise StimulusMismatchError(
+            f"judgement data {name!r} ({path}) has {len(unknown)} stimulus ids that are not among "
+            f"the stimuli (first: {unknown[:5]})")
+    pos = {s: k for k, s in enumerate(judged)}
+    order = [s for s in ids if s in pos]
+    return order, counts[[pos[s] for s in order]]
 
 
 # --------------------------------------------------------------------------- planning
@@ -344,8 +356,8 @@ def _runner(cfg: Config, a: dict, store: Path, out: Path, seed: int, progress: b
         from .store import open_store
 
         ids = open_store(store).valid_ids()
-        counts = _load_judgements(cfg.resolve(cfg.data[a["data"]]["path"]), ids, a["data"])
-        return run_behaviour_rsa(store, counts, out, judgement_name=a["data"],
+        judged, counts = _load_judgements(cfg.resolve(cfg.data[a["data"]]["path"]), ids, a["data"])
+        return run_behaviour_rsa(store, counts, out, stimulus_ids=judged, judgement_name=a["data"],
                                  metric=a.get("metric", "symmetric_kl"),
                                  method=a.get("method", "spearman"),
                                  n_perm=int(a.get("n_perm", 1000)), seed=seed, layers=layers,

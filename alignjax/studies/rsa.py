@@ -152,19 +152,28 @@ def run_rsa(features, brain, out: str | os.PathLike, *, method: str = "spearman"
 
 
 def run_behaviour_rsa(features, counts: np.ndarray, out: str | os.PathLike, *,
-                      judgement_name: str = "judgements", metric: str = "symmetric_kl",
+                      stimulus_ids: Sequence[str] | None = None, judgement_name: str = "judgements", metric: str = "symmetric_kl",
                       method: str = "spearman", n_perm: int = 10_000, seed: int = 0,
                       layers: Sequence[str] | None = None, smoothing: float = 1e-2,
                       progress: bool = True) -> dict:
     """RSA of every layer against an RDM of human judgement distributions.
 
-    ``counts`` (n_stimuli, n_categories) must be in the row order of the store's valid
-    stimuli. Writes ``behaviour_rsa.csv``, ``behaviour_rsa.json`` and ``behaviour_rsa.png``.
+    ``counts`` (n_judged, n_categories) holds the judgements of ``stimulus_ids`` (default:
+    every stimulus of the features, in their order); the layers are restricted to those
+    stimuli, matched by id. Writes ``behaviour_rsa.csv``, ``behaviour_rsa.json`` and
+    ``behaviour_rsa.png``.
     """
+    from .._validation import match_ids
+    from ..store import LayerSet
+
     t0 = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ls = _layers_with_ids(features, layers)
+    if stimulus_ids is not None:
+        idx = match_ids(stimulus_ids, ls.stimulus_ids, what=f"the {judgement_name} judgements",
+                        other_what=f"the features ({features})")
+        ls = LayerSet(ls.names, [np.asarray(a)[idx] for a in ls.arrays], list(stimulus_ids))
     target = np.asarray(rdm_from_distributions(counts, metric=metric, smoothing=smoothing))
     model = layer_rdms(ls, metric="correlation", progress=progress)
     res = rsa_permutation_test(model, target, method=method, n_perm=n_perm, seed=seed)
@@ -174,7 +183,7 @@ def run_behaviour_rsa(features, counts: np.ndarray, out: str | os.PathLike, *,
     _write_table(out / "behaviour_rsa.csv", rows)
     r = np.asarray(res.r)[:, 0]
     summary = {"analysis": "behaviour_rsa", "features": str(features),
-               "judgements": judgement_name, "metric": metric, "method": method,
+               "judgements": judgement_name, "n_stimuli": len(ls.stimulus_ids), "metric": metric, "method": method,
                "n_perm": res.n_perm, "seed": seed, "layers": ls.names, "group_r": r.tolist(),
                "group_p_fwe": np.asarray(res.p_fwe)[:, 0].tolist(),
                "best_layer_group": ls.names[int(np.argmax(r))], "rows": rows,

@@ -1,0 +1,263 @@
+"""Self-contained HTML report of a pipeline run directory (``alignjax report DIR``).
+
+The report reads what the steps wrote (``step.json``, ``*.json`` summaries, ``*.png``
+figures), embeds every figure as a base64 data URI, and adds RDMs ordered by stimulus
+category, the planted ground truth next to the findings when the run is the demo
+(``ground_truth.json``), and run metadata (versions, devices, seeds, timings).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import platform
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["build_report"]
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
+     padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.6em;margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
+h3{margin-bottom:.3em} .meta{color:#666;font-size:.9em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.88em} td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right}
+th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
+figure{display:inline-block;margin:.4em;vertical-align:top} figure img{max-width:100%;border:1px solid #eee}
+figcaption{font-size:.8em;color:#555;text-align:center} .ok{color:#1a7f37;font-weight:600} .bad{color:#b42318;font-weight:600}
+.grid{display:flex;flex-wrap:wrap;gap:.4em}
+"""
+
+
+def _png(fig_or_path) -> str:
+    if isinstance(fig_or_path, (str, Path)):
+        data = Path(fig_or_path).read_bytes()
+    else:
+        import matplotlib.pyplot as plt
+
+        buf = io.BytesIO()
+        fig_or_path.savefig(buf, format="png")
+        plt.close(fig_or_path)
+        data = buf.getvalue()
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _figure(src: str, caption: str, width: int | None = None) -> str:
+    w = f' style="width:{width}px"' if width else ""
+    return (f'<figure><img src="{src}" alt="{html.escape(caption)}"{w}>'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def _table(rows: list[dict], cols: list[str], fmt: dict | None = None) -> str:
+    fmt = fmt or {}
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = []
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r.get(c)
+            if isinstance(v, float):
+                v = fmt.get(c, "{:.3g}").format(v)
+            cells.append(f"<td>{html.escape('' if v is None else str(v))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _load_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _section_rsa(step_dir: Path, summary: dict, title: str) -> str:
+    layers = summary["layers"]
+    r, p = summary.get("group_r", []), summary.get("group_p_fwe", [])
+    rows = [{"layer": layer, "group r": r[i] if i < len(r) else None,
+             "p_FWE": p[i] if i < len(p) else None} for i, layer in enumerate(layers)]
+    if summary.get("rows") and any(x.get("ci_low") is not None for x in summary["rows"]):
+        ci = {x["layer"]: (x["ci_low"], x["ci_high"]) for x in summary["rows"]
+              if x.get("ci_low") is not None}
+        for row in rows:
+            lo, hi = ci.get(row["layer"], (None, None))
+            row["95% CI"] = None if lo is None else f"[{lo:.3f}, {hi:.3f}]"
+    if summary.get("control"):
+        part = {x["layer"]: x["r_partial"] for x in summary["rows"] if x.get("r_partial") is not None}
+        for row in rows:
+            row["r after regress-out"] = part.get(row["layer"])
+    cols = list(rows[0]) if rows else ["layer"]
+    nc = summary.get("noise_ceiling")
+    nc_txt = f"; noise ceiling [{nc['lower']:.3f}, {nc['upper']:.3f}]" if nc else ""
+    ctrl = f"; control regressed out: {html.escape(summary['control'])}" if summary.get("control") else ""
+    figs = "".join(_figure(_png(p), p.stem) for p in sorted(step_dir.glob("*.png")))
+    return (f"<h3>{html.escape(title)}</h3><p class=meta>{summary.get('n_perm')} permutations, "
+            f"method {summary.get('method')}{nc_txt}{ctrl}; best layer "
+            f"<b>{html.escape(str(summary.get('best_layer_group')))}</b></p>"
+            f"<div class=grid>{figs}</div>{_table(rows, cols)}")
+
+
+def _section_generic(step_dir: Path, summary: dict | None, title: str) -> str:
+    figs = "".join(_figure(_png(p), p.stem) for p in sorted(step_dir.glob("*.png")))
+    text = ""
+    if summary:
+        keep = {k: v for k, v in summary.items()
+                if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+        keep.update({k: v for k, v in summary.items() if isinstance(v, bool)})
+        text = _table([{"key": k, "value": v} for k, v in list(keep.items())[:25]], ["key", "value"])
+    return f"<h3>{html.escape(title)}</h3><div class=grid>{figs}</div>{text}"
+
+
+def _rdm_section(run_dir: Path, cfg: dict | None, steps: list[dict]) -> str:
+    """RDMs of each model's best RSA layer (and the brain), ordered by stimulus category."""
+    if not cfg:
+        return ""
+    from ..rdm import rdm, squareform
+    from ..store import FeatureStore
+    from .rsa import plot_rdm
+
+    labels_csv = cfg.get("labels_csv")
+    categories = None
+    if labels_csv and Path(labels_csv).is_file():
+        import csv
+
+        with open(labels_csv, newline="") as fh:
+            cat_of = {r["id"]: r.get("category", "") for r in csv.DictReader(fh)}
+    else:
+        cat_of = None
+    figs = []
+    for st in steps:
+        summary = _load_json(Path(st["out"]) / "rsa.json")
+        if not summary:
+            continue
+        store_dir = Path(summary["features"])
+        if not (store_dir / "manifest.json").is_file():
+            continue
+        store = FeatureStore(store_dir)
+        layer = summary["best_layer_group"]
+        X = np.asarray(store.load(layer, drop_skipped=True), np.float32)
+        ids = store.valid_ids()
+        categories = [cat_of.get(i, "") for i in ids] if cat_of else None
+        sq = np.asarray(squareform(rdm(X.reshape(len(ids), -1))))
+        figs.append(_figure(_png(plot_rdm(sq, categories=categories,
+                                          title=f"{store_dir.name}: {layer}")),
+                            f"{store_dir.name} {layer}", 330))
+        if len(figs) >= 6:
+            break
+    brain = cfg.get("brain_npz")
+    if brain and Path(brain).is_file() and figs:
+        from ..store import load_responses
+
+        resp = load_responses(brain)
+        if cat_of is not None:
+            categories = [cat_of.get(i, "") for i in resp.stimulus_ids]
+        mean = np.mean([np.asarray(rdm(y)) for y in resp.subjects.values()], axis=0)
+        figs.append(_figure(_png(plot_rdm(np.asarray(squareform(mean)), categories=categories,
+                                          title="brain (mean over subjects)")), "brain RDM", 330))
+    if not figs:
+        return ""
+    return "<h2>RDMs by stimulus category</h2><div class=grid>" + "".join(figs) + "</div>"
+
+
+def _ground_truth(run_dir: Path) -> str:
+    gt = _load_json(run_dir / "ground_truth.json")
+    if not gt:
+        return ""
+    rows = []
+    for check in gt.get("checks", []):
+        ok = check.get("passed")
+        rows.append({"what": check["what"], "planted / expected": check["expected"],
+                     "found": check["found"],
+                     "agrees": "yes" if ok else "no"})
+    table = _table(rows, ["what", "planted / expected", "found", "agrees"])
+    table = table.replace("<td>yes</td>", "<td class=ok>yes</td>").replace("<td>no</td>",
+                                                                          "<td class=bad>no</td>")
+    return (f"<h2>Planted ground truth vs findings</h2><p>{html.escape(gt.get('description', ''))}"
+            f"</p>{table}")
+
+
+def _metadata(run_dir: Path, pipeline: dict | None) -> str:
+    import jax
+
+    vers = []
+    for pkg in ("alignjax", "jax", "jaxlib", "numpy", "scipy", "torch", "transformers", "librosa"):
+        try:
+            vers.append({"package": pkg, "version": metadata.version(pkg)})
+        except metadata.PackageNotFoundError:
+            pass
+    devices = ", ".join(f"{d.platform}:{d.device_kind}" for d in jax.devices())
+    info = [{"key": "python", "value": platform.python_version()},
+            {"key": "machine", "value": f"{platform.machine()} {platform.system()}"},
+            {"key": "JAX devices", "value": devices},
+            {"key": "x64", "value": str(bool(jax.config.jax_enable_x64))}]
+    if pipeline:
+        info.append({"key": "config", "value": pipeline.get("config", "")})
+        info.append({"key": "seed", "value": str(pipeline.get("study", {}).get("seed", 0))})
+    steps = (pipeline or {}).get("steps", [])
+    step_rows = [{"step": s["step"], "status": s["status"], "seconds": s.get("seconds")}
+                 for s in steps]
+    bench = ""
+    bench_file = run_dir / "timings.json"
+    if bench_file.is_file():
+        t = _load_json(bench_file) or {}
+        bench = _table([{"stage": k, "seconds": v} for k, v in t.items()], ["stage", "seconds"],
+                       {"seconds": "{:.2f}"})
+    return ("<h2>Run metadata</h2>" + _table(info, ["key", "value"]) + _table(vers, ["package", "version"])
+            + (_table(step_rows, ["step", "status", "seconds"], {"seconds": "{:.2f}"}) if step_rows else "")
+            + bench)
+
+
+_TITLES = {"rsa": "RSA with brain data", "behaviour_rsa": "RSA with behaviour",
+           "encode": "Voxel-wise encoding", "probe": "Linear probes", "extract": "Features"}
+
+
+def build_report(run_dir, out=None, *, title: str | None = None) -> Path:
+    """Write ``report.html`` for a pipeline or demo run directory; return its path."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        from .._validation import AlignjaxInputError
+
+        raise AlignjaxInputError(f"{run_dir} is not a directory of results")
+    pipeline = _load_json(run_dir / "pipeline.json")
+    cfg = _load_json(run_dir / "report_inputs.json")
+    steps = [s for s in (pipeline or {}).get("steps", [])]
+    if not steps:  # a plain directory of step folders
+        steps = [{"step": str(p.parent.relative_to(run_dir)), "status": "found", "out": str(p.parent)}
+                 for p in sorted(run_dir.rglob("step.json"))]
+    by_kind: dict[str, list[str]] = {}
+    for st in steps:
+        meta = _load_json(Path(st["out"]) / "step.json") or {}
+        kind = meta.get("kind") or st["step"].split("/")[0]
+        if kind == "extract":
+            continue
+        step_dir = Path(st["out"])
+        summary = None
+        for name in ("rsa.json", "behaviour_rsa.json", "summary.json", "probe.json"):
+            if (step_dir / name).is_file():
+                summary = _load_json(step_dir / name)
+                break
+        label = st["step"]
+        if kind in ("rsa", "behaviour_rsa") and summary:
+            sec = _section_rsa(step_dir, summary, label)
+        else:
+            sec = _section_generic(step_dir, summary, label)
+        by_kind.setdefault(kind, []).append(sec)
+    parts = [f"<h1>{html.escape(title or 'alignjax report')}</h1>",
+             f"<p class=meta>{html.escape(str(run_dir.resolve()))}</p>", _ground_truth(run_dir)]
+    parts.append(_rdm_section(run_dir, cfg, [s for s in steps if "rsa" in s["step"]
+                                             and "behaviour" not in s["step"]]))
+    for kind in ("rsa", "behaviour_rsa", "encode", "probe"):
+        if kind in by_kind:
+            parts.append(f"<h2>{_TITLES[kind]}</h2>" + "".join(by_kind.pop(kind)))
+    for kind, secs in by_kind.items():
+        parts.append(f"<h2>{html.escape(kind)}</h2>" + "".join(secs))
+    parts.append(_metadata(run_dir, pipeline))
+    doc = ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+           f"<title>{html.escape(title or 'alignjax report')}</title><style>{_CSS}</style></head>"
+           f"<body>{''.join(parts)}</body></html>")
+    out = Path(out) if out else run_dir / "report.html"
+    out.write_text(doc, encoding="utf-8")
+    return out
