@@ -445,5 +445,7 @@ def run_pipeline(path, *, dry_run: bool = False, progress: bool = True,
         records.append({"step": step.name, "status": "ran", "seconds": secs, "out": str(step.out)})
     if not dry_run:
         (cfg.out / "pipeline.json").write_text(json.dumps(
-            {"config": str(cfg.path), "study": cfg.study, "steps": records}, indent=1))
+            {"config": str(cfg.path), "study": cfg.study,
+             "stimuli": str(cfg.resolve(cfg.stimuli["path"]).resolve()), "steps": records},
+            indent=1))
     return records

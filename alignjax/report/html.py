@@ -111,24 +111,27 @@ def _section_generic(step_dir: Path, summary: dict | None, title: str) -> str:
     return f"<h3>{html.escape(title)}</h3><div class=grid>{figs}</div>{text}"
 
 
-def _rdm_section(run_dir: Path, cfg: dict | None, steps: list[dict]) -> str:
-    """RDMs of each model's best RSA layer (and the brain), ordered by stimulus category."""
-    if not cfg:
-        return ""
+def _category_of(labels_csv) -> dict | None:
+    if not labels_csv or not Path(labels_csv).is_file() or Path(labels_csv).suffix != ".csv":
+        return None
+    import csv
+
+    with open(labels_csv, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows or "category" not in rows[0]:
+        return None
+    key = "id" if "id" in rows[0] else "stimulus_id"
+    return {r[key]: r["category"] for r in rows}
+
+
+def _rdm_section(steps: list[dict], labels_csv) -> str:
+    """RDMs of each model's best RSA layer and of the brain, ordered by stimulus category."""
     from ..rdm import rdm, squareform
-    from ..store import FeatureStore
+    from ..store import FeatureStore, load_responses
     from .rsa import plot_rdm
 
-    labels_csv = cfg.get("labels_csv")
-    categories = None
-    if labels_csv and Path(labels_csv).is_file():
-        import csv
-
-        with open(labels_csv, newline="") as fh:
-            cat_of = {r["id"]: r.get("category", "") for r in csv.DictReader(fh)}
-    else:
-        cat_of = None
-    figs = []
+    cat_of = _category_of(labels_csv)
+    figs, brain = [], None
     for st in steps:
         summary = _load_json(Path(st["out"]) / "rsa.json")
         if not summary:
@@ -136,26 +139,22 @@ def _rdm_section(run_dir: Path, cfg: dict | None, steps: list[dict]) -> str:
         store_dir = Path(summary["features"])
         if not (store_dir / "manifest.json").is_file():
             continue
+        brain = brain or summary.get("brain")
         store = FeatureStore(store_dir)
         layer = summary["best_layer_group"]
         X = np.asarray(store.load(layer, drop_skipped=True), np.float32)
         ids = store.valid_ids()
-        categories = [cat_of.get(i, "") for i in ids] if cat_of else None
+        cats = [cat_of.get(i, "") for i in ids] if cat_of else None
         sq = np.asarray(squareform(rdm(X.reshape(len(ids), -1))))
-        figs.append(_figure(_png(plot_rdm(sq, categories=categories,
-                                          title=f"{store_dir.name}: {layer}")),
+        figs.append(_figure(_png(plot_rdm(sq, categories=cats, title=f"{store_dir.name}: {layer}")),
                             f"{store_dir.name} {layer}", 330))
         if len(figs) >= 6:
             break
-    brain = cfg.get("brain_npz")
     if brain and Path(brain).is_file() and figs:
-        from ..store import load_responses
-
         resp = load_responses(brain)
-        if cat_of is not None:
-            categories = [cat_of.get(i, "") for i in resp.stimulus_ids]
+        cats = [cat_of.get(i, "") for i in resp.stimulus_ids] if cat_of else None
         mean = np.mean([np.asarray(rdm(y)) for y in resp.subjects.values()], axis=0)
-        figs.append(_figure(_png(plot_rdm(np.asarray(squareform(mean)), categories=categories,
+        figs.append(_figure(_png(plot_rdm(np.asarray(squareform(mean)), categories=cats,
                                           title="brain (mean over subjects)")), "brain RDM", 330))
     if not figs:
         return ""
@@ -222,7 +221,6 @@ def build_report(run_dir, out=None, *, title: str | None = None) -> Path:
 
         raise AlignjaxInputError(f"{run_dir} is not a directory of results")
     pipeline = _load_json(run_dir / "pipeline.json")
-    cfg = _load_json(run_dir / "report_inputs.json")
     steps = [s for s in (pipeline or {}).get("steps", [])]
     if not steps:  # a plain directory of step folders
         steps = [{"step": str(p.parent.relative_to(run_dir)), "status": "found", "out": str(p.parent)}
@@ -247,8 +245,8 @@ def build_report(run_dir, out=None, *, title: str | None = None) -> Path:
         by_kind.setdefault(kind, []).append(sec)
     parts = [f"<h1>{html.escape(title or 'alignjax report')}</h1>",
              f"<p class=meta>{html.escape(str(run_dir.resolve()))}</p>", _ground_truth(run_dir)]
-    parts.append(_rdm_section(run_dir, cfg, [s for s in steps if "rsa" in s["step"]
-                                             and "behaviour" not in s["step"]]))
+    parts.append(_rdm_section([s for s in steps if Path(s["out"], "rsa.json").is_file()],
+                              (pipeline or {}).get("stimuli")))
     for kind in ("rsa", "behaviour_rsa", "encode", "probe"):
         if kind in by_kind:
             parts.append(f"<h2>{_TITLES[kind]}</h2>" + "".join(by_kind.pop(kind)))

@@ -171,8 +171,6 @@ folds = 5
 
     checks = _ground_truth_checks(out)
     (out / "ground_truth.json").write_text(json.dumps(checks, indent=1))
-    (out / "report_inputs.json").write_text(json.dumps(
-        {"labels_csv": str(labels_csv), "brain_npz": str(out / "data" / "brain.npz")}))
     timings["total"] = time.perf_counter() - t_start
     (out / "timings.json").write_text(json.dumps(timings, indent=1))
     log("5/5 writing the report")
