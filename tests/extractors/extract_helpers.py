@@ -1,4 +1,4 @@
-"""Tiny randomly initialised transformers audio models, saved with ``save_pretrained``.
+"""Test helpers: tone files, and tiny randomly initialised transformers audio models, saved with ``save_pretrained``.
 
 Every family the ``hf:`` adapter supports, at hidden size 32 with 2 layers, so tests are
 fast. Loaded back through ``hf:<dir>`` with ``HF_HUB_OFFLINE=1``.
@@ -7,6 +7,10 @@ fast. Loaded back through ``hf:<dir>`` with ``HF_HUB_OFFLINE=1``.
 from __future__ import annotations
 
 from pathlib import Path
+
+import numpy as np
+
+SR = 16000
 
 FAMILIES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio", "ast", "whisper", "clap")
 
@@ -57,4 +61,15 @@ def build(family: str, root: Path, *, seed: int = 0, do_normalize: bool = True) 
     model = T.AutoModel.from_config(config)
     model.save_pretrained(path)
     fe.save_pretrained(path)
+    return path
+
+
+def write_tone(path, freq=440.0, seconds=0.5, sr=SR, channels=1, amp=0.5, subtype="PCM_16"):
+    import soundfile as sf
+
+    t = np.arange(int(round(seconds * sr))) / sr
+    x = amp * np.sin(2 * np.pi * freq * t)
+    if channels > 1:
+        x = np.stack([x * (k + 1) / channels for k in range(channels)], axis=1)
+    sf.write(str(path), x, sr, subtype=subtype)
     return path
