@@ -15,6 +15,8 @@ requested module captures its output:
   read as ``(batch, n_features, n_frames)``;
 * 4-D and higher: everything after the batch axis is flattened into one frame.
 
+A module called several times in one forward pass keeps the output of its last call.
+
 Requested names are checked before any audio is processed; an unknown name raises
 :class:`~extractors.spec.LayerError` listing every available name.
 """

@@ -92,3 +92,18 @@ def test_silero_speech_above_noise(tmp_path):
     assert p_speech.max() > 0.8 and p_noise.max() < 0.3
     assert p_speech.mean() > p_noise.mean() + 0.3
     assert ext.layer_names() == ["stft", "conv1", "conv2", "conv3", "conv4", "lstm", "prob"]
+
+
+@pytest.mark.gpu
+@needs_crepe
+def test_cuda_matches_cpu(tiny_dir):
+    from extractors.spec import load_extractor
+
+    w = (0.1 * np.random.default_rng(0).standard_normal((2, SR // 2))).astype(np.float32)
+    for spec in ("crepe:tiny", f"hf:{tiny_dir('wav2vec2')}"):
+        cpu = load_extractor(spec, device="cpu")
+        gpu = load_extractor(spec, device="cuda")
+        names = cpu.layer_names()[-2:]
+        a, b = cpu.forward(w, names), gpu.forward(w, names)
+        for n in names:
+            np.testing.assert_allclose(a[n], b[n], rtol=1e-3, atol=1e-3)
