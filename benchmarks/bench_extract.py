@@ -29,21 +29,9 @@ from benchmarks.harness import Recorder, check_close, parse_args, time_call  # n
 
 
 def _make_wav2vec2(root: Path, size: str) -> Path:
-    import torch
-    import transformers as T
+    from extractors.tiny import build_random_model
 
-    torch.manual_seed(0)
-    if size == "tiny":
-        cfg = T.Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                               intermediate_size=64, conv_dim=(16, 16), conv_stride=(5, 2),
-                               conv_kernel=(10, 3), num_conv_pos_embeddings=16,
-                               num_conv_pos_embedding_groups=2)
-    else:  # the wav2vec2-base architecture (95M parameters), random weights
-        cfg = T.Wav2Vec2Config()
-    path = root / f"wav2vec2-{size}"
-    T.Wav2Vec2Model(cfg).save_pretrained(path)
-    T.Wav2Vec2FeatureExtractor(do_normalize=True).save_pretrained(path)
-    return path
+    return build_random_model("wav2vec2", root / size, size=size, seed=0)
 
 
 def _naive(spec: str, stimuli: list, out: Path, *, device: str) -> dict[str, np.ndarray]:

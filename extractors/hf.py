@@ -87,6 +87,8 @@ class HFExtractor(Extractor):
             self.min_samples = int(fe.hop_length)
         elif self.model_type == "clap":
             self.min_samples = int(fe.hop_length)
+        elif self.model_type == "audio-spectrogram-transformer":
+            self.min_samples = int(0.025 * self.sample_rate)  # one 25 ms fbank window
         else:
             self.min_samples = int(getattr(fe, "hop_length", 160) or 160) * 2
         # number of hidden states: one probe run on silence
