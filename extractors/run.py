@@ -173,7 +173,8 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
                 f"{out} holds a store of {spec} made with other settings ({old} vs {request}); "
                 "choose another --out directory or delete the old store"
             )
-    elif out.exists() and any(out.iterdir()):
+    elif out.exists() and any(p.name != MANIFEST + ".tmp" for p in out.iterdir()):
+        # (a lone manifest.json.tmp is what a kill during the very first write leaves)
         raise StoreError(f"{out} exists, is not empty and holds no feature store; refusing to "
                          "write into it (choose an empty or new directory)")
 
