@@ -1,6 +1,7 @@
 """``torch:<module.path>:<factory>``: any ``torch.nn.Module``, layers captured by forward hooks.
 
-``factory()`` (imported from ``module.path``) returns a module that takes a waveform batch
+``factory()`` (imported from ``module.path``; the current directory is searched too)
+returns a module that takes a waveform batch
 ``(batch, n_samples)`` float32 tensor. Its sample rate is the module's ``sample_rate``
 attribute (16 kHz when absent); its minimum input length the ``min_samples`` attribute
 (1 when absent). Layers are the names of ``named_modules()``; a forward hook on each
@@ -87,6 +88,11 @@ class TorchExtractor(Extractor):
             raise InvalidOptionError(
                 f"torch: spec must be 'torch:<module.path>:<factory>', got 'torch:{target}'"
             )
+        import os
+        import sys
+
+        if os.getcwd() not in sys.path:  # the console script does not put '.' on the path
+            sys.path.append(os.getcwd())
         try:
             mod = importlib.import_module(module_path)
         except ImportError as exc:

@@ -167,11 +167,16 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
                     f"{'model' if key == 'spec' else 'stimulus set'} ({str(m.get(key))[:120]!r}); "
                     "choose another --out directory or delete the old store"
                 )
-        old = m.get("settings", {}).get("request")
+        old = m.get("settings", {}).get("request") or {}
         if old != request:
+            diff = {k: (old.get(k), request[k]) for k in request if old.get(k) != request[k]}
+            hint = (" (the stimulus files changed size since that run)"
+                    if "stimuli_fingerprint" in diff else "")
             raise StoreError(
-                f"{out} holds a store of {spec} made with other settings ({old} vs {request}); "
-                "choose another --out directory or delete the old store"
+                f"{out} holds a store of {spec} made with other settings{hint}: "
+                + ", ".join(f"{k} was {a!r}, now {b!r}" for k, a, b in
+                            ((k, *v) for k, v in diff.items()))
+                + "; choose another --out directory or delete the old store"
             )
     elif out.exists() and any(p.name != MANIFEST + ".tmp" for p in out.iterdir()):
         # (a lone manifest.json.tmp is what a kill during the very first write leaves)
