@@ -45,6 +45,7 @@ def build_random_model(family: str, root, *, size: str = "tiny", seed: int = 0,
     import torch
     import transformers as T
 
+    T.utils.logging.disable_progress_bar()
     torch.manual_seed(seed)
     path = Path(root) / (family if size == "tiny" else f"{family}-{size}")
     if size == "base":
