@@ -14,11 +14,15 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
-
-import extract_helpers as tiny_models  # noqa: E402
-from extract_helpers import SR  # noqa: E402,F401
+try:  # the [extract] extra (torch, transformers, librosa, soundfile) is optional
+    import librosa  # noqa: F401
+    import soundfile  # noqa: F401
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
+except ImportError:
+    collect_ignore_glob = ["test_*.py"]
+else:
+    import extract_helpers as tiny_models
 
 
 
