@@ -151,6 +151,78 @@ def _cmd_report(args) -> int:
     from .report.html import build_report
 
     print(f"report: {build_report(args.dir, args.out, title=args.title)}")
+def _add_extract(sub) -> None:
+    p = sub.add_parser("extract", help="extract model activations into a feature store (torch)")
+    p.add_argument("--model", required=True, metavar="SPEC",
+                   help="hf:DIR_OR_ID, torch:module:factory, crepe:tiny|full, silero, "
+                        "spectral:mel|mfcc|modulation")
+    p.add_argument("--stimuli", required=True, metavar="DIR_OR_CSV",
+                   help="folder of audio files, or a CSV with id,path columns")
+    p.add_argument("--out", required=True, metavar="DIR", help="feature store directory")
+    p.add_argument("--layers", nargs="+", default=None, help="layer names (default: all)")
+    p.add_argument("--pooling", default="mean", choices=["mean", "max", "first", "stats", "none"])
+    p.add_argument("--batch-size", type=int, default=8, help="clips per forward pass (equal lengths only)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16"])
+    p.add_argument("--duration", type=float, default=None, help="crop/pad every clip to SECONDS")
+    p.add_argument("--n-frames", type=int, default=None, help="common frame count for --pooling none")
+    p.add_argument("--on-error", default="stop", choices=["stop", "skip"],
+                   help="unreadable/unusable clips: stop, or skip and list them in the manifest")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_extract)
+
+
+def _cmd_extract(args) -> int:
+    from extractors.run import extract
+
+    store = extract(args.model, args.stimuli, args.out, layers=args.layers, pooling=args.pooling,
+                    batch_size=args.batch_size, device=args.device, dtype=args.dtype,
+                    duration=args.duration, n_frames=args.n_frames, on_error=args.on_error,
+                    progress=not args.quiet)
+    n_skip = len(store.skipped)
+    print(f"{store.path}: {len(store.stimulus_ids) - n_skip} stimuli x {len(store.layers)} layers"
+          + (f" ({n_skip} skipped, listed in manifest.json)" if n_skip else ""))
+    return 0
+
+
+def _add_synth(sub) -> None:
+    p = sub.add_parser("synth", help="synthesise a labelled stimulus set (impacts, tones, ...)")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--n", type=int, default=56, help="number of stimuli")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--duration", type=float, default=1.0, help="seconds per stimulus")
+    p.add_argument("--sample-rate", type=int, default=16000)
+    p.add_argument("--categories", default=None,
+                   help="comma-separated subset of impact,harmonic,noise,chirp,am,fm,clicks,speech")
+    p.set_defaults(func=_cmd_synth)
+
+
+def _cmd_synth(args) -> int:
+    from extractors.synth import synthesize
+
+    cats = args.categories.split(",") if args.categories else None
+    csv_path = synthesize(args.out, n=args.n, seed=args.seed, duration=args.duration,
+                          sample_rate=args.sample_rate, categories=cats)
+    print(f"{args.n} stimuli written to {args.out}; labels in {csv_path}")
+    return 0
+
+
+def _add_layers(sub) -> None:
+    p = sub.add_parser("layers", help="list a model's layer names and output shapes")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seconds", type=float, default=1.0, help="probe clip length")
+    p.set_defaults(func=_cmd_layers)
+
+
+def _cmd_layers(args) -> int:
+    from extractors.run import layer_table
+
+    rows = layer_table(args.spec, device=args.device, seconds=args.seconds)
+    width = max(len(n) for n, _ in rows)
+    print(f"{'layer':<{width}}  shape (n_frames, n_features) for {args.seconds:g} s")
+    for name, shape in rows:
+        print(f"{name:<{width}}  {shape}")
     return 0
 
 
@@ -160,6 +232,7 @@ _COMMANDS = [
     _add_run,
     _add_report,
     _add_demo,
+    _add_extract, _add_synth, _add_layers,
 ]
 
 

@@ -1,0 +1,119 @@
+"""Extraction throughput: clips per second into a feature store, against a naive loop.
+
+Workloads: a tiny (hidden 32, 2 layers) and a base-size (hidden 768, 12 layers, the
+wav2vec2-base architecture) randomly initialised wav2vec2 saved with ``save_pretrained``
+and loaded through ``hf:DIR``; and the spectral baselines (mel, MFCC, modulation).
+
+alignjax: ``extractors.run.extract`` (equal-length batches, mean pooling, one resumable
+store). Naive baseline: one clip per forward pass and ``np.save`` of every layer of every
+clip to its own file. Both are checked to give the same pooled features before timing.
+On CPU, and on CUDA too when torch sees a GPU.
+
+    python benchmarks/bench_extract.py --quick
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from benchmarks.harness import Recorder, check_close, parse_args, time_call  # noqa: E402
+
+
+def _make_wav2vec2(root: Path, size: str) -> Path:
+    from extractors.tiny import build_random_model
+
+    return build_random_model("wav2vec2", root / size, size=size, seed=0)
+
+
+def _naive(spec: str, stimuli: list, out: Path, *, device: str) -> dict[str, np.ndarray]:
+    """One clip per forward pass, one np.save per clip per layer."""
+    from extractors.audio import load_audio
+    from extractors.spec import load_extractor
+
+    ext = load_extractor(spec, device=device)
+    names = ext.layer_names()
+    out.mkdir(parents=True, exist_ok=True)
+    for s in stimuli:
+        w = load_audio(s.path, sample_rate=ext.sample_rate)
+        acts = ext.forward(w[None], names)
+        for k, name in enumerate(names):
+            np.save(out / f"{s.id}__{k}.npy", acts[name][0].mean(axis=0))
+    return {name: np.stack([np.load(out / f"{s.id}__{k}.npy") for s in stimuli])
+            for k, name in enumerate(names)}
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0])
+    import torch
+
+    from extractors.audio import list_stimuli
+    from extractors.run import extract
+    from extractors.synth import synthesize
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    quick = args.quick
+    n_clips = 8 if quick else 64
+    seconds = 1.0 if quick else 2.0
+    repeats = 1 if quick else min(args.repeats, 3)
+    rec = Recorder("extract", args.out, quick=quick)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_extract_"))
+    try:
+        csv_path = synthesize(tmp / "stim", n=n_clips, seed=0, duration=seconds,
+                              categories=["impact", "harmonic", "noise", "chirp", "am", "fm",
+                                          "clicks"])
+        stimuli = list_stimuli(csv_path)
+        models = {
+            "wav2vec2-tiny": f"hf:{_make_wav2vec2(tmp, 'tiny')}",
+            "wav2vec2-base": f"hf:{_make_wav2vec2(tmp, 'base')}",
+            "spectral-mel": "spectral:mel",
+            "spectral-mfcc": "spectral:mfcc",
+            "spectral-modulation": "spectral:modulation",
+        }
+        if args.only:
+            keep = set(args.only.split(","))
+            models = {k: v for k, v in models.items() if k in keep}
+        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+        counter = iter(range(10**6))
+        for device in devices:
+            for name, spec in models.items():
+                workload = f"{name}/{n_clips}x{seconds:g}s/{device}"
+
+                def run_store():
+                    out = tmp / f"store{next(counter)}"
+                    store = extract(spec, stimuli, out, batch_size=8, device=device,
+                                    progress=False)
+                    return {k: np.asarray(store[k]) for k in store.layers}
+
+                def run_naive():
+                    return _naive(spec, stimuli, tmp / f"naive{next(counter)}", device=device)
+
+                got, want = run_store(), run_naive()  # warm-up + agreement check
+                tol = dict(rtol=1e-3, atol=1e-4)
+                for layer in want:
+                    check_close(f"{workload}:{layer}", got[layer], want[layer], **tol)
+                t_naive = time_call(run_naive, repeats=repeats)
+                t_store = time_call(run_store, repeats=repeats)
+                rec.add(workload, "naive-loop", t_naive, clips_per_s=n_clips / t_naive["seconds"],
+                        n_clips=n_clips, clip_seconds=seconds, spec=spec.split(":")[0])
+                rec.add(workload, "alignjax-extract", t_store,
+                        baseline_seconds={"naive": t_naive["seconds"]},
+                        clips_per_s=n_clips / t_store["seconds"], n_clips=n_clips,
+                        clip_seconds=seconds, spec=spec.split(":")[0])
+                print(f"{workload}: extract {n_clips / t_store['seconds']:.1f} clips/s, "
+                      f"naive {n_clips / t_naive['seconds']:.1f} clips/s", flush=True)
+        rec.save()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

