@@ -84,7 +84,7 @@ def test_unknown_spec_fails_before_any_step(study, tmp_path):
     text = _toml(root, labels).read_text().replace('spec = "spectral:mel"', 'spec = "nosuch:model"')
     cfg = root / "bad.toml"
     cfg.write_text(text.replace('out = "out"', 'out = "out-bad"'))
-    with pytest.raises(PipelineError, match="spec.*unknown model spec"):
+    with pytest.raises(PipelineError, match=r"line \d+, model 'mel': unknown model spec"):
         run_pipeline(cfg, progress=False, log=lambda s: None)
     assert not (root / "out-bad" / "features").exists()
 
