@@ -16,6 +16,13 @@ from ._validation import (
     ZeroVarianceError,
 )
 from .folds import group_kfold, kfold, resolve_folds, stratified_kfold
+from .probes import (
+    encode_labels,
+    fit_logistic,
+    logistic_probe,
+    probe_permutation_test,
+    probe_transfer,
+)
 from .stats import fdr_bh, permutation_pvalues, rankdata
 from .store import FeatureStore, StoreWriter, load_layers, load_responses, open_store
 
@@ -37,6 +44,12 @@ __all__ = [
     "stratified_kfold",
     "group_kfold",
     "resolve_folds",
+    # probes
+    "fit_logistic",
+    "logistic_probe",
+    "probe_transfer",
+    "probe_permutation_test",
+    "encode_labels",
     # stats
     "rankdata",
     "permutation_pvalues",

@@ -669,3 +669,233 @@ def logistic_probe(X, y, *, Cs: Sequence[float] = tuple(np.logspace(-4, 4, 9)), 
     return ProbeResult(names, Cs, classes, acc, bacc, confusion, cv_pred, outer_conv,
                        iters[:, :F].transpose(0, 2, 1), inner_conv, best_C, chosen_C, nested_acc,
                        nested_bacc, nested_pred, chance, outer)
+
+
+# --------------------------------------------------------------------------- transfer
+
+
+class TransferResult(NamedTuple):
+    """Result of :func:`probe_transfer`.
+
+    Attributes
+    ----------
+    layers : list of str (n_layers,)
+    Cs : array (n_Cs,), ascending
+    classes : array (n_classes,)
+    chosen_C : array (n_layers,)
+        C chosen by stratified CV within the training subset.
+    transfer_accuracy, transfer_balanced_accuracy : arrays (n_layers,)
+        Scores on the test subset of the model trained on the whole training subset at
+        ``chosen_C``.
+    transfer_accuracy_per_C : array (n_layers, n_Cs)
+    within_accuracy, within_balanced_accuracy : arrays (n_layers,)
+        No-transfer baseline: nested-CV accuracy of probes trained and tested within the
+        test subset (mean over its folds).
+    chance : float
+        Majority-class share of the test subset.
+    converged : bool array (n_layers, n_Cs)
+        Convergence of the transfer fits.
+    """
+
+    layers: list
+    Cs: np.ndarray
+    classes: np.ndarray
+    chosen_C: np.ndarray
+    transfer_accuracy: np.ndarray
+    transfer_balanced_accuracy: np.ndarray
+    transfer_accuracy_per_C: np.ndarray
+    within_accuracy: np.ndarray
+    within_balanced_accuracy: np.ndarray
+    chance: float
+    converged: np.ndarray
+
+
+def _subset_mask(mask, n, name) -> np.ndarray:
+    m = np.asarray(mask)
+    if m.dtype != bool:
+        if np.issubdtype(m.dtype, np.integer):
+            out = np.zeros(n, bool)
+            out[m] = True
+            m = out
+        else:
+            raise InvalidOptionError(f"{name} must be a boolean mask or integer indices")
+    if m.shape != (n,):
+        raise ShapeMismatchError(f"{name} has shape {m.shape}; expected ({n},)")
+    if not m.any():
+        raise InvalidOptionError(f"{name} selects no stimuli")
+    return m
+
+
+def probe_transfer(X, y, *, train_mask, test_mask, Cs: Sequence[float] = tuple(np.logspace(-4, 4, 9)),
+                   folds: int = 5, inner_folds: int = 3, standardize: bool = True,
+                   class_weight: str | Mapping | None = None, fit_intercept: bool = True,
+                   max_iter: int = 1000, tol: float = 1e-4, layers: Sequence[str] | None = None,
+                   seed: int = 0) -> TransferResult:
+    """Transfer probes: train on one subset of stimuli, test on another.
+
+    C is chosen by ``inner_folds``-fold stratified CV within the training subset, the probe
+    is refitted on the whole training subset and scored on the test subset. Beside it, the
+    no-transfer baseline: a nested-CV :func:`logistic_probe` (``folds`` outer,
+    ``inner_folds`` inner) within the test subset. Standardisation uses training-subset
+    statistics.
+
+    Parameters
+    ----------
+    X, y
+        As :func:`logistic_probe`.
+    train_mask, test_mask : bool arrays (n_stimuli,) or integer indices
+        Disjoint subsets (e.g. sounds judged hollow vs. not; 1D+2D vs. 3D objects).
+    Cs, folds, inner_folds, standardize, class_weight, fit_intercept, max_iter, tol, layers, seed
+        As :func:`logistic_probe`.
+
+    Returns
+    -------
+    TransferResult
+    """
+    max_iter = check_positive_int(max_iter, "max_iter")
+    inner_folds = check_positive_int(inner_folds, "inner_folds", minimum=2)
+    Cs = _check_Cs(Cs)
+    names, arrays, ids, y = _load(X, y, layers=layers)
+    classes, codes = encode_labels(y)
+    K, n = len(classes), len(codes)
+    tr = _subset_mask(train_mask, n, "train_mask")
+    te = _subset_mask(test_mask, n, "test_mask")
+    if (tr & te).any():
+        raise InvalidOptionError(f"train_mask and test_mask overlap in {int((tr & te).sum())} "
+                                 "stimuli; transfer needs disjoint subsets")
+    if len(np.unique(codes[tr])) < 2:
+        raise InvalidOptionError("the training subset holds a single class")
+    counts = np.bincount(codes[tr], minlength=K)
+    small = [str(classes[c]) for c in np.flatnonzero((counts > 0) & (counts < inner_folds))]
+    if small:
+        raise InvalidFoldsError(f"classes {small[:5]} have fewer training-subset members than "
+                                f"inner_folds={inner_folds}; use fewer inner folds")
+    inner = _inner_masks(codes, (~tr)[None, :], inner_folds, seed + 1)[0]
+    masks = [tr] + [tr & ~inner[g] for g in range(inner_folds)]
+    SW = np.stack([_class_weights(codes, m, K, class_weight) for m in masks])
+    preds, _, conv = _run(arrays, np.broadcast_to(codes, SW.shape), SW, Cs, n_classes=K,
+                          fit_intercept=fit_intercept, max_iter=max_iter, tol=tol,
+                          standardize=standardize, layer_batch=None)
+    _warn_convergence(conv, "transfer problems")
+    inner_score = np.mean([_accuracy(preds[:, 1 + g], codes, inner[g])[0]
+                           for g in range(inner_folds)], axis=0)  # (L, nC)
+    choice = np.argmax(inner_score, axis=1)
+    acc_c, bacc_c = _accuracy(preds[:, 0], codes, te)  # (L, nC)
+    L = len(arrays)
+    within = logistic_probe([a[te] for a in arrays], np.asarray(y)[te], Cs=Cs, folds=folds,
+                            inner_folds=inner_folds, standardize=standardize,
+                            class_weight=class_weight, fit_intercept=fit_intercept,
+                            max_iter=max_iter, tol=tol, seed=seed)
+    chance = float(np.bincount(codes[te]).max() / te.sum())
+    return TransferResult(names, Cs, classes, Cs[choice], acc_c[np.arange(L), choice],
+                          bacc_c[np.arange(L), choice], acc_c,
+                          within.nested_accuracy.mean(axis=1),
+                          within.nested_balanced_accuracy.mean(axis=1), chance, conv[:, 0])
+
+
+# --------------------------------------------------------------------------- permutation test
+
+
+class PermutationResult(NamedTuple):
+    """Result of :func:`probe_permutation_test`.
+
+    Attributes
+    ----------
+    layers : list of str (n_layers,)
+    C : array (n_layers,)
+        The C used per layer.
+    observed : array (n_layers,)
+        Cross-validated score (mean over folds) with the true labels.
+    null : array (n_perm, n_layers)
+        The same score with permuted labels (same permutations for every layer).
+    p : array (n_layers,)
+        ``(1 + #{null >= observed}) / (1 + n_perm)``.
+    p_fwe : array (n_layers,)
+        Family-wise corrected over layers by the maximum statistic.
+    converged : bool
+        Whether every fit (observed and permuted) converged.
+    """
+
+    layers: list
+    C: np.ndarray
+    observed: np.ndarray
+    null: np.ndarray
+    p: np.ndarray
+    p_fwe: np.ndarray
+    converged: bool
+
+
+def probe_permutation_test(X, y, *, C=1.0, folds=5, n_perm: int = 1000, seed: int = 0,
+                           standardize: bool = True, class_weight: str | Mapping | None = None,
+                           scoring: str = "accuracy", fit_intercept: bool = True,
+                           max_iter: int = 1000, tol: float = 1e-4,
+                           layers: Sequence[str] | None = None,
+                           perm_batch: int = 64) -> PermutationResult:
+    """Label-permutation test of probe accuracy, max-T corrected across layers.
+
+    The labels are permuted over stimuli ``n_perm`` times (the same permutations for every
+    layer); for each permutation the whole cross-validation is rerun (folds kept fixed)
+    at each layer's C. p-values from :func:`alignjax.stats.permutation_pvalues`.
+
+    Parameters
+    ----------
+    X, y
+        As :func:`logistic_probe`.
+    C : float or array (n_layers,)
+        C per layer (e.g. ``ProbeResult.best_C`` or the most frequent ``chosen_C``).
+    folds : int or fold specification
+    n_perm : int
+    seed : int
+        Seed of the permutations (and of the folds when ``folds`` is an int).
+    scoring : {"accuracy", "balanced_accuracy"}
+    perm_batch : int
+        Permutations solved together; bounds memory, never changes results.
+
+    Returns
+    -------
+    PermutationResult
+    """
+    from .stats import permutation_pvalues
+
+    if scoring not in ("accuracy", "balanced_accuracy"):
+        raise InvalidOptionError(f"scoring must be 'accuracy' or 'balanced_accuracy', got {scoring!r}")
+    n_perm = check_positive_int(n_perm, "n_perm")
+    perm_batch = check_positive_int(perm_batch, "perm_batch")
+    names, arrays, _, y = _load(X, y, layers=layers)
+    classes, codes = encode_labels(y)
+    K, n, L = len(classes), len(codes), len(arrays)
+    Cl = np.broadcast_to(np.asarray(C, dtype=float), (L,)).copy()
+    Cs = _check_Cs(np.unique(Cl))
+    cidx = np.searchsorted(Cs, Cl)
+    outer = _resolve_probe_folds(folds, codes, classes, seed)
+    F = outer.shape[0]
+    rng = np.random.default_rng(seed)
+    labelings = np.concatenate([codes[None], np.stack([rng.permutation(codes)
+                                                       for _ in range(n_perm)])])
+    stats = np.zeros((n_perm + 1, L))
+    all_conv = True
+    for start in range(0, n_perm + 1, perm_batch):
+        chunk = labelings[start:start + perm_batch]
+        m = chunk.shape[0]
+        if m < perm_batch:  # pad to a fixed shape so the program compiles once
+            chunk = np.concatenate([chunk, np.repeat(chunk[:1], perm_batch - m, axis=0)])
+        codes_splits = np.repeat(chunk, F, axis=0)  # (perm_batch * F, n)
+        SW = np.stack([_class_weights(c, ~outer[i % F], K, class_weight)
+                       for i, c in enumerate(codes_splits)])
+        preds, _, conv = _run(arrays, codes_splits, SW, Cs, n_classes=K,
+                              fit_intercept=fit_intercept, max_iter=max_iter, tol=tol,
+                              standardize=standardize, layer_batch=None)
+        preds = preds.reshape(L, perm_batch, F, len(Cs), n)[:, :m]
+        all_conv &= bool(conv.reshape(L, perm_batch, F, len(Cs))[:, :m].all())
+        for j in range(m):
+            lab = chunk[j]
+            sc = np.zeros((L, F))
+            for f in range(F):
+                a, b = _accuracy(preds[np.arange(L), j, f, cidx], lab, outer[f])
+                sc[:, f] = a if scoring == "accuracy" else b
+            stats[start + j] = sc.mean(axis=1)
+    if not all_conv:
+        _warn_convergence(np.array([False]), "permutation-test runs")
+    p, p_fwe = permutation_pvalues(stats[0], stats[1:], alternative="greater")
+    return PermutationResult(names, Cl, stats[0], stats[1:], np.asarray(p, float),
+                             np.asarray(p_fwe, float), all_conv)
