@@ -24,15 +24,19 @@ def _problems(b=4, n=40, p=8, k=3, seed=0):
 
 
 def test_vmap_equals_loop():
+    """Batched and one-by-one fits agree (float64, tight tol: rounding-order differences of
+    the batched matrix products must not move the solution)."""
     X, y, Cs = _problems()
-    f = jax.vmap(lambda X, y, C: fit_logistic(X, y, C=C, n_classes=3, tol=1e-5))
-    batched = f(jnp.asarray(X), jnp.asarray(y), jnp.asarray(Cs))
-    for i in range(X.shape[0]):
-        one = fit_logistic(X[i], y[i], C=float(Cs[i]), n_classes=3, tol=1e-5)
-        np.testing.assert_allclose(batched.coef[i], one.coef, rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(batched.intercept[i], one.intercept, rtol=1e-4, atol=1e-5)
-        assert int(batched.n_iter[i]) == int(one.n_iter)
-        assert bool(batched.converged[i]) == bool(one.converged)
+    with jax.enable_x64(True):
+        X = X.astype(np.float64)
+        f = jax.vmap(lambda X, y, C: fit_logistic(X, y, C=C, n_classes=3, tol=1e-10))
+        batched = f(jnp.asarray(X), jnp.asarray(y), jnp.asarray(Cs, jnp.float64))
+        assert bool(batched.converged.all())
+        for i in range(X.shape[0]):
+            one = fit_logistic(X[i], y[i], C=float(Cs[i]), n_classes=3, tol=1e-10)
+            np.testing.assert_allclose(batched.coef[i], one.coef, rtol=1e-7, atol=1e-8)
+            np.testing.assert_allclose(batched.intercept[i], one.intercept, rtol=1e-7, atol=1e-8)
+            assert abs(int(batched.n_iter[i]) - int(one.n_iter)) <= 2
 
 
 def test_jit_equals_eager():
