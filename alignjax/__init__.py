@@ -16,6 +16,7 @@ from ._validation import (
     ZeroVarianceError,
 )
 from .folds import group_kfold, kfold, resolve_folds, stratified_kfold
+from .ridge import RidgeCVResult, ridge_cv, ridge_fit
 from .stats import fdr_bh, permutation_pvalues, rankdata
 from .store import FeatureStore, StoreWriter, load_layers, load_responses, open_store
 
@@ -37,6 +38,10 @@ __all__ = [
     "stratified_kfold",
     "group_kfold",
     "resolve_folds",
+    # ridge
+    "ridge_cv",
+    "ridge_fit",
+    "RidgeCVResult",
     # stats
     "rankdata",
     "permutation_pvalues",
