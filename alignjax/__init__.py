@@ -17,6 +17,7 @@ from ._validation import (
 )
 from .folds import group_kfold, kfold, resolve_folds, stratified_kfold
 from .ridge import RidgeCVResult, ridge_cv, ridge_fit
+from .encoding import EncodingResult, encode, encoding_permutation_test
 from .stats import fdr_bh, permutation_pvalues, rankdata
 from .store import FeatureStore, StoreWriter, load_layers, load_responses, open_store
 
@@ -42,6 +43,10 @@ __all__ = [
     "ridge_cv",
     "ridge_fit",
     "RidgeCVResult",
+    "RidgeCV",
+    "encode",
+    "EncodingResult",
+    "encoding_permutation_test",
     # stats
     "rankdata",
     "permutation_pvalues",
@@ -53,3 +58,12 @@ __all__ = [
     "load_layers",
     "load_responses",
 ]
+
+
+def __getattr__(name):
+    # RidgeCV needs scikit-learn (optional); import it only when asked for
+    if name == "RidgeCV":
+        from .estimators import RidgeCV
+
+        return RidgeCV
+    raise AttributeError(f"module 'alignjax' has no attribute {name!r}")
