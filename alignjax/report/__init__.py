@@ -1,0 +1,1 @@
+"""Figures and reports for the alignjax command line (matplotlib, Agg backend)."""
