@@ -23,6 +23,8 @@ from .probes import (
     probe_permutation_test,
     probe_transfer,
 )
+from .ridge import RidgeCVResult, ridge_cv, ridge_fit
+from .encoding import EncodingResult, encode, encoding_permutation_test
 from .stats import fdr_bh, permutation_pvalues, rankdata
 from .store import FeatureStore, StoreWriter, load_layers, load_responses, open_store
 
@@ -44,6 +46,14 @@ __all__ = [
     "stratified_kfold",
     "group_kfold",
     "resolve_folds",
+    # ridge
+    "ridge_cv",
+    "ridge_fit",
+    "RidgeCVResult",
+    "RidgeCV",
+    "encode",
+    "EncodingResult",
+    "encoding_permutation_test",
     # probes
     "fit_logistic",
     "logistic_probe",
@@ -61,3 +71,12 @@ __all__ = [
     "load_layers",
     "load_responses",
 ]
+
+
+def __getattr__(name):
+    # RidgeCV needs scikit-learn (optional); import it only when asked for
+    if name == "RidgeCV":
+        from .estimators import RidgeCV
+
+        return RidgeCV
+    raise AttributeError(f"module 'alignjax' has no attribute {name!r}")

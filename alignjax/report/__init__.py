@@ -1,1 +1,1 @@
-"""Figures and tables of alignjax results (matplotlib, Agg backend)."""
+"""Figures and reports for the alignjax command line (matplotlib, Agg backend)."""
