@@ -22,6 +22,7 @@ from .probes import (
     logistic_probe,
     probe_permutation_test,
     probe_transfer,
+    ridge_probe,
 )
 from .ridge import RidgeCVResult, ridge_cv, ridge_fit
 from .encoding import EncodingResult, encode, encoding_permutation_test
@@ -60,6 +61,7 @@ __all__ = [
     "probe_transfer",
     "probe_permutation_test",
     "encode_labels",
+    "ridge_probe",
     # stats
     "rankdata",
     "permutation_pvalues",

@@ -57,6 +57,8 @@ __all__ = [
     "probe_transfer",
     "probe_permutation_test",
     "encode_labels",
+    "RidgeProbeResult",
+    "ridge_probe",
 ]
 
 _MASK_LOGIT = -1e4  # added to the logits of classes absent from a training set
@@ -961,3 +963,135 @@ def probe_permutation_test(X, y, *, C=1.0, folds=5, n_perm: int = 1000, seed: in
     p, p_fwe = permutation_pvalues(stats[0], stats[1:], alternative="greater")
     return PermutationResult(names, Cl, stats[0], stats[1:], np.asarray(p, float),
                              np.asarray(p_fwe, float), all_conv)
+
+
+# --------------------------------------------------------------------------- ridge probes
+
+
+class RidgeProbeResult(NamedTuple):
+    """Result of :func:`ridge_probe`.
+
+    Attributes
+    ----------
+    layers : list of str (n_layers,)
+    alphas : array (n_alphas,)
+    circular : bool
+    predictions : array (n_layers, n_stimuli)
+        Cross-validated predictions (degrees for circular targets, in [-180, 180)).
+    r2 : array (n_layers,)
+        Coefficient of determination of the pooled cross-validated predictions (NaN for
+        circular targets).
+    pearson_r : array (n_layers,)
+        Pearson r between predictions and targets (NaN for circular targets).
+    mae : array (n_layers,)
+        Mean absolute error (circular: mean absolute angular error in degrees).
+    fold_mae : array (n_layers, n_folds)
+    chance_mae : float
+        Error of predicting each training set's mean (circular: circular mean).
+    chosen_alpha : array (n_layers, n_folds, n_targets)
+        Alpha chosen by inner CV (n_targets = 2, sine and cosine, for circular targets).
+    folds : bool array (n_folds, n_stimuli)
+    """
+
+    layers: list
+    alphas: np.ndarray
+    circular: bool
+    predictions: np.ndarray
+    r2: np.ndarray
+    pearson_r: np.ndarray
+    mae: np.ndarray
+    fold_mae: np.ndarray
+    chance_mae: float
+    chosen_alpha: np.ndarray
+    folds: np.ndarray
+
+
+def _wrap_deg(a):
+    return (np.asarray(a) + 180.0) % 360.0 - 180.0
+
+
+def ridge_probe(X, y, *, alphas: Sequence[float] = tuple(np.logspace(-2, 6, 9)), folds=5,
+                circular: bool = False, inner_folds: int = 5, standardize: bool = True,
+                layers: Sequence[str] | None = None, seed: int = 0) -> RidgeProbeResult:
+    """Cross-validated ridge probes of a continuous or circular target in every layer.
+
+    For each layer and outer fold, :func:`alignjax.ridge.ridge_cv` (the closed-form
+    multi-alpha ridge solver of the encoding module) chooses alpha by ``inner_folds``-fold
+    CV on the training stimuli, refits on them, and predicts the test stimuli.
+    Circular targets (e.g. azimuth in degrees) are regressed as ``(sin, cos)`` and the
+    predicted angle is ``atan2``; errors are absolute angular differences in degrees.
+
+    Parameters
+    ----------
+    X : array, sequence or mapping of arrays, or a feature store
+        As :func:`logistic_probe`.
+    y : array (n_stimuli,) or mapping stimulus id -> value
+        Continuous target (distance, RT60, volume) or angle in degrees when ``circular``.
+    alphas : sequence of float
+        Ridge penalties searched by inner CV.
+    folds : int or fold specification
+        Outer folds (shuffled k-fold for an int, seeded by ``seed``).
+    circular : bool
+        Treat ``y`` as an angle in degrees.
+    inner_folds : int
+    standardize : bool
+        Z-score features with training-fold statistics.
+    layers : sequence of str, optional
+    seed : int
+
+    Returns
+    -------
+    RidgeProbeResult
+    """
+    from .ridge import ridge_cv
+
+    inner_folds = check_positive_int(inner_folds, "inner_folds", minimum=2)
+    alphas = np.asarray(alphas, dtype=float)
+    names, arrays, _, y = _load(X, y, layers=layers)
+    y = as_float_array(y, "y", ndim=1)
+    check_finite(y, "y", axis_name="stimulus")
+    n = len(y)
+    if not circular and np.ptp(y) == 0:
+        raise InvalidOptionError("the target is constant; nothing to predict")
+    outer = resolve_folds(folds, n, seed=seed)
+    F = outer.shape[0]
+    if circular:
+        rad = np.deg2rad(y)
+        T = np.stack([np.sin(rad), np.cos(rad)], axis=1)
+    else:
+        T = y[:, None]
+    L = len(arrays)
+    pred = np.zeros((L, n))
+    chosen = np.zeros((L, F, T.shape[1]))
+    base = np.zeros(n)
+    for f in range(F):
+        tr, te = ~outer[f], outer[f]
+        if circular:
+            base[te] = np.rad2deg(np.arctan2(T[tr, 0].mean(), T[tr, 1].mean()))
+        else:
+            base[te] = y[tr].mean()
+    for li, a in enumerate(arrays):
+        for f in range(F):
+            tr, te = ~outer[f], outer[f]
+            r = ridge_cv(a[tr], T[tr], alphas=alphas, folds=inner_folds, score="r2",
+                         standardize=standardize, seed=seed + 1 + f)
+            p = a[te] @ np.asarray(r.coef, dtype=float) + np.asarray(r.intercept, dtype=float)
+            chosen[li, f] = np.asarray(r.best_alpha)
+            pred[li, te] = np.rad2deg(np.arctan2(p[:, 0], p[:, 1])) if circular else p[:, 0]
+    if circular:
+        err = np.abs(_wrap_deg(pred - y[None]))
+        base_err = np.abs(_wrap_deg(base - y))
+        r2 = np.full(L, np.nan)
+        pr = np.full(L, np.nan)
+    else:
+        err = np.abs(pred - y[None])
+        base_err = np.abs(base - y)
+        ss = np.sum((y - y.mean()) ** 2)
+        r2 = 1.0 - np.sum((pred - y[None]) ** 2, axis=1) / ss
+        pc = pred - pred.mean(axis=1, keepdims=True)
+        yc = y - y.mean()
+        denom = np.linalg.norm(pc, axis=1) * np.linalg.norm(yc)
+        pr = np.where(denom > 0, pc @ yc / np.where(denom > 0, denom, 1.0), 0.0)
+    fold_mae = np.stack([err[:, outer[f]].mean(axis=1) for f in range(F)], axis=1)
+    return RidgeProbeResult(names, alphas, bool(circular), pred, r2, pr, err.mean(axis=1),
+                            fold_mae, float(base_err.mean()), chosen, outer)

@@ -149,3 +149,46 @@ def test_non_convergence_is_flagged():
 def test_public_names():
     for name in ("fit_logistic", "logistic_probe", "probe_transfer", "probe_permutation_test"):
         assert name in alignjax.__all__ and callable(getattr(alignjax, name))
+
+
+# --------------------------------------------------------------------------- ridge probes
+
+
+def test_ridge_probe_matches_sklearn_with_one_alpha():
+    from sklearn.linear_model import Ridge
+    from sklearn.preprocessing import StandardScaler
+
+    from alignjax.probes import ridge_probe
+
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((50, 6)) * np.logspace(-1, 1, 6) + 2.0
+    y = X @ rng.standard_normal(6) + 0.3 * rng.standard_normal(50)
+    res = ridge_probe([X], y, alphas=[3.0], folds=5, inner_folds=2)
+    for test in res.folds:
+        sc = StandardScaler().fit(X[~test])
+        m = Ridge(alpha=3.0).fit(sc.transform(X[~test]), y[~test])
+        np.testing.assert_allclose(res.predictions[0, test], m.predict(sc.transform(X[test])),
+                                   rtol=1e-4, atol=1e-4)
+    assert res.r2[0] > 0.8 and res.chosen_alpha.shape == (1, 5, 1)
+
+
+def test_ridge_probe_continuous_and_circular():
+    from alignjax.probes import ridge_probe
+
+    rng = np.random.default_rng(8)
+    n = 90
+    az = rng.uniform(-180, 180, n)
+    dist = rng.uniform(1, 5, n)
+    rad = np.deg2rad(az)
+    good = np.column_stack([np.sin(rad), np.cos(rad), dist]) @ rng.standard_normal((3, 10))
+    good += 0.05 * rng.standard_normal((n, 10))
+    noise = rng.standard_normal((n, 10))
+    circ = ridge_probe([good, noise], az, alphas=[0.1, 1.0, 10.0], folds=5, circular=True)
+    assert circ.mae[0] < 15 and circ.mae[1] > 60  # degrees; chance is about 90
+    assert circ.chance_mae > 60 and np.isnan(circ.r2).all()
+    assert np.all(np.abs(circ.predictions) <= 180)
+    cont = ridge_probe([good, noise], dist, alphas=[0.1, 1.0, 10.0], folds=5)
+    assert cont.r2[0] > 0.9 and cont.r2[1] < 0.2 and cont.pearson_r[0] > 0.95
+    assert cont.mae[0] < cont.chance_mae
+    with pytest.raises(InvalidOptionError, match="constant"):
+        ridge_probe([good], np.ones(n), alphas=[1.0])
