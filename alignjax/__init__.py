@@ -16,6 +16,7 @@ from ._validation import (
     ZeroVarianceError,
 )
 from .folds import group_kfold, kfold, resolve_folds, stratified_kfold
+from .layer_weighted import layer_weighted_probe
 from .probes import (
     encode_labels,
     fit_logistic,
@@ -62,6 +63,7 @@ __all__ = [
     "probe_permutation_test",
     "encode_labels",
     "ridge_probe",
+    "layer_weighted_probe",
     # stats
     "rankdata",
     "permutation_pvalues",
