@@ -21,6 +21,17 @@ from .rsa import (CVBestLayerResult, NoiseCeiling, RSABootstrapResult, RSAPermut
                   compare, cv_best_layer, noise_ceiling, partial_compare, rsa_bootstrap,
                   rsa_permutation_test, stimulus_permutations)
 from .folds import group_kfold, kfold, resolve_folds, stratified_kfold
+from .layer_weighted import layer_weighted_probe
+from .probes import (
+    encode_labels,
+    fit_logistic,
+    logistic_probe,
+    probe_permutation_test,
+    probe_transfer,
+    ridge_probe,
+)
+from .ridge import RidgeCVResult, ridge_cv, ridge_fit
+from .encoding import EncodingResult, encode, encoding_permutation_test
 from .stats import fdr_bh, permutation_pvalues, rankdata
 from .store import FeatureStore, StoreWriter, load_layers, load_responses, open_store
 
@@ -60,6 +71,22 @@ __all__ = [
     "stratified_kfold",
     "group_kfold",
     "resolve_folds",
+    # ridge
+    "ridge_cv",
+    "ridge_fit",
+    "RidgeCVResult",
+    "RidgeCV",
+    "encode",
+    "EncodingResult",
+    "encoding_permutation_test",
+    # probes
+    "fit_logistic",
+    "logistic_probe",
+    "probe_transfer",
+    "probe_permutation_test",
+    "encode_labels",
+    "ridge_probe",
+    "layer_weighted_probe",
     # stats
     "rankdata",
     "permutation_pvalues",
@@ -71,3 +98,12 @@ __all__ = [
     "load_layers",
     "load_responses",
 ]
+
+
+def __getattr__(name):
+    # RidgeCV needs scikit-learn (optional); import it only when asked for
+    if name == "RidgeCV":
+        from .estimators import RidgeCV
+
+        return RidgeCV
+    raise AttributeError(f"module 'alignjax' has no attribute {name!r}")

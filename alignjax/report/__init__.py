@@ -1,1 +1,2 @@
-"""Figures and the HTML report. Each topic has its own module of matplotlib figure functions."""
+"""Figures and the HTML report. Each topic has its own module of matplotlib figure functions
+(Agg backend)."""

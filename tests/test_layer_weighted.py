@@ -1,0 +1,33 @@
+"""layer_weighted_probe: learns to weight the informative layer; rejects mixed widths."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("flax")
+pytest.importorskip("optax")
+from alignjax import ShapeMismatchError  # noqa: E402
+from alignjax.layer_weighted import layer_weighted_probe  # noqa: E402
+
+
+def test_layer_weighted_probe_finds_informative_layer():
+    rng = np.random.default_rng(0)
+    n = 60
+    y = np.arange(n) % 3
+    code = rng.standard_normal((3, 8)) * 1.5
+    layers = [rng.standard_normal((n, 8)), np.eye(3)[y] @ code + 0.5 * rng.standard_normal((n, 8)),
+              rng.standard_normal((n, 8))]
+    r = layer_weighted_probe(layers, y, folds=2, hidden=((16,),), learning_rates=(1e-2, 3e-3),
+                             max_epochs=30, patience=5, batch_size=10)
+    assert r.accuracy.shape == (2,) and r.layer_weights.shape == (2, 3)
+    np.testing.assert_allclose(r.layer_weights.sum(axis=1), 1.0, rtol=1e-5)
+    assert r.accuracy.mean() > 0.85
+    assert np.all(np.argmax(r.layer_weights, axis=1) == 1)
+    assert r.chance == pytest.approx(1 / 3)
+    assert np.all((r.n_epochs >= 1) & (r.n_epochs <= 30))
+
+
+def test_layer_weighted_probe_needs_equal_widths():
+    rng = np.random.default_rng(1)
+    with pytest.raises(ShapeMismatchError, match="one width"):
+        layer_weighted_probe([rng.standard_normal((30, 4)), rng.standard_normal((30, 5))],
+                             np.arange(30) % 2, folds=2)

@@ -1,0 +1,194 @@
+"""Behaviour of the probes on simulated data, and their handling of bad input."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("optax")
+import alignjax  # noqa: E402
+from alignjax import (  # noqa: E402
+    InvalidFoldsError,
+    InvalidOptionError,
+    NonFiniteError,
+    StimulusMismatchError,
+)
+from alignjax.probes import (  # noqa: E402
+    fit_logistic,
+    logistic_probe,
+    probe_permutation_test,
+    probe_transfer,
+)
+
+N, P = 72, 8
+CS = [0.1, 1.0]
+
+
+def _factors(seed=0):
+    """Two crossed factors; layer 0 encodes `material` the same way in both `hollow` halves,
+    layer 1 encodes it with a code that flips between the halves, layer 2 is noise."""
+    rng = np.random.default_rng(seed)
+    material = np.tile(np.arange(3), N // 3)
+    hollow = np.repeat([0, 1], N // 2)
+    code = rng.standard_normal((3, P)) * 1.5
+    inv = np.eye(3)[material] @ code + 0.5 * rng.standard_normal((N, P))
+    flip = np.where(hollow[:, None] == 1, -1.0, 1.0)
+    var = flip * (np.eye(3)[material] @ code) + 0.5 * rng.standard_normal((N, P))
+    noise = rng.standard_normal((N, P))
+    return [inv, var, noise], material, hollow
+
+
+def test_probe_finds_decodable_layers_and_reports_everything():
+    layers, material, _ = _factors()
+    res = logistic_probe(layers, material, Cs=CS, folds=4, inner_folds=2)
+    L, nC, F = 3, len(CS), 4
+    assert res.accuracy.shape == (L, nC, F) and res.balanced_accuracy.shape == (L, nC, F)
+    assert res.confusion.shape == (L, nC, F, 3, 3)
+    assert res.chosen_C.shape == (L, F) and res.nested_accuracy.shape == (L, F)
+    assert res.inner_converged.shape == (L, nC, F, 2)
+    assert res.chance == pytest.approx(1 / 3)
+    assert res.nested_accuracy[0].mean() > 0.9
+    assert res.nested_accuracy[2].mean() < 0.6
+    # confusion matrices add up to the accuracies
+    cm = res.confusion
+    acc = np.trace(cm, axis1=-2, axis2=-1) / cm.sum(axis=(-2, -1))
+    np.testing.assert_allclose(acc, res.accuracy)
+    assert cm.sum(axis=(0, 1, 3, 4)).tolist() == [F * 0 + int(m.sum()) * L * nC
+                                                  for m in res.folds]
+    assert set(np.unique(res.chosen_C)) <= set(CS)
+    assert res.converged.all()
+
+
+def test_transfer_separates_invariant_from_context_specific_code():
+    layers, material, hollow = _factors()
+    res = probe_transfer(layers, material, train_mask=hollow == 0, test_mask=hollow == 1,
+                         Cs=CS, folds=3, inner_folds=2)
+    # layer 0: decodable invariantly -> transfers; layer 1: decodable within each half only
+    assert res.transfer_accuracy[0] > 0.9
+    assert res.within_accuracy[1] > 0.9
+    assert res.transfer_accuracy[1] < 0.2
+    assert res.within_accuracy[2] < 0.7 and res.transfer_accuracy[2] < 0.7
+    assert res.chance == pytest.approx(1 / 3)
+
+
+def test_permutation_p_uniform_under_null():
+    rng = np.random.default_rng(5)
+    y = np.tile([0, 1], 15)
+    layers = [rng.standard_normal((30, 4)) for _ in range(2)]
+    ps = []
+    for rep in range(12):
+        yr = rng.permutation(y)
+        r = probe_permutation_test(layers, yr, C=1.0, folds=3, n_perm=19, seed=rep, perm_batch=20)
+        ps.append(r.p)
+        assert np.all(r.p_fwe >= r.p - 1e-12)
+        assert r.null.shape == (19, 2)
+    ps = np.concatenate(ps)
+    assert ps.min() >= 1 / 20 - 1e-12 and ps.max() <= 1.0
+    # uniform on {1/20, ..., 1}: mean 0.525; 24 draws -> sd about 0.06
+    assert 0.33 < ps.mean() < 0.72
+    assert np.mean(ps <= 0.25) < 0.55
+
+
+def test_permutation_detects_signal():
+    layers, material, _ = _factors()
+    r = probe_permutation_test(layers, material, C=1.0, folds=3, n_perm=19, seed=0, perm_batch=20)
+    assert r.p_fwe[0] == pytest.approx(1 / 20)
+    assert r.p[2] > 0.05
+
+
+def test_class_smaller_than_folds():
+    layers, material, _ = _factors()
+    y = material.copy()
+    y[:2] = 7
+    with pytest.raises(InvalidFoldsError, match="fewer members"):
+        logistic_probe(layers, y, Cs=CS, folds=4)
+
+
+def test_single_class():
+    layers, material, _ = _factors()
+    with pytest.raises(InvalidOptionError, match="single class"):
+        logistic_probe(layers, np.zeros(N), Cs=CS, folds=4)
+    with pytest.raises(InvalidOptionError, match="single class"):
+        fit_logistic(layers[0], np.zeros(N, int))
+
+
+def test_label_id_mismatch(tmp_path):
+    layers, material, _ = _factors()
+    ids = [f"s{i}" for i in range(N)]
+    labels = {f"s{i}": m for i, m in enumerate(material)}
+    np.savez(tmp_path / "f.npz", a=layers[0], stimulus_ids=np.array(ids))
+    res = logistic_probe(str(tmp_path / "f.npz"), dict(reversed(list(labels.items()))), Cs=[1.0],
+                         folds=3, inner_folds=None)
+    ref = logistic_probe([layers[0]], material, Cs=[1.0], folds=3, inner_folds=None)
+    np.testing.assert_array_equal(res.accuracy, ref.accuracy)  # matched by id, not position
+    del labels["s5"]
+    with pytest.raises(StimulusMismatchError, match="missing"):
+        logistic_probe(str(tmp_path / "f.npz"), labels, Cs=[1.0], folds=3)
+    with pytest.raises(StimulusMismatchError):
+        logistic_probe(layers, material[:-1], Cs=[1.0], folds=3)
+
+
+def test_nan_features():
+    layers, material, _ = _factors()
+    bad = layers[1].copy()
+    bad[4, 2] = np.nan
+    with pytest.raises(NonFiniteError, match="layer 'layer1'"):
+        logistic_probe([layers[0], bad], material, Cs=CS, folds=4)
+
+
+def test_non_convergence_is_flagged():
+    layers, material, _ = _factors()
+    with pytest.warns(RuntimeWarning, match="did not reach tol"):
+        res = logistic_probe(layers, material, Cs=[1e4], folds=4, inner_folds=None,
+                             max_iter=2, tol=1e-9)
+    assert not res.converged.all()
+    fit = fit_logistic(layers[0], material, C=1e4, max_iter=2, tol=1e-9)
+    assert not bool(fit.converged) and int(fit.n_iter) == 2
+
+
+def test_public_names():
+    for name in ("fit_logistic", "logistic_probe", "probe_transfer", "probe_permutation_test"):
+        assert name in alignjax.__all__ and callable(getattr(alignjax, name))
+
+
+# --------------------------------------------------------------------------- ridge probes
+
+
+def test_ridge_probe_matches_sklearn_with_one_alpha():
+    from sklearn.linear_model import Ridge
+    from sklearn.preprocessing import StandardScaler
+
+    from alignjax.probes import ridge_probe
+
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((50, 6)) * np.logspace(-1, 1, 6) + 2.0
+    y = X @ rng.standard_normal(6) + 0.3 * rng.standard_normal(50)
+    res = ridge_probe([X], y, alphas=[3.0], folds=5, inner_folds=2)
+    for test in res.folds:
+        sc = StandardScaler().fit(X[~test])
+        m = Ridge(alpha=3.0).fit(sc.transform(X[~test]), y[~test])
+        np.testing.assert_allclose(res.predictions[0, test], m.predict(sc.transform(X[test])),
+                                   rtol=1e-4, atol=1e-4)
+    assert res.r2[0] > 0.8 and res.chosen_alpha.shape == (1, 5, 1)
+
+
+def test_ridge_probe_continuous_and_circular():
+    from alignjax.probes import ridge_probe
+
+    rng = np.random.default_rng(8)
+    n = 90
+    az = rng.uniform(-180, 180, n)
+    dist = rng.uniform(1, 5, n)
+    rad = np.deg2rad(az)
+    good = np.column_stack([np.sin(rad), np.cos(rad), dist]) @ rng.standard_normal((3, 10))
+    good += 0.05 * rng.standard_normal((n, 10))
+    noise = rng.standard_normal((n, 10))
+    circ = ridge_probe([good, noise], az, alphas=[0.1, 1.0, 10.0], folds=5, circular=True)
+    assert circ.mae[0] < 15 and circ.mae[1] > 60  # degrees; chance is about 90
+    assert circ.chance_mae > 60 and np.isnan(circ.r2).all()
+    assert np.all(np.abs(circ.predictions) <= 180)
+    cont = ridge_probe([good, noise], dist, alphas=[0.1, 1.0, 10.0], folds=5)
+    assert cont.r2[0] > 0.9 and cont.r2[1] < 0.2 and cont.pearson_r[0] > 0.95
+    assert cont.mae[0] < cont.chance_mae
+    with pytest.raises(InvalidOptionError, match="constant"):
+        ridge_probe([good], np.ones(n), alphas=[1.0])
