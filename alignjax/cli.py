@@ -223,22 +223,6 @@ def _cmd_layers(args) -> int:
     print(f"{'layer':<{width}}  shape (n_frames, n_features) for {args.seconds:g} s")
     for name, shape in rows:
         print(f"{name:<{width}}  {shape}")
-def _parse_alphas(text: str):
-    """``"0.1,1,10"`` or ``"logspace:START:STOP:NUM"`` (powers of ten)."""
-    import numpy as np
-
-    from ._validation import InvalidOptionError
-
-    try:
-        if text.startswith("logspace:"):
-            a, b, k = text.split(":")[1:]
-            return np.logspace(float(a), float(b), int(k))
-        return np.array([float(v) for v in text.split(",") if v.strip()])
-    except ValueError as exc:
-        raise InvalidOptionError(f"--alphas {text!r}: expected comma-separated numbers or "
-                                 f"logspace:START:STOP:NUM ({exc})") from None
-
-
 def _read_labels(spec: str, stimulus_ids):
     """Read ``labels.csv:column`` and return the labels in the order of ``stimulus_ids``."""
     import csv
@@ -277,8 +261,8 @@ def _add_encode(sub) -> None:
     p.add_argument("--brain", required=True,
                    help="responses with stimulus ids (.npz, .h5, .npy + .ids.txt, .csv)")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--alphas", default="logspace:-2:8:11",
-                   help="comma-separated alphas or logspace:START:STOP:NUM (default %(default)s)")
+    p.add_argument("--alphas", default=None,
+                   help="comma-separated alphas or logspace:START:STOP:NUM (default logspace:-2:8:11)")
     p.add_argument("--outer-folds", type=int, default=5)
     p.add_argument("--inner-folds", type=int, default=5)
     p.add_argument("--stratify", default=None, metavar="LABELS.CSV:COLUMN",
@@ -298,66 +282,26 @@ def _add_encode(sub) -> None:
 
 
 def _cmd_encode(args) -> int:
-    import csv
-    import json
-    from pathlib import Path
-
-    import numpy as np
-
-    from .encoding import encode, split_subjects
-    from .report.encoding import write_figures
-    from .store import load_layers, load_responses
+    from .store import load_layers
+    from .studies.encode import run_encode
 
     layers = None if args.layers is None else [s.strip() for s in args.layers.split(",") if s.strip()]
-    ls = load_layers(args.features, layers=layers)
-    resp = load_responses(args.brain)
-    if ls.stimulus_ids is not None:
-        resp = resp.aligned_to(ls.stimulus_ids)
-    stratify = None if args.stratify is None else _read_labels(args.stratify, ls.stimulus_ids)
-    alphas = _parse_alphas(args.alphas)
-    res = encode(ls, resp if ls.stimulus_ids is not None else resp.subjects, alphas=alphas,
-                 outer_folds=args.outer_folds, inner_folds=args.inner_folds, stratify=stratify,
-                 standardize=not args.no_standardize, target_chunk=args.target_chunk,
-                 extend_alphas=args.extend_alphas, score=args.score, seed=args.seed,
-                 progress=not args.no_progress)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    parts = split_subjects(res)
-    names = list(res.layer_names)
-    with open(out / "voxels.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["subject", "voxel", "valid", "r", "r2", "cod", "best_layer",
-                    "best_alpha"])
-        for subj, d in parts.items():
-            sdir = out / subj
-            sdir.mkdir(exist_ok=True)
-            for key in ("r", "r2", "cod", "best_layer", "best_alpha", "layer_r2", "valid"):
-                np.save(sdir / f"{key}.npy", d[key])
-            for v in range(d["r"].shape[0]):
-                bl = d["best_layer"][:, v]
-                if d["valid"][v] and (bl >= 0).all():
-                    mode = int(np.bincount(bl).argmax())
-                    layer, alpha = names[mode], float(np.exp(np.median(np.log(d["best_alpha"][:, v]))))
-                else:
-                    layer, alpha = "", float("nan")
-                w.writerow([subj, v, bool(d["valid"][v]), f"{d['r'][v]:.6g}", f"{d['r2'][v]:.6g}",
-                            f"{d['cod'][v]:.6g}", layer, f"{alpha:.6g}"])
-    summary = dict(res.summary)
-    summary.update({"features": str(args.features), "brain": str(args.brain),
-                    "alphas": [float(a) for a in alphas], "outer_folds": args.outer_folds,
-                    "inner_folds": args.inner_folds, "score": args.score, "seed": args.seed,
-                    "n_stimuli": int(res.prediction.shape[0])})
-    with open(out / "summary.json", "w", encoding="utf-8") as fh:
-        json.dump(summary, fh, indent=1)
-    write_figures(res, out)
+    stratify = None
+    if args.stratify is not None:
+        stratify = _read_labels(args.stratify, load_layers(args.features, layers=layers).stimulus_ids)
+    summary = run_encode(args.features, args.brain, args.out, alphas=args.alphas,
+                         outer_folds=args.outer_folds, inner_folds=args.inner_folds,
+                         stratify=stratify, score=args.score, extend_alphas=args.extend_alphas,
+                         standardize=not args.no_standardize, layers=layers,
+                         target_chunk=args.target_chunk, seed=args.seed,
+                         progress=not args.no_progress)
     acc = summary["across_subjects"]["median_r2"]
     sem = "" if acc["sem"] is None else f" ± {acc['sem']:.4f}"
     mean = "n/a" if acc["mean"] is None else f"{acc['mean']:.4f}"
-    print(f"encode: {len(res.subjects)} subject(s), {res.valid.sum()} voxels "
+    print(f"encode: {summary['n_subjects']} subject(s), {summary['n_valid']} voxels "
           f"({summary['n_excluded']} excluded, zero variance); median R² {mean}{sem}; "
-          f"results in {out}")
+          f"results in {args.out}")
     return 0
-
 
 
 def _add_probe(sub) -> None:
@@ -371,10 +315,10 @@ def _add_probe(sub) -> None:
     p.add_argument("--labels", required=True, help="CSV with an id column and the target column")
     p.add_argument("--target", required=True, help="column of --labels holding the class labels")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--id-column", default="stimulus_id",
-                   help="column of --labels holding stimulus ids (default: stimulus_id)")
-    p.add_argument("--cs", default="1e-4,1e-3,1e-2,1e-1,1,10,100,1e3,1e4",
-                   help="comma-separated C values (inverse L2 strength)")
+    p.add_argument("--id-column", default=None,
+                   help="column of --labels holding stimulus ids (default: stimulus_id, else id)")
+    p.add_argument("--cs", default=None,
+                   help="comma-separated C values (inverse L2 strength; default 1e-4 ... 1e4, 9 values)")
     p.add_argument("--folds", type=int, default=5, help="outer stratified folds (default 5)")
     p.add_argument("--inner-folds", type=int, default=3, help="inner folds choosing C (default 3)")
     p.add_argument("--class-weight", choices=["none", "balanced"], default="none")
@@ -389,142 +333,20 @@ def _add_probe(sub) -> None:
     p.set_defaults(func=_cmd_probe)
 
 
-def _parse_where(expr: str, columns) -> tuple[str, str]:
-    from ._validation import InvalidOptionError
-
-    if "=" not in expr:
-        raise InvalidOptionError(f"expected COL=VALUE, got {expr!r}")
-    col, val = expr.split("=", 1)
-    col = col.strip()
-    if col not in columns:
-        raise InvalidOptionError(f"column {col!r} is not in the labels file; columns: {list(columns)}")
-    return col, val.strip()
-
-
 def _cmd_probe(args) -> int:
-    import csv
-    import json
-    from pathlib import Path
+    from .studies.probe import run_probe
 
-    import numpy as np
-    from tqdm import tqdm
-
-    from ._validation import InvalidOptionError, StimulusMismatchError, match_ids
-    from .probes import logistic_probe, probe_permutation_test, probe_transfer
-    from .report.probes import plot_probe_accuracy, wilson_interval
-    from .store import load_layers
-
-    with open(args.labels, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    columns = list(rows[0].keys()) if rows else []
-    for col in (args.id_column, args.target):
-        if col not in columns:
-            raise InvalidOptionError(f"{args.labels} has no column {col!r}; columns: {columns}")
-    ls = load_layers(args.features, layers=args.layers.split(",") if args.layers else None)
-    if ls.stimulus_ids is None:
-        raise StimulusMismatchError(
-            f"{args.features} carries no stimulus ids, so labels cannot be matched by id; use a "
-            "feature store (or add stimulus_ids)")
-    order = match_ids(ls.stimulus_ids, [r[args.id_column] for r in rows],
-                      what=f"the features ({args.features})", other_what=f"{args.labels}")
-    rows = [rows[i] for i in order]
-    keep = np.array([r[args.target].strip() != "" for r in rows])
-    if not keep.any():
-        raise InvalidOptionError(f"column {args.target!r} is empty for every stimulus")
-    if not keep.all():
-        print(f"note: {int((~keep).sum())} stimuli have no {args.target!r} label and are left out")
-    rows = [r for r, k in zip(rows, keep) if k]
-    arrays = {n: np.asarray(a)[keep] for n, a in
-              tqdm(zip(ls.names, ls.arrays), total=len(ls.names), desc="loading layers")}
-    y = np.array([r[args.target].strip() for r in rows])
-    Cs = [float(c) for c in args.cs.split(",") if c.strip()]
-    cw = None if args.class_weight == "none" else "balanced"
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    names = list(arrays)
-    widths = [a.shape[1] for a in arrays.values()]
-
-    if (args.train_where is None) != (args.test_where is None):
-        raise InvalidOptionError("give both --train-where and --test-where for a transfer probe")
-    if args.train_where is not None:
-        tc, tv = _parse_where(args.train_where, columns)
-        ec, ev = _parse_where(args.test_where, columns)
-        train = np.array([r[tc].strip() == tv for r in rows])
-        test = np.array([r[ec].strip() == ev for r in rows])
-        print(f"transfer probe: training on {int(train.sum())} stimuli ({tc}={tv}), testing on "
-              f"{int(test.sum())} ({ec}={ev}), {len(names)} layers")
-        res = probe_transfer(arrays, y, train_mask=train, test_mask=test, Cs=Cs,
-                             folds=args.folds, inner_folds=args.inner_folds, class_weight=cw,
-                             seed=args.seed)
-        n_test = int(test.sum())
-        lo, hi = wilson_interval(np.round(res.transfer_accuracy * n_test), n_test)
-        table = [{"layer": n, "n_features": w, "transfer_accuracy": float(a),
-                  "transfer_ci_low": float(l), "transfer_ci_high": float(h),
-                  "transfer_balanced_accuracy": float(b), "within_accuracy": float(wa),
-                  "chosen_C": float(c), "chance": res.chance, "converged": bool(cv.all())}
-                 for n, w, a, l, h, b, wa, c, cv in zip(
-                     names, widths, res.transfer_accuracy, lo, hi, res.transfer_balanced_accuracy,
-                     res.within_accuracy, res.chosen_C, res.converged)]
-        detail = {"mode": "transfer", "train_where": args.train_where,
-                  "test_where": args.test_where, "Cs": res.Cs.tolist(),
-                  "classes": [str(c) for c in res.classes],
-                  "transfer_accuracy_per_C": res.transfer_accuracy_per_C.tolist()}
-        plot_probe_accuracy(names, res.transfer_accuracy, ci_low=lo, ci_high=hi,
-                            chance=res.chance, extra={"within test subset": res.within_accuracy},
-                            title=f"{args.target}: transfer {args.train_where} -> {args.test_where}",
-                            path=out / "probe.png")
-    else:
-        print(f"probing {args.target!r} ({len(set(y))} classes, {len(y)} stimuli) in "
-              f"{len(names)} layers x {len(Cs)} C x {args.folds} folds")
-        res = logistic_probe(arrays, y, Cs=Cs, folds=args.folds, inner_folds=args.inner_folds,
-                             class_weight=cw, seed=args.seed)
-        n = len(y)
-        codes = np.searchsorted(res.classes, y)
-        n_correct = (res.nested_predictions == codes[None]).sum(axis=1)
-        lo, hi = wilson_interval(n_correct, n)
-        acc = res.nested_accuracy.mean(axis=1)
-        pvals = [None] * len(names)
-        pfwe = [None] * len(names)
-        if args.n_perm > 0:
-            Cl = []
-            for row in res.chosen_C:  # most frequent inner-CV choice per layer
-                v, c = np.unique(row, return_counts=True)
-                Cl.append(v[np.argmax(c)])
-            perm = probe_permutation_test(arrays, y, C=np.array(Cl), folds=res.folds,
-                                          n_perm=args.n_perm, seed=args.seed, class_weight=cw)
-            pvals, pfwe = perm.p.tolist(), perm.p_fwe.tolist()
-        table = []
-        for i, name in enumerate(names):
-            v, c = np.unique(res.chosen_C[i], return_counts=True)
-            table.append({"layer": name, "n_features": widths[i], "accuracy": float(acc[i]),
-                          "ci_low": float(lo[i]), "ci_high": float(hi[i]),
-                          "accuracy_fold_sd": float(res.nested_accuracy[i].std(ddof=1)),
-                          "balanced_accuracy": float(res.nested_balanced_accuracy[i].mean()),
-                          "chosen_C": float(v[np.argmax(c)]), "best_C": float(res.best_C[i]),
-                          "best_C_accuracy": float(res.accuracy[i].mean(axis=1).max()),
-                          "chance": res.chance, "converged": bool(res.converged[i].all() and
-                                                                   res.inner_converged[i].all()),
-                          "p": pvals[i], "p_fwe": pfwe[i]})
-        detail = {"mode": "cv", "Cs": res.Cs.tolist(), "classes": [str(c) for c in res.classes],
-                  "accuracy": res.accuracy.tolist(),
-                  "balanced_accuracy": res.balanced_accuracy.tolist(),
-                  "chosen_C": res.chosen_C.tolist(), "nested_accuracy": res.nested_accuracy.tolist(),
-                  "confusion": res.confusion.tolist(), "converged": res.converged.tolist()}
-        plot_probe_accuracy(names, acc, ci_low=lo, ci_high=hi, chance=res.chance,
-                            title=f"{args.target}: nested-CV accuracy per layer",
-                            path=out / "probe.png")
-    with open(out / "probe.csv", "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(table[0]))
-        w.writeheader()
-        for r in table:
-            w.writerow({k: ("" if v is None else v) for k, v in r.items()})
-    with open(out / "probe.json", "w", encoding="utf-8") as fh:
-        json.dump({"features": str(args.features), "labels": str(args.labels),
-                   "target": args.target, "layers": table, **detail}, fh, indent=1)
-    for r in table:
-        if not r["converged"]:
-            print(f"warning: some fits of layer {r['layer']} did not converge (see probe.json)")
-    print(f"wrote {out / 'probe.csv'}, {out / 'probe.json'}, {out / 'probe.png'}")
+    summary = run_probe(args.features, args.labels, args.out, target=args.target,
+                        id_column=args.id_column,
+                        Cs=[float(c) for c in args.cs.split(",") if c.strip()] if args.cs else None,
+                        folds=args.folds, inner_folds=args.inner_folds,
+                        class_weight=None if args.class_weight == "none" else "balanced",
+                        layers=args.layers.split(",") if args.layers else None,
+                        n_perm=args.n_perm, transfer_train=args.train_where,
+                        transfer_test=args.test_where, seed=args.seed)
+    out = args.out
+    print(f"probed {summary['target']!r} in {len(summary['layers'])} layers "
+          f"({summary['n_stimuli']} stimuli); wrote {out}/probe.csv, probe.json, probe.png")
     return 0
 
 

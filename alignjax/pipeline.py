@@ -381,6 +381,7 @@ def _runner(cfg: Config, a: dict, store: Path, out: Path, seed: int, progress: b
         from .studies.probe import run_probe
 
         return run_probe(store, cfg.resolve(cfg.stimuli["path"]), out, target=a["target"],
+                         log=lambda msg: None,
                          where=a.get("where"), Cs=a.get("Cs"), folds=int(a.get("folds", 5)),
                          transfer_train=a.get("transfer_train"),
                          transfer_test=a.get("transfer_test"), n_perm=int(a.get("n_perm", 0)),

@@ -1,0 +1,114 @@
+"""Encoding study: nested cross-validated voxel-wise ridge from model layers to brain data."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .._validation import InvalidOptionError
+from ..encoding import encode, encoding_permutation_test, split_subjects
+from ..store import load_layers, load_responses
+
+__all__ = ["run_encode", "parse_alphas", "DEFAULT_ALPHAS"]
+
+DEFAULT_ALPHAS = "logspace:-2:8:11"
+
+
+def parse_alphas(alphas) -> np.ndarray:
+    """Alphas from a sequence, ``"0.1,1,10"`` or ``"logspace:START:STOP:NUM"`` (powers of ten)."""
+    if alphas is None:
+        alphas = DEFAULT_ALPHAS
+    if not isinstance(alphas, str):
+        return np.asarray(alphas, dtype=float)
+    try:
+        if alphas.startswith("logspace:"):
+            a, b, k = alphas.split(":")[1:]
+            return np.logspace(float(a), float(b), int(k))
+        return np.array([float(v) for v in alphas.split(",") if v.strip()])
+    except ValueError as exc:
+        raise InvalidOptionError(f"alphas {alphas!r}: expected comma-separated numbers or "
+                                 f"logspace:START:STOP:NUM ({exc})") from None
+
+
+def run_encode(features, brain, out: str | os.PathLike, *, alphas=None, outer_folds: int = 5,
+               inner_folds: int = 5, stratify: Sequence | None = None, score: str = "r2",
+               extend_alphas: bool = False, standardize: bool = True,
+               layers: Sequence[str] | None = None, target_chunk: int | None = None,
+               n_perm: int = 0, seed: int = 0, progress: bool = True) -> dict:
+    """Nested-CV encoding of every voxel of every subject; writes results to ``out``.
+
+    Writes ``voxels.csv`` (subject, voxel, valid, r, r2, cod, modal best layer, median best
+    alpha), per-subject ``.npy`` arrays, ``summary.json`` (median per subject, mean ± SEM
+    across subjects, best-layer counts) and the encoding figures. ``stratify`` holds one
+    category label per stimulus of ``features`` (in its order); ``n_perm > 0`` adds
+    permutation p-values of the cross-validated predictions (``p``, ``p_fwe``, ``q``).
+    """
+    t0 = time.perf_counter()
+    ls = load_layers(features, layers=layers)
+    resp = load_responses(brain)
+    if ls.stimulus_ids is not None:
+        resp = resp.aligned_to(ls.stimulus_ids)
+    alphas = parse_alphas(alphas)
+    res = encode(ls, resp if ls.stimulus_ids is not None else resp.subjects, alphas=alphas,
+                 outer_folds=outer_folds, inner_folds=inner_folds, stratify=stratify,
+                 standardize=standardize, target_chunk=target_chunk,
+                 extend_alphas=extend_alphas, score=score, seed=seed, progress=progress)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    parts = split_subjects(res)
+    names = list(res.layer_names)
+    perm = None
+    if n_perm:
+        Y = np.concatenate([np.asarray(resp.subjects[s]) for s in res.subjects], axis=1)
+        perm = encoding_permutation_test(res.prediction, Y, n_perm=n_perm, seed=seed)
+    with open(out / "voxels.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["subject", "voxel", "valid", "r", "r2", "cod", "best_layer", "best_alpha"]
+                   + (["p", "p_fwe", "q"] if perm is not None else []))
+        offset = 0
+        for subj, d in parts.items():
+            sdir = out / subj
+            sdir.mkdir(exist_ok=True)
+            for key in ("r", "r2", "cod", "best_layer", "best_alpha", "layer_r2", "valid"):
+                np.save(sdir / f"{key}.npy", d[key])
+            for v in range(d["r"].shape[0]):
+                bl = d["best_layer"][:, v]
+                if d["valid"][v] and (bl >= 0).all():
+                    mode = int(np.bincount(bl).argmax())
+                    layer = names[mode]
+                    alpha = float(np.exp(np.median(np.log(d["best_alpha"][:, v]))))
+                else:
+                    layer, alpha = "", float("nan")
+                row = [subj, v, bool(d["valid"][v]), f"{d['r'][v]:.6g}", f"{d['r2'][v]:.6g}",
+                       f"{d['cod'][v]:.6g}", layer, f"{alpha:.6g}"]
+                if perm is not None:
+                    k = offset + v
+                    row += [f"{perm.p[k]:.6g}", f"{perm.p_fwe[k]:.6g}", f"{perm.q[k]:.6g}"]
+                w.writerow(row)
+            offset += d["r"].shape[0]
+    summary = dict(res.summary)
+    counts = np.zeros(len(names), dtype=int)
+    for entry in summary["subjects"].values():
+        counts += np.asarray(entry["best_layer_counts"], dtype=int)
+    summary.update({"analysis": "encode", "features": str(features), "brain": str(brain),
+                    "alphas": [float(a) for a in alphas], "outer_folds": outer_folds,
+                    "inner_folds": inner_folds, "score": score, "seed": seed,
+                    "n_stimuli": int(res.prediction.shape[0]),
+                    "best_layer_counts": dict(zip(names, counts.tolist())),
+                    "n_perm": n_perm,
+                    "n_significant_fwe": None if perm is None else int((perm.p_fwe < 0.05).sum()),
+                    "seconds": time.perf_counter() - t0})
+    with open(out / "summary.json", "w", encoding="utf-8") as fh:
+        json.dump(summary, fh, indent=1)
+    from ..report.encoding import write_figures
+
+    write_figures(res, out)
+    summary["n_valid"] = int(res.valid.sum())
+    summary["n_subjects"] = len(res.subjects)
+    return summary

@@ -1,0 +1,175 @@
+"""Probe study: cross-validated logistic probes of a labelled factor in every layer."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .._validation import InvalidOptionError, StimulusMismatchError, match_ids
+from ..probes import logistic_probe, probe_permutation_test, probe_transfer
+from ..report.probes import plot_probe_accuracy, wilson_interval
+from ..store import load_layers
+
+__all__ = ["run_probe", "DEFAULT_CS"]
+
+DEFAULT_CS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4)
+
+
+def parse_where(expr: str, columns) -> tuple[str, str]:
+    """Split ``"COL=VALUE"``, checking that COL is a column of the labels."""
+    if "=" not in expr:
+        raise InvalidOptionError(f"expected COL=VALUE, got {expr!r}")
+    col, val = expr.split("=", 1)
+    col = col.strip()
+    if col not in columns:
+        raise InvalidOptionError(f"column {col!r} is not in the labels file; columns: {list(columns)}")
+    return col, val.strip()
+
+
+def run_probe(features, labels, out: str | os.PathLike, *, target: str,
+              id_column: str | None = None, where: str | None = None,
+              Cs: Sequence[float] | None = None, folds: int = 5, inner_folds: int = 3,
+              class_weight: str | None = None, layers: Sequence[str] | None = None,
+              n_perm: int = 0, transfer_train: str | None = None,
+              transfer_test: str | None = None, seed: int = 0, progress: bool = True,
+              log=print) -> dict:
+    """Probe ``target`` (a column of the ``labels`` CSV) in every layer of ``features``.
+
+    Labels are matched to the features by stimulus id (``id_column``; default
+    ``stimulus_id`` or ``id``), never by position. ``where="COL=VALUE"`` restricts the
+    probe to matching stimuli (e.g. ``category=impact``); stimuli with an empty target are
+    left out (and said so). With ``transfer_train``/``transfer_test`` (``COL=VALUE``) the
+    probe trains on one subset and tests on the other, beside the within-test-subset
+    baseline. Writes ``probe.csv``, ``probe.json`` and ``probe.png``; returns the summary.
+    """
+    t0 = time.perf_counter()
+    with open(labels, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    columns = list(rows[0].keys()) if rows else []
+    for col in ([id_column] if id_column else []) + [target]:
+        if col not in columns:
+            raise InvalidOptionError(f"{labels} has no column {col!r}; columns: {columns}")
+    if id_column is None:
+        id_column = "stimulus_id" if "stimulus_id" in columns else "id"
+    ls = load_layers(features, layers=layers)
+    if ls.stimulus_ids is None:
+        raise StimulusMismatchError(
+            f"{features} carries no stimulus ids, so labels cannot be matched by id; use a "
+            "feature store (or add stimulus_ids)")
+    order = match_ids(ls.stimulus_ids, [r[id_column] for r in rows],
+                      what=f"the features ({features})", other_what=f"{labels}")
+    rows = [rows[i] for i in order]
+    keep = np.array([r[target].strip() != "" for r in rows])
+    if where is not None:
+        wc, wv = parse_where(where, columns)
+        keep &= np.array([r[wc].strip() == wv for r in rows])
+    if not keep.any():
+        raise InvalidOptionError(f"column {target!r} is empty for every stimulus")
+    if not keep.all():
+        log(f"note: {int((~keep).sum())} stimuli have no {target!r} label and are left out")
+    rows = [r for r, k in zip(rows, keep) if k]
+    arrays = {n: np.asarray(a)[keep] for n, a in
+              tqdm(zip(ls.names, ls.arrays), total=len(ls.names), desc="loading layers",
+                   disable=not progress, leave=False)}
+    y = np.array([r[target].strip() for r in rows])
+    Cs = [float(c) for c in (Cs if Cs is not None else DEFAULT_CS)]
+    cw = class_weight
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = list(arrays)
+    widths = [a.shape[1] for a in arrays.values()]
+
+    if (transfer_train is None) != (transfer_test is None):
+        raise InvalidOptionError("give both transfer_train and transfer_test (--train-where and "
+                                 "--test-where) for a transfer probe")
+    if transfer_train is not None:
+        tc, tv = parse_where(transfer_train, columns)
+        ec, ev = parse_where(transfer_test, columns)
+        train = np.array([r[tc].strip() == tv for r in rows])
+        test = np.array([r[ec].strip() == ev for r in rows])
+        log(f"transfer probe: training on {int(train.sum())} stimuli ({tc}={tv}), testing on "
+              f"{int(test.sum())} ({ec}={ev}), {len(names)} layers")
+        res = probe_transfer(arrays, y, train_mask=train, test_mask=test, Cs=Cs,
+                             folds=folds, inner_folds=inner_folds, class_weight=cw,
+                             seed=seed)
+        n_test = int(test.sum())
+        lo, hi = wilson_interval(np.round(res.transfer_accuracy * n_test), n_test)
+        table = [{"layer": n, "n_features": w, "transfer_accuracy": float(a),
+                  "transfer_ci_low": float(l), "transfer_ci_high": float(h),
+                  "transfer_balanced_accuracy": float(b), "within_accuracy": float(wa),
+                  "chosen_C": float(c), "chance": res.chance, "converged": bool(cv.all())}
+                 for n, w, a, l, h, b, wa, c, cv in zip(
+                     names, widths, res.transfer_accuracy, lo, hi, res.transfer_balanced_accuracy,
+                     res.within_accuracy, res.chosen_C, res.converged)]
+        detail = {"mode": "transfer", "train_where": transfer_train,
+                  "test_where": transfer_test, "Cs": res.Cs.tolist(),
+                  "classes": [str(c) for c in res.classes],
+                  "transfer_accuracy_per_C": res.transfer_accuracy_per_C.tolist()}
+        plot_probe_accuracy(names, res.transfer_accuracy, ci_low=lo, ci_high=hi,
+                            chance=res.chance, extra={"within test subset": res.within_accuracy},
+                            title=f"{target}: transfer {transfer_train} -> {transfer_test}",
+                            path=out / "probe.png")
+    else:
+        log(f"probing {target!r} ({len(set(y))} classes, {len(y)} stimuli) in "
+              f"{len(names)} layers x {len(Cs)} C x {folds} folds")
+        res = logistic_probe(arrays, y, Cs=Cs, folds=folds, inner_folds=inner_folds,
+                             class_weight=cw, seed=seed)
+        n = len(y)
+        codes = np.searchsorted(res.classes, y)
+        n_correct = (res.nested_predictions == codes[None]).sum(axis=1)
+        lo, hi = wilson_interval(n_correct, n)
+        acc = res.nested_accuracy.mean(axis=1)
+        pvals = [None] * len(names)
+        pfwe = [None] * len(names)
+        if n_perm > 0:
+            Cl = []
+            for row in res.chosen_C:  # most frequent inner-CV choice per layer
+                v, c = np.unique(row, return_counts=True)
+                Cl.append(v[np.argmax(c)])
+            perm = probe_permutation_test(arrays, y, C=np.array(Cl), folds=res.folds,
+                                          n_perm=n_perm, seed=seed, class_weight=cw)
+            pvals, pfwe = perm.p.tolist(), perm.p_fwe.tolist()
+        table = []
+        for i, name in enumerate(names):
+            v, c = np.unique(res.chosen_C[i], return_counts=True)
+            table.append({"layer": name, "n_features": widths[i], "accuracy": float(acc[i]),
+                          "ci_low": float(lo[i]), "ci_high": float(hi[i]),
+                          "accuracy_fold_sd": float(res.nested_accuracy[i].std(ddof=1)),
+                          "balanced_accuracy": float(res.nested_balanced_accuracy[i].mean()),
+                          "chosen_C": float(v[np.argmax(c)]), "best_C": float(res.best_C[i]),
+                          "best_C_accuracy": float(res.accuracy[i].mean(axis=1).max()),
+                          "chance": res.chance, "converged": bool(res.converged[i].all() and
+                                                                   res.inner_converged[i].all()),
+                          "p": pvals[i], "p_fwe": pfwe[i]})
+        detail = {"mode": "cv", "Cs": res.Cs.tolist(), "classes": [str(c) for c in res.classes],
+                  "accuracy": res.accuracy.tolist(),
+                  "balanced_accuracy": res.balanced_accuracy.tolist(),
+                  "chosen_C": res.chosen_C.tolist(), "nested_accuracy": res.nested_accuracy.tolist(),
+                  "confusion": res.confusion.tolist(), "converged": res.converged.tolist()}
+        plot_probe_accuracy(names, acc, ci_low=lo, ci_high=hi, chance=res.chance,
+                            title=f"{target}: nested-CV accuracy per layer",
+                            path=out / "probe.png")
+    with open(out / "probe.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(table[0]))
+        w.writeheader()
+        for r in table:
+            w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+    summary = {"analysis": "probe", "features": str(features), "labels": str(labels),
+               "target": target, "where": where, "n_stimuli": int(len(y)), "layers": table,
+               **detail}
+    with open(out / "probe.json", "w", encoding="utf-8") as fh:
+        json.dump(summary, fh, indent=1)
+    for r in table:
+        if not r["converged"]:
+            log(f"warning: some fits of layer {r['layer']} did not converge (see probe.json)")
+    summary["seconds"] = time.perf_counter() - t0
+    return summary
+
+
