@@ -1,6 +1,5 @@
 """Real recordings from Debian packages (installed by .ci/run; skipped when absent)."""
 
-import shutil
 from pathlib import Path
 
 import numpy as np

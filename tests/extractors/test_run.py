@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from alignjax import InvalidOptionError, StimulusMismatchError, StoreError, open_store
+from alignjax import InvalidOptionError, StoreError
 from alignjax.cli import main
 from extractors.audio import AudioError
 from extractors.run import extract, plan_batches
