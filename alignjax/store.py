@@ -332,24 +332,39 @@ class StoreWriter:
 
         The per-row shape and dtype of a layer must match its first write.
         """
-        if not 0 <= index < self.n:
-            raise IndexError(f"row {index} out of range for {self.n} stimuli")
-        for name, value in layers.items():
-            value = np.asarray(value)
-            arr = self._open_layer(name, value)
-            if value.shape != arr.shape[1:]:
-                raise StoreError(
-                    f"layer {name!r}: stimulus {self.manifest['stimulus_ids'][index]!r} gave shape "
-                    f"{value.shape}, but the layer holds rows of shape {arr.shape[1:]}; use a fixed "
-                    "duration or pooling so every stimulus has the same shape"
-                )
-            arr[index] = value.astype(arr.dtype, copy=False)
-        for name in layers:
+        self.write_rows({index: layers})
+
+    def write_rows(self, rows: Mapping[int, Mapping[str, np.ndarray]]) -> None:
+        """Write several rows (index -> {layer: row}), then mark them all done at once.
+
+        One flush and one manifest update for the whole batch: the rows become visible
+        together, and a process killed before the manifest is replaced leaves all of them
+        pending (they are rewritten, with the same bytes, on resume).
+        """
+        touched: set[str] = set()
+        for index, layers in rows.items():
+            if not 0 <= index < self.n:
+                raise IndexError(f"row {index} out of range for {self.n} stimuli")
+            for name, value in layers.items():
+                value = np.asarray(value)
+                arr = self._open_layer(name, value)
+                if value.shape != arr.shape[1:]:
+                    raise StoreError(
+                        f"layer {name!r}: stimulus {self.manifest['stimulus_ids'][index]!r} gave "
+                        f"shape {value.shape}, but the layer holds rows of shape {arr.shape[1:]}; "
+                        "use a fixed duration or pooling so every stimulus has the same shape"
+                    )
+                arr[index] = value.astype(arr.dtype, copy=False)
+                touched.add(name)
+        for name in touched:
             self._maps[name].flush()
-        for name in layers:
-            self._done[name][index] = True
+        for index, layers in rows.items():
+            for name in layers:
+                self._done[name][index] = True
+        for name in touched:
             self.manifest["layers"][name]["done"] = _pack_mask(self._done[name])
-        _atomic_write_json(self.path / MANIFEST, self.manifest)
+        if rows:
+            _atomic_write_json(self.path / MANIFEST, self.manifest)
 
     def skip(self, index: int, reason: str) -> None:
         """Record that stimulus ``index`` could not be processed (listed in the manifest)."""

@@ -253,6 +253,7 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
                 by_len.setdefault(w.shape[0], []).append(i)
             for n, idx in sorted(by_len.items()):
                 acts = ext.forward(np.stack([waves[i] for i in idx]), names)
+                rows = {}
                 for row, i in enumerate(idx):
                     values = {}
                     for name in names:
@@ -264,9 +265,10 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
                             )
                         p = pool(a, pooling, n_frames=None if frames is None else frames[name])
                         values[name] = p.astype(np_dtype)
-                    writer.write(i, values)
-                    if bar is not None and i in pending:
-                        bar.update(1)
+                    rows[i] = values
+                writer.write_rows(rows)
+                if bar is not None:
+                    bar.update(sum(i in pending for i in idx))
     finally:
         if bar is not None:
             bar.close()

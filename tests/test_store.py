@@ -118,3 +118,16 @@ def test_load_responses_formats(tmp_path, rng):
     np.savez(tmp_path / "noids.npz", sub1=y1)
     with pytest.raises(StimulusMismatchError, match="stimulus_ids"):
         load_responses(tmp_path / "noids.npz")
+
+
+def test_write_rows_equals_row_by_row(tmp_path, rng):
+    ids = [f"s{i}" for i in range(6)]
+    rows = rng.normal(size=(6, 3)).astype(np.float32)
+    one = _write_all(tmp_path / "one", ids, rows)
+    w = StoreWriter(tmp_path / "many", spec="test:model", stimulus_ids=ids, settings={"sr": 16000})
+    w.write_rows({i: {"a": rows[i], "b.x": rows[i][:2] * 2} for i in (0, 1, 2)})
+    assert w.pending() == [3, 4, 5]
+    w.write_rows({i: {"a": rows[i], "b.x": rows[i][:2] * 2} for i in (3, 4, 5)})
+    many = w.finish()
+    for name in ("manifest.json", "a.npy", "b.x.npy"):
+        assert (one.path / name).read_bytes() == (many.path / name).read_bytes()
