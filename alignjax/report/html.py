@@ -209,6 +209,36 @@ def _metadata(run_dir: Path, pipeline: dict | None) -> str:
             + bench)
 
 
+_SUMMARY_FILES = {"rsa": "rsa.json", "behaviour_rsa": "behaviour_rsa.json",
+                  "encode": "summary.json", "probe": "probe.json"}
+
+
+def _groups_of(steps: list[dict], kind: str) -> list[tuple[str, dict[str, dict]]]:
+    """Steps of one kind grouped by analysis name -> [(name, {model: summary})]."""
+    groups: dict[str, dict[str, dict]] = {}
+    for st in steps:
+        out = Path(st["out"])
+        meta = _load_json(out / "step.json") or {}
+        if (meta.get("kind") or st["step"].split("/")[0]) != kind:
+            continue
+        summary = _load_json(out / _SUMMARY_FILES[kind])
+        if summary:
+            name, _, model = st["step"].partition("/")
+            groups.setdefault(name, {})[model or name] = summary
+    return list(groups.items())
+
+
+def _overview(kind: str, group: tuple[str, dict[str, dict]]) -> str:
+    from .overview import plot_overview
+
+    name, summaries = group
+    try:
+        fig = plot_overview(kind, summaries)
+    except (KeyError, IndexError, ValueError, TypeError):
+        return ""
+    return f"<h3>{html.escape(name)}: all models</h3>" + _figure(_png(fig), f"{name}: all models")
+
+
 _TITLES = {"rsa": "RSA with brain data", "behaviour_rsa": "RSA with behaviour",
            "encode": "Voxel-wise encoding", "probe": "Linear probes", "extract": "Features"}
 
@@ -249,7 +279,10 @@ def build_report(run_dir, out=None, *, title: str | None = None) -> Path:
                               (pipeline or {}).get("stimuli")))
     for kind in ("rsa", "behaviour_rsa", "encode", "probe"):
         if kind in by_kind:
-            parts.append(f"<h2>{_TITLES[kind]}</h2>" + "".join(by_kind.pop(kind)))
+            over = "".join(_overview(kind, group) for group in _groups_of(steps, kind))
+            details = ("<details><summary>per model: figures and tables</summary>"
+                       + "".join(by_kind.pop(kind)) + "</details>")
+            parts.append(f"<h2>{_TITLES[kind]}</h2>{over}{details}")
     for kind, secs in by_kind.items():
         parts.append(f"<h2>{html.escape(kind)}</h2>" + "".join(secs))
     parts.append(_metadata(run_dir, pipeline))

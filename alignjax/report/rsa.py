@@ -64,7 +64,8 @@ def plot_rsa_layers(layers: Sequence[str], r: np.ndarray, *, group_p_fwe: np.nda
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, frameon=False, loc="best")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, frameon=False, loc="best")
     fig.tight_layout()
     return fig
 

@@ -152,7 +152,6 @@ name = "probe-material"
 target = "material"
 where = "category=impact"
 folds = 5
-n_perm = {min(n_perm, 200)}
 
 [[analyses]]
 kind = "probe"
@@ -218,14 +217,13 @@ def _ground_truth_checks(out: Path) -> dict:
         s = json.loads(f.read_text())
         for row in s["layers"]:
             accs.append((row["accuracy"], f"{f.parent.name}:{row['layer']}", row["chance"],
-                         row.get("p_fwe")))
+                         row["ci_low"]))
     if accs:
-        acc, where, chance, p = max(accs)
-        ok = acc > chance + 0.1 and (p is None or p < 0.05)
+        acc, where, chance, low = max(accs)
         checks.append({"what": "probe: material decodable above chance (best layer)",
-                       "expected": f"> chance ({chance:.2f})",
-                       "found": f"{acc:.2f} at {where}" + ("" if p is None else f", p_FWE = {p:.3g}"),
-                       "passed": bool(ok)})
+                       "expected": f"> chance ({chance:.2f}), 95% CI above it",
+                       "found": f"{acc:.2f} at {where} (CI low {low:.2f})",
+                       "passed": bool(low > chance)})
     return {"description": (
         f"Simulated voxels are noisy linear read-outs of {planted} (75% of voxels; the rest are "
         "noise). The planted layer should win RSA and encoding; material should be decodable "
