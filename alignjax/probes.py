@@ -894,7 +894,7 @@ def probe_permutation_test(X, y, *, C=1.0, folds=5, n_perm: int = 1000, seed: in
                            scoring: str = "accuracy", fit_intercept: bool = True,
                            max_iter: int = 1000, tol: float = 1e-4,
                            layers: Sequence[str] | None = None,
-                           perm_batch: int = 64) -> PermutationResult:
+                           perm_batch: int = 32, layer_batch: int | None = 1) -> PermutationResult:
     """Label-permutation test of probe accuracy, max-T corrected across layers.
 
     The labels are permuted over stimuli ``n_perm`` times (the same permutations for every
@@ -914,6 +914,9 @@ def probe_permutation_test(X, y, *, C=1.0, folds=5, n_perm: int = 1000, seed: in
     scoring : {"accuracy", "balanced_accuracy"}
     perm_batch : int
         Permutations solved together; bounds memory, never changes results.
+    layer_batch : int or None
+        Layers solved together per permutation chunk (default 1: memory is
+        ``perm_batch * n_folds`` L-BFGS states); never changes results.
 
     Returns
     -------
@@ -948,7 +951,7 @@ def probe_permutation_test(X, y, *, C=1.0, folds=5, n_perm: int = 1000, seed: in
                        for i, c in enumerate(codes_splits)])
         preds, _, conv = _run(arrays, codes_splits, SW, Cs, n_classes=K,
                               fit_intercept=fit_intercept, max_iter=max_iter, tol=tol,
-                              standardize=standardize, layer_batch=None)
+                              standardize=standardize, layer_batch=layer_batch)
         preds = preds.reshape(L, perm_batch, F, len(Cs), n)[:, :m]
         all_conv &= bool(conv.reshape(L, perm_batch, F, len(Cs))[:, :m].all())
         for j in range(m):

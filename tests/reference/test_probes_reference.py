@@ -91,7 +91,8 @@ def test_fit_logistic_sample_weight_and_no_intercept():
     np.testing.assert_allclose(coef, sk.coef_, rtol=0, atol=1e-3 * np.abs(sk.coef_).max())
 
 
-def test_logistic_probe_matches_sklearn_pipeline_loop():
+@pytest.mark.parametrize("class_weight", [None, "balanced"])
+def test_logistic_probe_matches_sklearn_pipeline_loop(class_weight):
     """Every (layer, C, fold) accuracy equals a StandardScaler + LogisticRegression loop."""
     rng = np.random.default_rng(3)
     n, k = 80, 3
@@ -102,13 +103,14 @@ def test_logistic_probe_matches_sklearn_pipeline_loop():
     Cs = [0.01, 1.0, 100.0]
     with jax.enable_x64(True):
         res = logistic_probe(layers, y, Cs=Cs, folds=4, inner_folds=None, tol=1e-8,
-                             max_iter=5000)
+                             max_iter=5000, class_weight=class_weight)
     assert res.converged.all()
     for li, X in enumerate(layers):
         for ci, C in enumerate(Cs):
             for f, test in enumerate(res.folds):
                 sc = StandardScaler().fit(X[~test])
-                m = LogisticRegression(C=C, tol=1e-8, max_iter=5000).fit(sc.transform(X[~test]),
+                m = LogisticRegression(C=C, tol=1e-8, max_iter=5000,
+                                       class_weight=class_weight).fit(sc.transform(X[~test]),
                                                                        y[~test])
                 pred = m.predict(sc.transform(X[test]))
                 np.testing.assert_array_equal(res.predictions[li, ci, test], pred)
