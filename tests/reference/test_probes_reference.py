@@ -115,3 +115,20 @@ def test_logistic_probe_matches_sklearn_pipeline_loop(class_weight):
                 pred = m.predict(sc.transform(X[test]))
                 np.testing.assert_array_equal(res.predictions[li, ci, test], pred)
                 assert res.accuracy[li, ci, f] == pytest.approx(np.mean(pred == y[test]))
+
+
+def test_logistic_probe_wide_layers_match_sklearn_pipeline_loop():
+    """n_features > n_stimuli takes the exact training-row-space reduction; same predictions."""
+    rng = np.random.default_rng(5)
+    n, k, p = 60, 3, 150
+    y = np.repeat(np.arange(k), 20)
+    X = rng.standard_normal((n, p)) * np.logspace(-1, 1, p) + np.eye(k)[y] @ rng.standard_normal((k, p))
+    Cs = [0.01, 1.0]
+    with jax.enable_x64(True):
+        res = logistic_probe([X], y, Cs=Cs, folds=3, inner_folds=None, tol=1e-9, max_iter=5000)
+    assert res.converged.all()
+    for ci, C in enumerate(Cs):
+        for test in res.folds:
+            sc = StandardScaler().fit(X[~test])
+            m = LogisticRegression(C=C, tol=1e-9, max_iter=5000).fit(sc.transform(X[~test]), y[~test])
+            np.testing.assert_array_equal(res.predictions[0, ci, test], m.predict(sc.transform(X[test])))
