@@ -99,3 +99,11 @@ def test_missing_file_and_mismatched_ids(study):
     (root / "ids.toml").write_text(text.replace("brain.npz", "other.npz"))
     with pytest.raises(PipelineError, match="lacks 28 of the 28 stimulus ids"):
         run_pipeline(root / "ids.toml", progress=False, log=lambda s: None)
+
+
+def test_example_pipeline_is_valid():
+    from pathlib import Path
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "notebooks" / "seed003_pipeline.toml")
+    assert [m["name"] for m in cfg.models][:2] == ["mel", "modulation"]
+    assert {a["kind"] for a in cfg.analyses} == {"rsa", "encode"}
