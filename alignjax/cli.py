@@ -102,6 +102,9 @@ def _add_demo(sub) -> None:
     p.add_argument("--n-voxels", type=int, default=200, help="voxels per subject")
     p.add_argument("--n-perm", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true",
+                   help="a smaller, faster run (0.5 s clips, 2 subjects x 60 voxels, 200 "
+                        "permutations, 3 folds)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_demo)
 
@@ -109,9 +112,12 @@ def _add_demo(sub) -> None:
 def _cmd_demo(args) -> int:
     from .studies.demo import run_demo
 
-    res = run_demo(args.out, n_stimuli=args.n_stimuli, n_subjects=args.n_subjects,
-                   n_voxels=args.n_voxels, n_perm=args.n_perm, seed=args.seed,
-                   progress=not args.no_progress)
+    kw = dict(n_stimuli=args.n_stimuli, n_subjects=args.n_subjects, n_voxels=args.n_voxels,
+              n_perm=args.n_perm, seed=args.seed, progress=not args.no_progress)
+    if args.quick:
+        kw.update(n_subjects=2, n_voxels=60, n_perm=200, n_boot=50, outer_folds=3,
+                  inner_folds=3, probe_folds=3, duration=0.5)
+    res = run_demo(args.out, **kw)
     return 0 if all(c["passed"] for c in res["checks"]) else 1
 
 

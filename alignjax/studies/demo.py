@@ -57,8 +57,13 @@ def _write(path: Path, text: str) -> None:
 
 def run_demo(out="demo-out", *, n_stimuli: int = 165, n_subjects: int = 4, n_voxels: int = 200,
              n_perm: int = 1000, n_boot: int = 200, outer_folds: int = 5, inner_folds: int = 5,
-             seed: int = 0, progress: bool = True, log=print) -> dict:
-    """Run the demo end to end into ``out``; return the ground-truth checks."""
+             probe_folds: int = 5, duration: float = 1.0, seed: int = 0, progress: bool = True,
+             log=print) -> dict:
+    """Run the demo end to end into ``out``; return the ground-truth checks.
+
+    Half of the stimuli are impact sounds; material x hollowness is balanced from
+    ``n_stimuli >= 165`` on (the transfer probe needs every material on both sides).
+    """
     from extractors.synth import espeak_available, synthesize
     from extractors.tiny import build_random_model
 
@@ -76,7 +81,8 @@ def run_demo(out="demo-out", *, n_stimuli: int = 165, n_subjects: int = 4, n_vox
     log(f"1/5 synthesising {n_stimuli} sounds ({', '.join(sorted(set(cats)))})"
         + ("" if speech else "; espeak-ng not installed, so no speech"))
     t = time.perf_counter()
-    labels_csv = synthesize(out / "stimuli", n=n_stimuli, seed=seed, categories=cats)
+    labels_csv = synthesize(out / "stimuli", n=n_stimuli, seed=seed, categories=cats,
+                            duration=duration)
     model_dir = build_random_model("wav2vec2", out / "models", size="tiny", seed=seed)
     timings["synthesis"] = time.perf_counter() - t
 
@@ -151,7 +157,7 @@ kind = "probe"
 name = "probe-material"
 target = "material"
 where = "category=impact"
-folds = 5
+folds = {probe_folds}
 
 [[analyses]]
 kind = "probe"
@@ -160,7 +166,7 @@ target = "material"
 where = "category=impact"
 transfer_train = "hollow=1"
 transfer_test = "hollow=0"
-folds = 5
+folds = {probe_folds}
 """
     _write(out / "pipeline.toml", header + _models_toml(model_dir) + analyses)
     log("4/5 running the analyses (RSA, behaviour RSA, encoding, probes)")
