@@ -537,16 +537,19 @@ def ridge_cv(X, Y, *, alphas, folds=5, fit_intercept: bool = True, score: str = 
               chunk=plan.chunk, devices=plan.devices)
     alphas_d = jnp.asarray(alphas_np, dtype=dtype)
     cv_scores = _cv_pass(Xd, Yd, groups, alphas_d, what="grid", **kw) / n_folds
-    cv_np = np.asarray(cv_scores)
+    cv_np = np.asarray(cv_scores)[:, :plan.n_targets]
     best_idx = np.argmax(cv_np, axis=0)
     best_alpha = alphas_np[best_idx]
     best_score = cv_np[best_idx, np.arange(cv_np.shape[1])]
     if extend_alphas and len(alphas_np) >= 2:
         best_alpha, best_score = _extend(
-            lambda a: np.asarray(_cv_pass(Xd, Yd, groups, jnp.asarray(a, dtype), what="target",
-                                          **kw)) / n_folds,
+            lambda a, cols: _subset_grid_scores(
+                Xd, Y, groups, a, cols, target_chunk=target_chunk, devices=plan.devices,
+                n_folds=n_folds, mode=mode_cv, score=score, fit_intercept=fit_intercept,
+                standardize=standardize),
             best_alpha, best_score, alphas_np, dtype)
-    coef, intercept = _refit_pass(Xd, Yd, jnp.asarray(best_alpha, dtype), mode=mode_fit,
+    coef, intercept = _refit_pass(Xd, Yd, jnp.asarray(_pad_vec(best_alpha, plan, 1.0), dtype),
+                                  mode=mode_fit,
                                   fit_intercept=fit_intercept, standardize=standardize,
                                   chunk=plan.chunk, devices=plan.devices)
     t = plan.n_targets
@@ -556,8 +559,33 @@ def ridge_cv(X, Y, *, alphas, folds=5, fit_intercept: bool = True, score: str = 
                          best_score=jnp.asarray(best_score[:t], dtype))
 
 
-def _extend(score_fn, best_alpha, best_score, grid, dtype):
-    """Halve/double edge-selected alphas while the CV score improves.
+def _subset_grid_scores(Xd, Y: np.ndarray, groups, alphas, cols, *, target_chunk, devices,
+                        n_folds, **kw) -> np.ndarray:
+    """CV scores (n_alphas, len(cols)) of the targets ``cols`` of host array ``Y``.
+
+    The subset is padded to a power of two (>= 64) so repeated calls with shrinking
+    subsets compile only a few shapes.
+    """
+    n, p = Xd.shape
+    bucket = max(64, 1 << int(np.ceil(np.log2(max(1, len(cols))))))
+    bucket = min(bucket, max(Y.shape[1], 1))
+    bucket = max(bucket, len(cols))
+    plan = _plan(n, p, len(alphas), bucket, target_chunk, devices)
+    Ysub = np.zeros((n, bucket), Y.dtype)
+    Ysub[:, :len(cols)] = Y[:, cols]
+    out = _cv_pass(Xd, _put_targets(Ysub, plan, Xd.dtype), groups,
+                   jnp.asarray(alphas, Xd.dtype), what="grid", chunk=plan.chunk,
+                   devices=plan.devices, **kw)
+    return np.asarray(out)[:, :len(cols)] / n_folds
+
+
+def _extend(grid_score_fn, best_alpha, best_score, grid, dtype):
+    """Halve/double edge-selected alphas while the CV score improves (Pepino et al.).
+
+    Targets at the lower edge all walk ``lo/2, lo/4, ...`` and those at the upper edge
+    ``hi*2, hi*4, ...`` in lockstep, so each step is one two-alpha grid pass
+    (``grid_score_fn(alphas (2,), cols) -> (2, len(cols))``) over the still-active
+    targets ``cols`` only.
 
     An improvement must exceed a few hundred ulps of the score, so rounding noise on a
     flat score curve (tiny alphas: the minimum-norm limit; huge alphas with Pearson r) does
@@ -568,20 +596,26 @@ def _extend(score_fn, best_alpha, best_score, grid, dtype):
     hi_bound = min(ALPHA_MAX, float(finfo.max) * 1e-3)
     best_alpha = best_alpha.astype(np.float64)
     best_score = best_score.astype(np.float64)
-    lo, hi = grid.min(), grid.max()
-    direction = np.where(best_alpha <= lo, -1, np.where(best_alpha >= hi, 1, 0))
-    active = direction != 0
-    for _ in range(_MAX_EXTEND_STEPS):
-        cand = np.where(direction < 0, best_alpha / 2, best_alpha * 2)
-        active &= (cand >= lo_bound) & (cand <= hi_bound)
-        if not active.any():
+    lo, hi = float(grid.min()), float(grid.max())
+    down = best_alpha <= lo
+    up = (best_alpha >= hi) & ~down
+    active_dn, active_up = down.copy(), up.copy()
+    for k in range(1, _MAX_EXTEND_STEPS + 1):
+        a_dn, a_up = lo / 2.0 ** k, hi * 2.0 ** k
+        active_dn &= a_dn >= lo_bound
+        active_up &= a_up <= hi_bound
+        if not (active_dn.any() or active_up.any()):
             break
-        s = score_fn(np.where(active, cand, best_alpha)).astype(np.float64)
+        cols = np.flatnonzero(active_dn | active_up)
+        s = np.full((2, best_score.shape[0]), -np.inf)
+        s[:, cols] = np.asarray(grid_score_fn(
+            np.array([max(a_dn, lo_bound), min(a_up, hi_bound)]), cols), dtype=np.float64)
         tol = 256 * float(finfo.eps) * np.maximum(1.0, np.abs(best_score))
-        improved = active & (s > best_score + tol)
-        best_alpha = np.where(improved, cand, best_alpha)
-        best_score = np.where(improved, s, best_score)
-        active = improved
+        imp_dn = active_dn & (s[0] > best_score + tol)
+        imp_up = active_up & (s[1] > best_score + tol)
+        best_alpha = np.where(imp_dn, a_dn, np.where(imp_up, a_up, best_alpha))
+        best_score = np.where(imp_dn, s[0], np.where(imp_up, s[1], best_score))
+        active_dn, active_up = imp_dn, imp_up
     return best_alpha, best_score
 
 
