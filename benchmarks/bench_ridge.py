@@ -14,7 +14,8 @@ Workloads (issue 3):
 (d) 3,600 x 6,820, 20 alphas, 12 folds, 2,000 voxels vs himalaya ``KernelRidgeCV``.
 
 Each workload checks that alignjax and the baselines agree before timing. FLOP counts are
-a model: matmuls exactly, eigh as 9 n^3 and a thin SVD of (m, n) as 6 m n^2 + 20 n^3.
+a model of the work alignjax does: matmuls exactly, eigh as 9 n^3 and a thin SVD of
+(m, n) as 6 m n^2 + 20 n^3 (so "fraction_of_matmul" is approximate).
 
 Usage: ``python benchmarks/bench_ridge.py [--quick] [--only a,b,c,d]``
 """
@@ -39,10 +40,10 @@ SIZES = {
     "d": dict(n=3600, p=6820, t=2_000, n_alphas=20, folds=12),
 }
 QUICK = {
-    "a": dict(n=165, p=768, t=1_000, n_alphas=12, folds=5),
-    "b": dict(n=132, p=2048, t=800, n_alphas=100, folds=5),
-    "c": dict(n=165, p=768, n_layers=3, t=500, n_alphas=8, outer=5, inner=5, brute_voxels=1),
-    "d": dict(n=600, p=1200, t=300, n_alphas=20, folds=12),
+    "a": dict(n=165, p=768, t=300, n_alphas=12, folds=5),
+    "b": dict(n=132, p=2048, t=300, n_alphas=20, folds=5),
+    "c": dict(n=165, p=768, n_layers=2, t=200, n_alphas=8, outer=5, inner=5, brute_voxels=1),
+    "d": dict(n=400, p=800, t=200, n_alphas=20, folds=12),
 }
 
 
@@ -85,8 +86,12 @@ def _flops_ridge_cv(n, p, t, n_alphas, n_folds):
             + 2 * n_alphas * n_te * r * t
         refit = 6 * n * p * p + 20 * p ** 3 + 2 * n * p * t + 2 * p * p * t
         return n_folds * fold + refit
-    fold = 9 * n_tr ** 3 + 2 * n_te * n_tr ** 2 + 2 * n_tr ** 2 * t + 2 * n_alphas * n_te * n_tr * t
     refit = 2 * n * n * p + 9 * n ** 3 + 4 * n * n * t + 2 * n * p * t
+    if n >= 1024:  # solver "eigh_full": one eigendecomposition of the full kernel
+        m = n_te
+        per_alpha = 2 * n * n * t + n_folds * (2 * m * m * n + 2 / 3 * m ** 3 + 2 * m * m * t)
+        return 2 * n * n * p + 9 * n ** 3 + 2 * n * n * t + n_alphas * per_alpha + refit
+    fold = 9 * n_tr ** 3 + 2 * n_te * n_tr ** 2 + 2 * n_tr ** 2 * t + 2 * n_alphas * n_te * n_tr * t
     return 2 * n * n * p + n_folds * fold + refit
 
 
