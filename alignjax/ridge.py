@@ -314,10 +314,14 @@ def _cv_local(X, Y, groups, alpha, *, what, mode, score, fit_intercept, standard
               standardize=standardize, chunk=chunk)
     total = None
     for tr_g, te_g in groups:  # at most two groups (training sizes differ by one)
-        # folds of a group are batched with vmap (batched LAPACK decompositions and batched
-        # matmuls at the top level of the program, which XLA:CPU runs multi-threaded)
-        part = jax.vmap(lambda tr, te: _fold_body(Xg, K, Y, tr, te, alpha, **kw))(tr_g, te_g)
-        part = jnp.sum(part, axis=0)
+        # a fori_loop over the folds keeps one fold's decomposition in memory at a time.
+        # (vmap over folds is faster on CPU but deadlocks XLA:CPU with several forced host
+        # devices once the target-chunk loop runs inside it.)
+        def fold(f, acc, tr_g=tr_g, te_g=te_g):
+            return acc + _fold_body(Xg, K, Y, tr_g[f], te_g[f], alpha, **kw)
+
+        shape = (alpha.shape[0], Y.shape[1]) if what == "grid" else (Y.shape[1],)
+        part = lax.fori_loop(0, tr_g.shape[0], fold, jnp.zeros(shape, Y.dtype))
         total = part if total is None else total + part
     return total
 
