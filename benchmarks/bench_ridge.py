@@ -293,7 +293,7 @@ def main():
     sizes = QUICK if args.quick else SIZES
     only = set(args.only.split(",")) if args.only else set(sizes)
     rec = Recorder("ridge", args.out, quick=args.quick)
-    repeats = 1 if not args.quick else 2
+    repeats = max(1, args.repeats if args.quick else min(args.repeats, 2))
     for key in ("a", "b", "d"):
         if key in only:
             print(f"--- workload {key}", flush=True)
