@@ -270,8 +270,8 @@ def encode(layers, Y, *, alphas, outer_folds=5, inner_folds=5, stratify=None, gr
                                   groups=sub_groups)
             inner_groups = _ridge._fold_groups(inner)
             Ytr = _ridge._put_targets(Y[tr], plan, dtype)
-            alpha_l = np.empty((n_layers, plan.n_padded))
-            score_l = np.empty((n_layers, plan.n_padded))
+            alpha_l = np.empty((n_layers, t))
+            score_l = np.empty((n_layers, t))
             preds = []
             for li, Xd in enumerate(Xds):
                 p = Xd.shape[1]
@@ -281,20 +281,21 @@ def encode(layers, Y, *, alphas, outer_folds=5, inner_folds=5, stratify=None, gr
                           chunk=plan.chunk, devices=plan.devices)
                 cvs = np.asarray(_ridge._cv_pass(Xtr, Ytr, inner_groups,
                                                  jnp.asarray(alphas_np, dtype), what="grid",
-                                                 **kw)) / inner.shape[0]
+                                                 **kw))[:, :t] / inner.shape[0]
                 bi = np.argmax(cvs, axis=0)
                 a = alphas_np[bi]
                 s = cvs[bi, np.arange(cvs.shape[1])]
                 if extend_alphas and len(alphas_np) >= 2:
                     a, s = _ridge._extend(
-                        lambda aa: np.asarray(_ridge._cv_pass(
-                            Xtr, Ytr, inner_groups, jnp.asarray(aa, dtype), what="target",
-                            **kw)) / inner.shape[0],
+                        lambda aa, cc: _ridge._subset_grid_scores(
+                            Xtr, Y[tr], inner_groups, aa, cc, target_chunk=target_chunk,
+                            devices=plan.devices, n_folds=inner.shape[0], mode=kw["mode"],
+                            score=score, fit_intercept=True, standardize=standardize),
                         a, s, alphas_np, dtype)
                 alpha_l[li], score_l[li] = a, s
                 pr = np.asarray(_ridge._predict_pass(
                     Xd, Yd, jnp.asarray(tr, jnp.int32), jnp.asarray(te, jnp.int32),
-                    jnp.asarray(a, dtype), what="predict",
+                    jnp.asarray(_ridge._pad_vec(a, plan, 1.0), dtype), what="predict",
                     mode=_ridge._pick_mode("auto", len(tr), p), fit_intercept=True,
                     standardize=standardize, chunk=plan.chunk, devices=plan.devices),
                     dtype=np.float64)[:, :t]

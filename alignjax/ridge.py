@@ -9,7 +9,12 @@ Every alpha of a grid and every target come from **one decomposition per trainin
   ``K_test,train U diag(1 / (lam + alpha)) U^T Y`` (the kernel is computed once for all
   stimuli and re-centred per fold).
 
-Both give the predictions on a test fold as ``A diag(d_alpha) B`` with ``A`` (n_test, r)
+- full kernel (``n_train < n_features`` and at least 1024 stimuli): ONE eigendecomposition
+  of the kernel of all stimuli serves every fold, through the exact held-out residuals of
+  penalised least squares ``e_T = (G_TT)^-1 (G Y)_T`` with ``G = I - H`` the residual
+  maker of the fit on all stimuli (``G = U diag(alpha / (lam + alpha)) U^T``).
+
+The per-fold forms give the predictions on a test fold as ``A diag(d_alpha) B`` with ``A`` (n_test, r)
 fixed per fold, ``B = U^T Y_train`` (r, n_targets) one big matmul per chunk of targets and
 ``d_alpha`` a vector per alpha, so a whole alpha grid costs one batched matmul and no
 per-alpha solve. Directions whose singular value (eigenvalue) is below the numerical rank
@@ -51,7 +56,10 @@ __all__ = ["ridge_cv", "RidgeCVResult", "ridge_fit", "ridge_predict_folds", "che
            "SCORES", "ALPHA_MIN", "ALPHA_MAX"]
 
 SCORES = ("r2", "pearson", "neg_mse")
-SOLVERS = ("auto", "svd", "eigh")
+SOLVERS = ("auto", "svd", "eigh", "eigh_full")
+#: From this many stimuli on, the kernel form uses one eigendecomposition of the full
+#: kernel for all folds ("eigh_full") instead of one per training fold.
+_FULL_EIGH_MIN_STIMULI = 1024
 #: Bounds of the alpha-grid edge extension (Pepino et al.).
 ALPHA_MIN, ALPHA_MAX = 1e-49, 1e50
 _MAX_EXTEND_STEPS = 400
@@ -133,11 +141,16 @@ def _device_memory(device) -> int:
 
 def default_target_chunk(n_stimuli: int, n_features: int, n_alphas: int, n_targets: int,
                          *, itemsize: int = 4, n_devices: int = 1, device=None) -> int:
-    """Targets per chunk so a chunk's temporaries use at most ~1/8 of the free memory."""
+    """Targets per chunk so a chunk's temporaries use at most ~1/8 of the free memory.
+
+    Counts, per target, the training/test responses and spectral products of up to 12
+    folds batched together, the predictions of every alpha on all test rows (three
+    temporaries) and the refit coefficients.
+    """
     mem = _device_memory(device) if device is not None else _available_memory()
     r = min(n_stimuli, n_features)
-    n_test = max(1, n_stimuli // 2)
-    per_target = itemsize * (3 * n_stimuli + 3 * r + n_features + 3 * n_alphas * n_test + 4 * n_alphas)
+    per_target = itemsize * (12 * (n_stimuli + r) + n_features + 3 * n_alphas * n_stimuli
+                             + 4 * n_alphas)
     fixed = itemsize * (4 * n_stimuli * r + 2 * n_stimuli * n_features + 2 * n_stimuli * n_stimuli)
     budget = max(mem // 8 - fixed, 64 << 20)
     chunk = int(budget // per_target)
@@ -227,6 +240,8 @@ def _dvals(spec, keep, alpha, mode: str):
 def _chunk_loop(body, n_targets: int, chunk: int, init):
     """Run ``body(start, carry)`` over target chunks with a fori_loop."""
     n_chunks = n_targets // chunk
+    if n_chunks == 1:
+        return body(0, init)
     return lax.fori_loop(0, n_chunks, lambda c, acc: body(c * chunk, acc), init)
 
 
@@ -290,12 +305,18 @@ def _centre_global(X, fit_intercept):
 
 def _cv_local(X, Y, groups, alpha, *, what, mode, score, fit_intercept, standardize, chunk):
     """Sum over folds of the per-fold output (grid/target scores), or predictions."""
+    if mode == "eigh_full":
+        return _shortcut_local(X, Y, groups, alpha, score=score, fit_intercept=fit_intercept,
+                               chunk=chunk)
     Xg = _centre_global(X, fit_intercept)
     K = _kernel(Xg, mode=mode, standardize=standardize)
     kw = dict(what=what, mode=mode, score=score, fit_intercept=fit_intercept,
               standardize=standardize, chunk=chunk)
     total = None
     for tr_g, te_g in groups:  # at most two groups (training sizes differ by one)
+        # a fori_loop over the folds keeps one fold's decomposition in memory at a time.
+        # (vmap over folds is faster on CPU but deadlocks XLA:CPU with several forced host
+        # devices once the target-chunk loop runs inside it.)
         def fold(f, acc, tr_g=tr_g, te_g=te_g):
             return acc + _fold_body(Xg, K, Y, tr_g[f], te_g[f], alpha, **kw)
 
@@ -303,6 +324,76 @@ def _cv_local(X, Y, groups, alpha, *, what, mode, score, fit_intercept, standard
         part = lax.fori_loop(0, tr_g.shape[0], fold, jnp.zeros(shape, Y.dtype))
         total = part if total is None else total + part
     return total
+
+
+def _full_kernel_eig(X, fit_intercept: bool):
+    """Eigendecomposition of the (centred) linear kernel of all stimuli.
+
+    With an intercept the kernel is written in an orthonormal basis of the complement of
+    the constant vector (a Householder reflection), so every returned eigenvector is
+    orthogonal to it and no cancellation against the constant direction is needed later.
+    Returns ``U`` (n, r), eigenvalues ``lam`` (r,) with those below the numerical rank
+    threshold set to 0.
+    """
+    n = X.shape[0]
+    eps = jnp.finfo(X.dtype).eps
+    if fit_intercept:
+        Xg = X - jnp.mean(X, axis=0)
+        K = Xg @ Xg.T
+        v = jnp.ones((n,), X.dtype).at[0].add(jnp.sqrt(jnp.asarray(n, X.dtype)))
+        c = v @ v
+        w = K @ v
+        HKH = K - (2 / c) * (v[:, None] * w[None, :] + w[:, None] * v[None, :]) \
+            + (4 * (v @ w) / c ** 2) * (v[:, None] * v[None, :])
+        Kq = HKH[1:, 1:]
+        lam, Uq = jnp.linalg.eigh(0.5 * (Kq + Kq.T))
+        Ue = jnp.concatenate([jnp.zeros((1, n - 1), X.dtype), Uq], axis=0)
+        U = Ue - (2 / c) * v[:, None] * (v @ Ue)[None, :]
+    else:
+        K = X @ X.T
+        lam, U = jnp.linalg.eigh(0.5 * (K + K.T))
+    keep = lam > jnp.max(lam) * n * eps
+    return U, jnp.where(keep, lam, 0.0)
+
+
+def _shortcut_local(X, Y, groups, alpha, *, score, fit_intercept, chunk):
+    """K-fold CV scores of all alphas from ONE eigendecomposition of the full kernel.
+
+    For penalised least squares (ridge, with an unpenalised intercept when
+    ``fit_intercept``), the residuals of held-out rows T of a fit without them are exactly
+    ``e_T = (G_TT)^-1 (G Y)_T`` with ``G = I - H`` the residual-maker of the fit on all
+    stimuli; in the kernel eigenbasis ``G = U diag(alpha / (lam + alpha)) U^T`` (plus the
+    null space). Summed scores over folds, (n_alphas, n_targets).
+    """
+    U, lam = _full_kernel_eig(X, fit_intercept)
+    g = alpha[:, None] / (lam[None, :] + alpha[:, None])  # (n_alphas, r)
+    facs = []
+    for _, te_g in groups:
+        UT = U[te_g]  # (f, m, r)
+        M = jnp.einsum("fmr,ar,fkr->famk", UT, g, UT)
+        facs.append((te_g, jax.scipy.linalg.lu_factor(M)))
+    n_alphas = alpha.shape[0]
+    t = Y.shape[1]
+
+    def body(start, out):
+        Yc = lax.dynamic_slice_in_dim(Y, start, chunk, axis=1)
+        B = U.T @ Yc
+
+        def per_alpha(a):
+            GY = U @ (g[a][:, None] * B)  # (n, chunk)
+            tot = jnp.zeros((chunk,), Y.dtype)
+            for te_g, (lu, piv) in facs:
+                rhs = GY[te_g]  # (f, m, chunk)
+                e = jax.vmap(lambda l, p_, b: jax.scipy.linalg.lu_solve((l, p_), b))(
+                    lu[:, a], piv[:, a], rhs)
+                yT = Yc[te_g]
+                tot = tot + jnp.sum(_score(yT - e, yT, score), axis=0)
+            return tot
+
+        sc = lax.map(per_alpha, jnp.arange(n_alphas))
+        return lax.dynamic_update_slice_in_dim(out, sc, start, axis=1)
+
+    return _chunk_loop(body, t, chunk, jnp.zeros((n_alphas, t), Y.dtype))
 
 
 def _mesh(devices) -> Mesh:
@@ -409,7 +500,23 @@ def _fold_groups(masks: np.ndarray):
 def _pick_mode(solver: str, n_rows: int, n_features: int) -> str:
     if solver == "auto":
         return "svd" if n_rows >= n_features else "eigh"
-    return solver
+    return "eigh" if solver == "eigh_full" else solver
+
+
+def _pick_cv_mode(solver: str, n_train: int, n_stimuli: int, n_features: int, n_alphas: int,
+                  n_folds: int, standardize: bool) -> str:
+    if solver == "eigh_full":
+        if standardize:
+            raise InvalidOptionError("solver='eigh_full' cannot standardise per training fold; "
+                                     "use solver='eigh' or standardize=False")
+        return "eigh_full"
+    mode = _pick_mode(solver, n_train, n_features)
+    if solver == "auto" and mode == "eigh" and not standardize \
+            and n_stimuli >= _FULL_EIGH_MIN_STIMULI:
+        m = -(-n_stimuli // n_folds)
+        if n_folds * n_alphas * m * (m + n_stimuli) * 4 <= _available_memory() // 8:
+            return "eigh_full"
+    return mode
 
 
 class _Plan(NamedTuple):
@@ -498,9 +605,12 @@ def ridge_cv(X, Y, *, alphas, folds=5, fit_intercept: bool = True, score: str = 
     standardize : bool
         z-score features with each training fold's statistics (and at refit with all
         stimuli); coefficients are returned in the original feature units.
-    solver : {"auto", "svd", "eigh"}
-        ``"auto"`` uses the thin SVD when n_stimuli >= n_features, else the kernel (dual)
-        eigendecomposition.
+    solver : {"auto", "svd", "eigh", "eigh_full"}
+        ``"svd"``: thin SVD of each training fold (primal); ``"eigh"``: eigendecomposition
+        of each training fold's kernel (dual); ``"eigh_full"``: one eigendecomposition of
+        the full kernel serves every fold (exact K-fold residuals ``(G_TT)^-1 (G Y)_T``).
+        ``"auto"`` uses "svd" when n_train >= n_features, else "eigh", or "eigh_full" from
+        1024 stimuli on (when not standardising).
     devices : sequence of jax devices, optional
         Devices the targets are sharded over (default: all local devices).
 
@@ -526,7 +636,8 @@ def ridge_cv(X, Y, *, alphas, folds=5, fit_intercept: bool = True, score: str = 
     masks = resolve_folds(folds, n, seed=seed)
     dtype = _float_dtype()
     n_train_max = int((~masks).sum(axis=1).max())
-    mode_cv = _pick_mode(solver, n_train_max, p)
+    mode_cv = _pick_cv_mode(solver, n_train_max, n, p, len(alphas_np), masks.shape[0],
+                            standardize)
     mode_fit = _pick_mode(solver, n, p)
     plan = _plan(n, p, len(alphas_np), Y.shape[1], target_chunk, devices)
     Yd = _put_targets(Y, plan, dtype)
@@ -537,16 +648,19 @@ def ridge_cv(X, Y, *, alphas, folds=5, fit_intercept: bool = True, score: str = 
               chunk=plan.chunk, devices=plan.devices)
     alphas_d = jnp.asarray(alphas_np, dtype=dtype)
     cv_scores = _cv_pass(Xd, Yd, groups, alphas_d, what="grid", **kw) / n_folds
-    cv_np = np.asarray(cv_scores)
+    cv_np = np.asarray(cv_scores)[:, :plan.n_targets]
     best_idx = np.argmax(cv_np, axis=0)
     best_alpha = alphas_np[best_idx]
     best_score = cv_np[best_idx, np.arange(cv_np.shape[1])]
     if extend_alphas and len(alphas_np) >= 2:
         best_alpha, best_score = _extend(
-            lambda a: np.asarray(_cv_pass(Xd, Yd, groups, jnp.asarray(a, dtype), what="target",
-                                          **kw)) / n_folds,
+            lambda a, cols: _subset_grid_scores(
+                Xd, Y, groups, a, cols, target_chunk=target_chunk, devices=plan.devices,
+                n_folds=n_folds, mode=mode_cv, score=score, fit_intercept=fit_intercept,
+                standardize=standardize),
             best_alpha, best_score, alphas_np, dtype)
-    coef, intercept = _refit_pass(Xd, Yd, jnp.asarray(best_alpha, dtype), mode=mode_fit,
+    coef, intercept = _refit_pass(Xd, Yd, jnp.asarray(_pad_vec(best_alpha, plan, 1.0), dtype),
+                                  mode=mode_fit,
                                   fit_intercept=fit_intercept, standardize=standardize,
                                   chunk=plan.chunk, devices=plan.devices)
     t = plan.n_targets
@@ -556,8 +670,33 @@ def ridge_cv(X, Y, *, alphas, folds=5, fit_intercept: bool = True, score: str = 
                          best_score=jnp.asarray(best_score[:t], dtype))
 
 
-def _extend(score_fn, best_alpha, best_score, grid, dtype):
-    """Halve/double edge-selected alphas while the CV score improves.
+def _subset_grid_scores(Xd, Y: np.ndarray, groups, alphas, cols, *, target_chunk, devices,
+                        n_folds, **kw) -> np.ndarray:
+    """CV scores (n_alphas, len(cols)) of the targets ``cols`` of host array ``Y``.
+
+    The subset is padded to a power of two (>= 64) so repeated calls with shrinking
+    subsets compile only a few shapes.
+    """
+    n, p = Xd.shape
+    bucket = max(64, 1 << int(np.ceil(np.log2(max(1, len(cols))))))
+    bucket = min(bucket, max(Y.shape[1], 1))
+    bucket = max(bucket, len(cols))
+    plan = _plan(n, p, len(alphas), bucket, target_chunk, devices)
+    Ysub = np.zeros((n, bucket), Y.dtype)
+    Ysub[:, :len(cols)] = Y[:, cols]
+    out = _cv_pass(Xd, _put_targets(Ysub, plan, Xd.dtype), groups,
+                   jnp.asarray(alphas, Xd.dtype), what="grid", chunk=plan.chunk,
+                   devices=plan.devices, **kw)
+    return np.asarray(out)[:, :len(cols)] / n_folds
+
+
+def _extend(grid_score_fn, best_alpha, best_score, grid, dtype):
+    """Halve/double edge-selected alphas while the CV score improves (Pepino et al.).
+
+    Targets at the lower edge all walk ``lo/2, lo/4, ...`` and those at the upper edge
+    ``hi*2, hi*4, ...`` in lockstep, so each step is one two-alpha grid pass
+    (``grid_score_fn(alphas (2,), cols) -> (2, len(cols))``) over the still-active
+    targets ``cols`` only.
 
     An improvement must exceed a few hundred ulps of the score, so rounding noise on a
     flat score curve (tiny alphas: the minimum-norm limit; huge alphas with Pearson r) does
@@ -568,20 +707,26 @@ def _extend(score_fn, best_alpha, best_score, grid, dtype):
     hi_bound = min(ALPHA_MAX, float(finfo.max) * 1e-3)
     best_alpha = best_alpha.astype(np.float64)
     best_score = best_score.astype(np.float64)
-    lo, hi = grid.min(), grid.max()
-    direction = np.where(best_alpha <= lo, -1, np.where(best_alpha >= hi, 1, 0))
-    active = direction != 0
-    for _ in range(_MAX_EXTEND_STEPS):
-        cand = np.where(direction < 0, best_alpha / 2, best_alpha * 2)
-        active &= (cand >= lo_bound) & (cand <= hi_bound)
-        if not active.any():
+    lo, hi = float(grid.min()), float(grid.max())
+    down = best_alpha <= lo
+    up = (best_alpha >= hi) & ~down
+    active_dn, active_up = down.copy(), up.copy()
+    for k in range(1, _MAX_EXTEND_STEPS + 1):
+        a_dn, a_up = lo / 2.0 ** k, hi * 2.0 ** k
+        active_dn &= a_dn >= lo_bound
+        active_up &= a_up <= hi_bound
+        if not (active_dn.any() or active_up.any()):
             break
-        s = score_fn(np.where(active, cand, best_alpha)).astype(np.float64)
+        cols = np.flatnonzero(active_dn | active_up)
+        s = np.full((2, best_score.shape[0]), -np.inf)
+        s[:, cols] = np.asarray(grid_score_fn(
+            np.array([max(a_dn, lo_bound), min(a_up, hi_bound)]), cols), dtype=np.float64)
         tol = 256 * float(finfo.eps) * np.maximum(1.0, np.abs(best_score))
-        improved = active & (s > best_score + tol)
-        best_alpha = np.where(improved, cand, best_alpha)
-        best_score = np.where(improved, s, best_score)
-        active = improved
+        imp_dn = active_dn & (s[0] > best_score + tol)
+        imp_up = active_up & (s[1] > best_score + tol)
+        best_alpha = np.where(imp_dn, a_dn, np.where(imp_up, a_up, best_alpha))
+        best_score = np.where(imp_dn, s[0], np.where(imp_up, s[1], best_score))
+        active_dn, active_up = imp_dn, imp_up
     return best_alpha, best_score
 
 

@@ -147,3 +147,18 @@ def test_ridge_fit_matches_sklearn_per_target_alpha():
         m = Ridge(alpha=alpha[j]).fit(X, Y[:, j])
         np.testing.assert_allclose(coef[:, j], m.coef_, rtol=1e-8, atol=1e-10)
         np.testing.assert_allclose(icpt[j], m.intercept_, rtol=1e-8)
+
+
+@pytest.mark.parametrize("fit_intercept", [False, True])
+def test_full_kernel_shortcut_equals_per_fold_decompositions(fit_intercept):
+    """solver='eigh_full' (one eigendecomposition for all folds) gives the per-fold answers."""
+    X, Y = _problem(45, 70, 6, seed=17)
+    with jax.enable_x64(True):
+        per = ridge_cv(X, Y, alphas=ALPHAS, folds=4, fit_intercept=fit_intercept, solver="eigh")
+        full = ridge_cv(X, Y, alphas=ALPHAS, folds=4, fit_intercept=fit_intercept,
+                        solver="eigh_full")
+        np.testing.assert_allclose(np.asarray(full.cv_scores), np.asarray(per.cv_scores),
+                                   rtol=1e-9, atol=1e-10)
+        np.testing.assert_array_equal(np.asarray(full.best_alpha), np.asarray(per.best_alpha))
+        np.testing.assert_allclose(np.asarray(full.coef), np.asarray(per.coef), rtol=1e-9,
+                                   atol=1e-12)

@@ -25,12 +25,14 @@ def _close(a, b):
     np.testing.assert_array_equal(np.asarray(a.best_alpha), np.asarray(b.best_alpha))
 
 
-@pytest.mark.parametrize("p", [16, 70])  # primal SVD and kernel (dual) forms
-def test_chunked_equals_unchunked(p):
+@pytest.mark.parametrize("p,solver", [(16, "auto"), (70, "auto"), (70, "eigh_full")])
+def test_chunked_equals_unchunked(p, solver):
+    """Primal SVD, per-fold kernel and full-kernel forms."""
     X, Y = _problem(p=p)
-    full = ridge_cv(X, Y, alphas=ALPHAS, target_chunk=None, extend_alphas=True)
+    kw = dict(alphas=ALPHAS, extend_alphas=True, solver=solver)
+    full = ridge_cv(X, Y, target_chunk=None, **kw)
     for chunk in (2, 7):
-        _close(ridge_cv(X, Y, alphas=ALPHAS, target_chunk=chunk, extend_alphas=True), full)
+        _close(ridge_cv(X, Y, target_chunk=chunk, **kw), full)
 
 
 @pytest.mark.skipif(jax.local_device_count() < 4, reason="needs 4 (forced CPU) devices")
