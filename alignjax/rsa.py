@@ -94,6 +94,16 @@ def _dtype():
     return jnp.result_type(float)
 
 
+def _complete_pair(A, B, names=("A", "B")) -> tuple[np.ndarray, np.ndarray]:
+    """Validated complete (no NaN), non-constant RDM sets over the same stimuli."""
+    A = _as_rdms(A, names[0], allow_nan=False)
+    B = _as_rdms(B, names[1], allow_nan=False)
+    _check_pair(A, B)
+    _check_not_constant(A, names[0])
+    _check_not_constant(B, names[1])
+    return A, B
+
+
 # --------------------------------------------------------------------------- transforms
 
 
@@ -293,6 +303,14 @@ def _null_all(G, O, ids, key, table, obs, *, n, chunk, exact, invert, alternativ
 
 
 def _auto_chunk(n_gather: int, n_pairs: int, budget_bytes: int = 256 * 2**20) -> int:
+    """Permutations per step.
+
+    On CPU, two: XLA then fuses the gather into the contraction instead of writing the
+    gathered block to memory, which measured 2.3x faster than large chunks (165 stimuli,
+    13 x 8 RDMs). On accelerators, as many as fit a 256 MiB budget.
+    """
+    if jax.default_backend() == "cpu":
+        return 2
     per_perm = 4 * (3 * n_gather * n_pairs + n_pairs)
     return int(max(1, min(1024, budget_bytes // max(per_perm, 1))))
 
@@ -324,7 +342,7 @@ def rsa_permutation_test(A, B, *, method: str = "spearman", n_perm: int = 10_000
     alternative : {"greater", "less", "two-sided"}
     chunk_size : int, optional
         Permutations per step; bounds memory to about ``chunk_size * min(n_a, n_b) *
-        n_pairs * 12`` bytes. Chosen from a 256 MiB budget by default.
+        n_pairs * 12`` bytes. Default: 2 on CPU (fastest there), else from a 256 MiB budget.
     return_null : bool
         Also return the (n_perm, n_a, n_b) null distribution.
     n_devices : int, optional
@@ -337,11 +355,7 @@ def rsa_permutation_test(A, B, *, method: str = "spearman", n_perm: int = 10_000
     check_choice(method, "method", _DOT_METHODS)
     check_alternative(alternative)
     n_perm = check_positive_int(n_perm, "n_perm")
-    A = _as_rdms(A, "A", allow_nan=False)
-    B = _as_rdms(B, "B", allow_nan=False)
-    _check_pair(A, B)
-    _check_not_constant(A, "A")
-    _check_not_constant(B, "B")
+    A, B = _complete_pair(A, B)
     n = n_stimuli_from_pairs(A.shape[1])
     dt = _dtype()
     TA = _transform(jnp.asarray(A, dt), method)
@@ -483,11 +497,7 @@ def rsa_bootstrap(A, B, *, method: str = "spearman", n_boot: int = 1000, seed: i
     n_boot = check_positive_int(n_boot, "n_boot")
     if not 0 < ci < 1:
         raise InvalidOptionError(f"ci must be in (0, 1), got {ci}")
-    A = _as_rdms(A, "A", allow_nan=False)
-    B = _as_rdms(B, "B", allow_nan=False)
-    _check_pair(A, B)
-    _check_not_constant(A, "A")
-    _check_not_constant(B, "B")
+    A, B = _complete_pair(A, B)
     n = n_stimuli_from_pairs(A.shape[1])
     dt = _dtype()
     Aj, Bj = jnp.asarray(A, dt), jnp.asarray(B, dt)
@@ -613,13 +623,8 @@ def partial_compare(A, B, control, *, method: str = "spearman") -> jax.Array:
     array, shape (n_a, n_b)
     """
     check_choice(method, "method", ("spearman", "pearson"))
-    A = _as_rdms(A, "A", allow_nan=False)
-    B = _as_rdms(B, "B", allow_nan=False)
-    C = _as_rdms(control, "control", allow_nan=False)
-    _check_pair(A, B)
-    _check_pair(A, C)
-    for x, name in ((A, "A"), (B, "B"), (C, "control")):
-        _check_not_constant(x, name)
+    A, B = _complete_pair(A, B)
+    A, C = _complete_pair(A, control, names=("A", "control"))
     dt = _dtype()
     return _partial(jnp.asarray(A, dt), jnp.asarray(B, dt), jnp.asarray(C, dt), method)
 
