@@ -157,6 +157,9 @@ def _cmd_report(args) -> int:
     from .report.html import build_report
 
     print(f"report: {build_report(args.dir, args.out, title=args.title)}")
+    return 0
+
+
 def _add_extract(sub) -> None:
     p = sub.add_parser("extract", help="extract model activations into a feature store (torch)")
     p.add_argument("--model", required=True, metavar="SPEC",
@@ -229,6 +232,9 @@ def _cmd_layers(args) -> int:
     print(f"{'layer':<{width}}  shape (n_frames, n_features) for {args.seconds:g} s")
     for name, shape in rows:
         print(f"{name:<{width}}  {shape}")
+    return 0
+
+
 def _read_labels(spec: str, stimulus_ids):
     """Read ``labels.csv:column`` and return the labels in the order of ``stimulus_ids``."""
     import csv
