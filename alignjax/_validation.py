@@ -162,3 +162,30 @@ def match_ids(reference: Sequence[str], other: Sequence[str], *, what: str,
             f"(first: {missing[:5]}); check that both use the same stimulus ids"
         )
     return np.asarray([pos[s] for s in reference], dtype=np.int64)
+
+
+def check_layers(names: Sequence[str], arrays: Sequence, stimulus_ids: Sequence[str] | None,
+                 *, purpose: str) -> list[np.ndarray]:
+    """Validate layers for a kernel that needs pooled (n_stimuli, n_features) features.
+
+    Each layer must be 2-D (time-resolved layers are refused: pool over frames first),
+    finite, and have as many rows as the first. Returns float arrays (memory maps are
+    read only as far as the checks need).
+    """
+    if len(arrays) == 0:
+        raise ShapeMismatchError("no layers given")
+    out, n = [], None
+    for name, arr in zip(names, arrays):
+        X = as_float_array(arr, f"layer {name!r}")
+        if X.ndim != 2:
+            raise ShapeMismatchError(
+                f"layer {name!r} has shape {X.shape}; {purpose} need (n_stimuli, n_features) "
+                "features (pool time-resolved features over frames first)")
+        if n is None:
+            n = X.shape[0]
+        elif X.shape[0] != n:
+            raise ShapeMismatchError(f"layer {name!r} has {X.shape[0]} stimuli, layer "
+                                     f"{names[0]!r} has {n}")
+        check_finite(X, f"layer {name!r}", labels=stimulus_ids, axis_name="stimulus")
+        out.append(X)
+    return out

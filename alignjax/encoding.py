@@ -29,6 +29,7 @@ from ._validation import (
     as_float_array,
     check_choice,
     check_finite,
+    check_layers,
     check_positive_int,
 )
 from .folds import resolve_folds
@@ -201,25 +202,9 @@ def encode(layers, Y, *, alphas, outer_folds=5, inner_folds=5, stratify=None, gr
     EncodingResult
     """
     ls = _as_layers(layers)
-    if len(ls.arrays) == 0:
-        raise ShapeMismatchError("no layers given")
-    n = None
-    Xs = []
-    n_const = {}
-    for name, arr in zip(ls.names, ls.arrays):
-        X = as_float_array(arr, f"layer {name!r}", ndim=(2, 3))
-        if X.ndim == 3:
-            raise ShapeMismatchError(
-                f"layer {name!r} is time-resolved {X.shape}; pool over frames first "
-                "(n_stimuli, n_features)")
-        if n is None:
-            n = X.shape[0]
-        elif X.shape[0] != n:
-            raise ShapeMismatchError(f"layer {name!r} has {X.shape[0]} stimuli, layer "
-                                     f"{ls.names[0]!r} has {n}")
-        check_finite(X, f"layer {name!r}", labels=ls.stimulus_ids, axis_name="stimulus")
-        n_const[name] = int((np.ptp(X, axis=0) == 0).sum())
-        Xs.append(X)
+    Xs = check_layers(ls.names, ls.arrays, ls.stimulus_ids, purpose="encoding models")
+    n = Xs[0].shape[0]
+    n_const = {name: int((np.ptp(X, axis=0) == 0).sum()) for name, X in zip(ls.names, Xs)}
     Yall, subjects, subject_index = _as_targets(Y, ls.stimulus_ids, n)
     alphas_np = _ridge.check_alphas(alphas)
     check_choice(score, "score", _ridge.SCORES)

@@ -42,6 +42,7 @@ from ._validation import (
     StimulusMismatchError,
     as_float_array,
     check_finite,
+    check_layers,
     check_positive_int,
     match_ids,
 )
@@ -415,20 +416,8 @@ def _load(X, y, *, layers=None):
     from .store import load_layers
 
     ls = load_layers(X, layers=layers)
-    arrays = []
-    n = None
-    for name, arr in zip(ls.names, ls.arrays):
-        a = as_float_array(arr, f"layer {name!r}")
-        if a.ndim != 2:
-            raise ShapeMismatchError(
-                f"layer {name!r} has shape {a.shape}; probes need (n_stimuli, n_features) "
-                "features (pool time-resolved features over frames first)")
-        if n is None:
-            n = a.shape[0]
-        elif a.shape[0] != n:
-            raise ShapeMismatchError(f"layer {name!r} has {a.shape[0]} rows, the first layer {n}")
-        check_finite(a, f"layer {name!r}", labels=ls.stimulus_ids, axis_name="stimulus")
-        arrays.append(a)
+    arrays = check_layers(ls.names, ls.arrays, ls.stimulus_ids, purpose="probes")
+    n = arrays[0].shape[0]
     if isinstance(y, Mapping):
         if ls.stimulus_ids is None:
             raise StimulusMismatchError(
