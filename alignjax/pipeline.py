@@ -206,12 +206,10 @@ def load_config(path) -> Config:
             if m not in names:
                 raise PipelineError(f"{path}: [[analyses]] #{i + 1} names model {m!r}, not among "
                                     f"{sorted(names)}")
-        a.setdefault("name", kind if kind == "probe" else f"{kind}-{a['data']}")
-        if kind == "probe":
-            a["name"] = a["name"] if "name" in raw["analyses"][i] else f"probe-{a.get('target')}"
-            if "target" not in a:
-                raise PipelineError(f"{path}: [[analyses]] #{i + 1} (probe) needs a 'target' "
-                                    "label column")
+        if kind == "probe" and "target" not in a:
+            raise PipelineError(f"{path}: [[analyses]] #{i + 1} (probe) needs a 'target' "
+                                "label column")
+        a.setdefault("name", f"probe-{a['target']}" if kind == "probe" else f"{kind}-{a['data']}")
         analyses.append(a)
     return Config(path, text, study, stimuli, models, data, analyses)
 

@@ -76,14 +76,6 @@ def pearson_rows(a: jax.typing.ArrayLike, b: jax.typing.ArrayLike) -> jax.Array:
     return _zscore_rows(jnp.asarray(a)) @ _zscore_rows(jnp.asarray(b)).T
 
 
-def _exceed(null, observed, alternative: str):
-    if alternative == "greater":
-        return null >= observed
-    if alternative == "less":
-        return null <= observed
-    return jnp.abs(null) >= jnp.abs(observed)
-
-
 def _exceed_tol(null, observed, alternative: str):
     """Exceedance with a relative tolerance, so a permutation that reproduces the observed
     statistic up to rounding (the identity, or a symmetry of the data) counts as reaching it."""
