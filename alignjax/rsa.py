@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import NamedTuple
 
@@ -315,6 +317,44 @@ def _auto_chunk(n_gather: int, n_pairs: int, budget_bytes: int = 256 * 2**20) ->
     return int(max(1, min(1024, budget_bytes // max(per_perm, 1))))
 
 
+def _host_splits(n_dev: int, n_steps: int) -> int:
+    """Concurrent slices of the permutations: on CPU, one per core a device has.
+
+    One scan of small fused gather-contraction steps keeps a single core busy; XLA:CPU runs
+    separate executions of the same program concurrently when they are dispatched from
+    separate threads.
+    """
+    if jax.default_backend() != "cpu":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return int(max(1, min((cores or 1) // n_dev, n_steps)))
+
+
+def _null_split(args, ids: np.ndarray, kw: dict):
+    """Run :func:`_null_all` on each slice ``ids[:, s]`` (n_dev, n_split, per) concurrently.
+
+    Slices are contiguous per device, so concatenating them restores the order of ``ids``.
+    """
+    n_split = ids.shape[1]
+
+    def one(s):
+        out = _null_all(*args[:2], jnp.asarray(ids[:, s].reshape(-1)), *args[2:], **kw)
+        return jax.block_until_ready(out)
+
+    if n_split == 1:
+        return one(0)
+    with ThreadPoolExecutor(n_split) as pool:
+        parts = list(pool.map(one, range(n_split)))
+    n_dev = ids.shape[0]
+
+    def merge(k):  # per-device blocks of each slice back into (device, slice) order
+        return jnp.concatenate([jnp.concatenate([p[k].reshape((n_dev, -1) + p[k].shape[1:])[d]
+                                                  for p in parts]) for d in range(n_dev)])
+
+    counts = sum(p[0] for p in parts)
+    return counts, merge(1), (merge(2) if kw["return_null"] else None)
+
+
 def rsa_permutation_test(A, B, *, method: str = "spearman", n_perm: int = 10_000, seed: int = 0,
                          alternative: str = "greater", chunk_size: int | None = None,
                          return_null: bool = False, n_devices: int | None = None
@@ -377,14 +417,15 @@ def rsa_permutation_test(A, B, *, method: str = "spearman", n_perm: int = 10_000
     n_dev = max(1, min(n_dev, jax.local_device_count(), n_perm))
     chunk = int(chunk_size) if chunk_size else _auto_chunk(G.shape[0], G.shape[1])
     chunk = max(1, min(chunk, -(-n_perm // n_dev)))
-    per_dev = -(-n_perm // (n_dev * chunk)) * chunk
+    n_split = _host_splits(n_dev, -(-n_perm // (n_dev * chunk)))
+    per_dev = -(-n_perm // (n_dev * chunk * n_split)) * chunk * n_split
     ids = np.full(n_dev * per_dev, -1, np.int32)
     ids[:n_perm] = np.arange(n_perm, dtype=np.int32)
 
-    counts, fam, null = _null_all(
-        G, O, jnp.asarray(ids), jax.random.PRNGKey(seed), jnp.asarray(table), obs_go,
-        n=n, chunk=chunk, exact=exact, invert=invert, alternative=alternative,
-        return_null=return_null, n_perm=n_perm, n_dev=n_dev)
+    kw = dict(n=n, chunk=chunk, exact=exact, invert=invert, alternative=alternative,
+              return_null=return_null, n_perm=n_perm, n_dev=n_dev)
+    args = (G, O, jax.random.PRNGKey(seed), jnp.asarray(table), obs_go)
+    counts, fam, null = _null_split(args, ids.reshape(n_dev, n_split, -1), kw)
     fam = fam[jnp.asarray(ids >= 0)]
     count_fwe = jnp.sum(_exceed_tol(fam[:, None, None], obs_go[None], alternative), axis=0)
     if invert:

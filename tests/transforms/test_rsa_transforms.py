@@ -52,6 +52,20 @@ def test_chunk_size_and_devices_do_not_change_result(rdms):
         np.testing.assert_allclose(np.asarray(res.null), np.asarray(ref.null), atol=1e-6)
 
 
+@pytest.mark.parametrize("n_split, dev", [(2, 1), (3, 1), (3, 2)])
+def test_concurrent_host_slices_do_not_change_result(rdms, monkeypatch, n_split, dev):
+    # on a CPU with more cores than devices the permutations run as concurrent slices
+    A, B = rdms
+    ref = aj.rsa_permutation_test(A, B, n_perm=301, seed=5, chunk_size=4, n_devices=1,
+                                  return_null=True)
+    monkeypatch.setattr(rsa_mod, "_host_splits", lambda n_dev, n_steps: n_split)
+    res = aj.rsa_permutation_test(A, B, n_perm=301, seed=5, chunk_size=4, n_devices=dev,
+                                  return_null=True)
+    np.testing.assert_array_equal(np.asarray(res.p), np.asarray(ref.p))
+    np.testing.assert_array_equal(np.asarray(res.p_fwe), np.asarray(ref.p_fwe))
+    np.testing.assert_allclose(np.asarray(res.null), np.asarray(ref.null), atol=1e-6)
+
+
 def test_four_devices_are_used():
     assert jax.local_device_count() == 4, "tests/conftest.py should force 4 CPU devices"
 
