@@ -15,13 +15,17 @@ statistic and ``calc_rdm`` / scipy ``pdist`` for (c).
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import scipy.stats as ss
 
-import alignjax as aj
-from benchmarks.harness import Recorder, check_close, parse_args, time_call, time_jax
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import alignjax as aj  # noqa: E402
+from benchmarks.harness import Recorder, check_close, parse_args, time_call, time_jax  # noqa: E402
 
 SIZES = {
     "a": dict(n=165, n_a=13, n_b=8, n_perm=10_000),
