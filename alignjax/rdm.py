@@ -52,25 +52,68 @@ def _triu(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _gram_distance(X: jax.Array, metric: str) -> jax.Array:
     """Square distance matrix (..., n, n) from features (..., n, p) via matrix products."""
+    Z, sq = _prepare(X, metric)
+    return _distances(Z, Z, sq, sq, metric)
+
+
+#: From this many stimuli on, rdm() computes only the row blocks of the upper triangle
+#: (about half the matrix-product work of the full square).
+_TRIANGLE_MIN = 512
+_TRIANGLE_BLOCK = 256
+
+
+def _prepare(X: jax.Array, metric: str) -> tuple[jax.Array, jax.Array | None]:
+    """Rows ready for a Gram product: unit rows (correlation/cosine), or centred rows and
+    their squared norms (euclidean family)."""
     if metric == "correlation":
         X = X - X.mean(axis=-1, keepdims=True)
     if metric in ("correlation", "cosine"):
-        Z = X / jnp.linalg.norm(X, axis=-1, keepdims=True)
-        D = 1.0 - Z @ jnp.swapaxes(Z, -1, -2)
-        return jnp.clip(D, 0.0, 2.0)
-    # euclidean family: centring the features leaves distances unchanged and helps precision
+        return X / jnp.linalg.norm(X, axis=-1, keepdims=True), None
     X = X - X.mean(axis=-2, keepdims=True)
-    sq = jnp.sum(X * X, axis=-1)
-    D = sq[..., :, None] + sq[..., None, :] - 2.0 * (X @ jnp.swapaxes(X, -1, -2))
-    D = jnp.maximum(D, 0.0)
+    return X, jnp.sum(X * X, axis=-1)
+
+
+def _distances(Zr, Zc, sq_r, sq_c, metric: str) -> jax.Array:
+    """Distances between prepared rows ``Zr`` (..., a, p) and ``Zc`` (..., b, p)."""
+    G = Zr @ jnp.swapaxes(Zc, -1, -2)
+    if metric in ("correlation", "cosine"):
+        return jnp.clip(1.0 - G, 0.0, 2.0)
+    D = jnp.maximum(sq_r[..., :, None] + sq_c[..., None, :] - 2.0 * G, 0.0)
     return jnp.sqrt(D) if metric == "euclidean" else D
+
+
+def _triangle_blocks(n: int, block: int):
+    """Row blocks [r0, r1) of the upper triangle, the offset of each block in the flat
+    buffer of blocks (each block holds rows r0:r1 against columns r0:n), and the gather
+    index (n_pairs,) of every condensed pair into that buffer."""
+    starts = list(range(0, n - 1, block))
+    offsets, off = [], 0
+    for r0 in starts:
+        offsets.append(off)
+        off += (min(r0 + block, n) - r0) * (n - r0)
+    i, j = _triu(n)
+    b = i // block
+    r0 = b * block
+    idx = np.asarray(offsets, np.int64)[b] + (i - r0) * (n - r0) + (j - r0)
+    return starts, idx.astype(np.int32 if off < 2**31 else np.int64)
 
 
 def _rdm(X: jax.Array, metric: str) -> jax.Array:
     """Condensed RDM(s) (..., n_pairs) of X (..., n_stimuli, n_features); vmappable."""
     n = X.shape[-2]
-    i, j = _triu(n)
-    return _gram_distance(X, metric)[..., i, j]
+    if n < _TRIANGLE_MIN:
+        i, j = _triu(n)
+        return _gram_distance(X, metric)[..., i, j]
+    Z, sq = _prepare(X, metric)
+    starts, idx = _triangle_blocks(n, _TRIANGLE_BLOCK)
+    parts = []
+    for r0 in starts:
+        r1 = min(r0 + _TRIANGLE_BLOCK, n)
+        D = _distances(Z[..., r0:r1, :], Z[..., r0:, :],
+                       None if sq is None else sq[..., r0:r1],
+                       None if sq is None else sq[..., r0:], metric)
+        parts.append(D.reshape(D.shape[:-2] + (-1,)))
+    return jnp.concatenate(parts, axis=-1)[..., idx]
 
 
 @partial(jax.jit, static_argnames=("metric",))
@@ -78,38 +121,28 @@ def _rdm_jit(X, metric):
     return _rdm(X, metric)
 
 
-@partial(jax.jit, static_argnames=("metric",))
-def _rdm_block(Xb, X, metric):
-    """Rows ``Xb`` (c, p) against all ``X`` (n, p): distance block (c, n)."""
-    if metric == "correlation":
-        Xb = Xb - Xb.mean(-1, keepdims=True)
-        X = X - X.mean(-1, keepdims=True)
-    if metric in ("correlation", "cosine"):
-        Zb = Xb / jnp.linalg.norm(Xb, axis=-1, keepdims=True)
-        Z = X / jnp.linalg.norm(X, axis=-1, keepdims=True)
-        return jnp.clip(1.0 - Zb @ Z.T, 0.0, 2.0)
-    mu = X.mean(0, keepdims=True)
-    Xb, X = Xb - mu, X - mu
-    D = jnp.sum(Xb * Xb, -1)[:, None] + jnp.sum(X * X, -1)[None, :] - 2.0 * (Xb @ X.T)
-    D = jnp.maximum(D, 0.0)
-    return jnp.sqrt(D) if metric == "euclidean" else D
+@partial(jax.jit, static_argnames=("metric", "block"))
+def _rdm_block(X, start, metric, block):
+    """Rows ``start:start+block`` of ``X`` (n, p) against all rows: distances (block, n)."""
+    Z, sq = _prepare(X, metric)
+    Zb = jax.lax.dynamic_slice_in_dim(Z, start, block, axis=0)
+    sqb = None if sq is None else jax.lax.dynamic_slice_in_dim(sq, start, block)
+    return _distances(Zb, Z, sqb, sq, metric)
 
 
 def _rdm_rowblocks(X: np.ndarray, metric: str, block: int) -> np.ndarray:
     """Condensed RDM of one (n, p) array in row blocks: memory O(block * n + n_pairs)."""
     n = X.shape[0]
+    block = min(block, n)
     out = np.empty(n * (n - 1) // 2, dtype=X.dtype)
     Xj = jnp.asarray(X)
     pos = 0
     for r0 in range(0, n - 1, block):
-        rows = Xj[r0:r0 + block]
-        if rows.shape[0] < block:  # keep one compiled shape: pad with copies of the last row
-            rows = jnp.concatenate([rows, jnp.repeat(rows[-1:], block - rows.shape[0], 0)])
-        D = np.asarray(_rdm_block(rows, Xj, metric))
-        for k in range(min(block, n - 1 - r0)):
-            i = r0 + k
+        start = min(r0, n - block)  # one compiled shape: the last block overlaps the one before
+        D = np.asarray(_rdm_block(Xj, start, metric, block))
+        for i in range(r0, min(r0 + block, n - 1)):
             m = n - 1 - i
-            out[pos:pos + m] = D[k, i + 1:]
+            out[pos:pos + m] = D[i - start, i + 1:]
             pos += m
     return out
 
