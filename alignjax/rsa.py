@@ -34,7 +34,8 @@ from ._validation import (
 )
 from .folds import resolve_folds
 from .rdm import n_stimuli_from_pairs
-from .stats import (_exceed_tol, _family_stat, _rankdata, _zscore_rows, check_alternative)
+from .stats import (_exceed_tol, _family_stat, _rankdata, _zscore_rows, check_alternative,
+                    rank_rows)
 
 __all__ = [
     "compare",
@@ -109,18 +110,27 @@ def _complete_pair(A, B, names=("A", "B")) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------- transforms
 
 
+_RANK_METHODS = ("spearman", "rho_a")
+
+
+def _ranked(V, method: str) -> jax.Array:
+    """Concrete RDMs ready for :func:`_transform`: ranked once for the rank methods (on
+    CPU with NumPy, see :func:`alignjax.stats.rank_rows`), else as they are."""
+    if method in _RANK_METHODS:
+        return rank_rows(np.asarray(V, _dtype())).astype(_dtype())
+    return jnp.asarray(V, _dtype())
+
+
 def _transform(V: jax.Array, method: str) -> jax.Array:
-    """Rows mapped so that ``T(a) @ T(b).T`` is the comparison statistic."""
-    if method == "spearman":
-        return _zscore_rows(_rankdata(V))
-    if method == "pearson":
+    """Rows (ranks for the rank methods, see :func:`_ranked`) mapped so that
+    ``T(a) @ T(b).T`` is the comparison statistic."""
+    if method in ("spearman", "pearson"):
         return _zscore_rows(V)
     if method == "cosine":
         return V / jnp.linalg.norm(V, axis=-1, keepdims=True)
     if method == "rho_a":
         m = V.shape[-1]
-        R = _rankdata(V)
-        return (R - jnp.mean(R, -1, keepdims=True)) * jnp.sqrt(12.0 / (m**3 - m))
+        return (V - jnp.mean(V, -1, keepdims=True)) * jnp.sqrt(12.0 / (m**3 - m))
     raise ValueError(method)  # pragma: no cover - validated before
 
 
@@ -147,9 +157,17 @@ def _tau_a(A: jax.Array, B: jax.Array, chunk: int) -> jax.Array:
 
 @partial(jax.jit, static_argnames=("method", "tau_chunk"))
 def _compare_jit(A, B, method, tau_chunk=256):
+    """The statistic for RDMs passed through :func:`_ranked` (raw RDMs for tau_a)."""
     if method == "tau_a":
         return _tau_a(A, B, tau_chunk)
     return _transform(A, method) @ _transform(B, method).T
+
+
+def _compare(A, B, method: str) -> jax.Array:
+    """compare() on validated concrete RDMs."""
+    if method == "tau_a":
+        return _compare_jit(jnp.asarray(A, _dtype()), jnp.asarray(B, _dtype()), method)
+    return _compare_jit(_ranked(A, method), _ranked(B, method), method)
 
 
 def compare(A, B, *, method: str = "spearman") -> jax.Array:
@@ -184,8 +202,7 @@ def compare(A, B, *, method: str = "spearman") -> jax.Array:
         A, B = A[:, keep], B[:, keep]
     _check_not_constant(A, "A")
     _check_not_constant(B, "B")
-    dt = _dtype()
-    return _compare_jit(jnp.asarray(A, dt), jnp.asarray(B, dt), method)
+    return _compare(A, B, method)
 
 
 # --------------------------------------------------------------------------- permutation test
@@ -249,7 +266,7 @@ def _permute_condensed(perm, ii, jj, n):
 
 
 def _null_block(G, O, ids, key, table, *, n, chunk, exact, invert, alternative, obs,
-                return_null, n_perm):
+                return_null, n_perm, square):
     """Null statistics for one device's permutation ids, scanned in chunks.
 
     G (n_g, n_pairs) is gathered, O (n_o, n_pairs) stays. Returns counts of exceedances
@@ -266,10 +283,19 @@ def _null_block(G, O, ids, key, table, *, n, chunk, exact, invert, alternative, 
             p = _random_permutation(key, safe, n)
         return jnp.argsort(p) if invert else p
 
+    if square:  # gather from the square form: row-local reads, cheaper indices
+        Gs = jnp.zeros((G.shape[0], n, n), G.dtype).at[:, ii, jj].set(G).at[:, jj, ii].set(G)
+        Gs = Gs.reshape(G.shape[0], n * n)
+
     def body(counts, pids):
         perms = jax.vmap(perm_of)(pids)                               # (c, n)
-        idx = jax.vmap(lambda p: _permute_condensed(p, ii, jj, n))(perms)  # (c, n_pairs)
-        null = jnp.einsum("gcm,om->cgo", G[:, idx], O)               # (c, n_g, n_o)
+        if square:
+            idx = perms[:, ii] * n + perms[:, jj]                     # (c, n_pairs)
+            gathered = Gs[:, idx]
+        else:
+            idx = jax.vmap(lambda p: _permute_condensed(p, ii, jj, n))(perms)
+            gathered = G[:, idx]
+        null = jnp.einsum("gcm,om->cgo", gathered, O)                 # (c, n_g, n_o)
         valid = (pids >= 0) & (pids < n_perm)
         hit = _exceed_tol(null, obs[None], alternative) & valid[:, None, None]
         fam = _family_stat(null, alternative)
@@ -284,11 +310,11 @@ def _null_block(G, O, ids, key, table, *, n, chunk, exact, invert, alternative, 
 
 
 @partial(jax.jit, static_argnames=("n", "chunk", "exact", "invert", "alternative",
-                                   "return_null", "n_perm", "n_dev"))
+                                   "return_null", "n_perm", "n_dev", "square"))
 def _null_all(G, O, ids, key, table, obs, *, n, chunk, exact, invert, alternative,
-              return_null, n_perm, n_dev):
+              return_null, n_perm, n_dev, square):
     kw = dict(n=n, chunk=chunk, exact=exact, invert=invert, alternative=alternative,
-              return_null=return_null, n_perm=n_perm)
+              return_null=return_null, n_perm=n_perm, square=square)
     if n_dev == 1:
         return _null_block(G, O, ids, key, table, obs=obs, **kw)
     mesh = Mesh(np.array(jax.devices()[:n_dev]), ("d",))
@@ -304,6 +330,10 @@ def _null_all(G, O, ids, key, table, obs, *, n, chunk, exact, invert, alternativ
     return f(G, O, ids, key, table, obs)
 
 
+_SQUARE_GATHER_BYTES = 4 << 20   # condensed RDMs to gather beyond the cache
+_SQUARE_MAX_BYTES = 2 << 30      # square forms held for the gather at most
+
+
 def _auto_chunk(n_gather: int, n_pairs: int, budget_bytes: int = 256 * 2**20) -> int:
     """Permutations per step.
 
@@ -315,6 +345,14 @@ def _auto_chunk(n_gather: int, n_pairs: int, budget_bytes: int = 256 * 2**20) ->
         return 2
     per_perm = 4 * (3 * n_gather * n_pairs + n_pairs)
     return int(max(1, min(1024, budget_bytes // max(per_perm, 1))))
+
+
+def _gather_square(n_gather: int, n: int) -> bool:
+    """Gather permuted RDMs from their square form once the condensed ones outgrow the
+    cache: reads then stay within one row (n values) per stimulus instead of jumping
+    across all n_pairs."""
+    condensed = n_gather * n * (n - 1) // 2 * 4
+    return _SQUARE_GATHER_BYTES < condensed and 2 * condensed < _SQUARE_MAX_BYTES
 
 
 def _host_splits(n_dev: int, n_steps: int) -> int:
@@ -398,8 +436,8 @@ def rsa_permutation_test(A, B, *, method: str = "spearman", n_perm: int = 10_000
     A, B = _complete_pair(A, B)
     n = n_stimuli_from_pairs(A.shape[1])
     dt = _dtype()
-    TA = _transform(jnp.asarray(A, dt), method)
-    TB = _transform(jnp.asarray(B, dt), method)
+    TA = _transform(_ranked(A, method), method)
+    TB = _transform(_ranked(B, method), method)
     obs = TA @ TB.T
 
     exact = math.factorial(n) <= n_perm
@@ -423,7 +461,8 @@ def rsa_permutation_test(A, B, *, method: str = "spearman", n_perm: int = 10_000
     ids[:n_perm] = np.arange(n_perm, dtype=np.int32)
 
     kw = dict(n=n, chunk=chunk, exact=exact, invert=invert, alternative=alternative,
-              return_null=return_null, n_perm=n_perm, n_dev=n_dev)
+              return_null=return_null, n_perm=n_perm, n_dev=n_dev,
+              square=_gather_square(G.shape[0], n))
     args = (G, O, jax.random.PRNGKey(seed), jnp.asarray(table), obs_go)
     counts, fam, null = _null_split(args, ids.reshape(n_dev, n_split, -1), kw)
     fam = fam[jnp.asarray(ids >= 0)]
@@ -545,7 +584,7 @@ def rsa_bootstrap(A, B, *, method: str = "spearman", n_boot: int = 1000, seed: i
     keys = jax.random.split(jax.random.PRNGKey(seed), n_boot)
     idx = jax.vmap(lambda k: jax.random.randint(k, (n,), 0, n))(keys)
     boot = _bootstrap(Aj, Bj, idx, method=method, n=n, chunk=int(chunk_size))
-    r = _compare_jit(Aj, Bj, method)
+    r = _compare(A, B, method)
     q = jnp.asarray([(1 - ci) / 2 * 100, (1 + ci) / 2 * 100], dt)
     cis = jnp.nanpercentile(boot, q, axis=0)
     diff = boot[:, :, None, :] - boot[:, None, :, :]
@@ -579,10 +618,11 @@ class NoiseCeiling(NamedTuple):
     upper_per_subject: jax.Array
 
 
-def _pool_transform(B: jax.Array, method: str) -> jax.Array:
+def _pool_transform(B: np.ndarray, method: str) -> jax.Array:
     """Per-subject rows transformed so their mean is the pooled RDM for ``method``."""
     if method in ("spearman", "rho_a", "tau_a"):
-        return _rankdata(B)
+        return rank_rows(B).astype(_dtype())
+    B = jnp.asarray(B, _dtype())
     if method == "pearson":
         return _zscore_rows(B)
     if method == "cosine":
@@ -590,18 +630,21 @@ def _pool_transform(B: jax.Array, method: str) -> jax.Array:
     raise ValueError(method)  # pragma: no cover
 
 
-@partial(jax.jit, static_argnames=("method",))
-def _noise_ceiling(B, method):
+def _noise_ceiling(B: np.ndarray, method: str):
     T = _pool_transform(B, method)
     k = B.shape[0]
     total = T.sum(0)
     loo = (total[None, :] - T) / (k - 1)             # (k, n_pairs) pooled others
-    allm = jnp.broadcast_to(total / k, T.shape)
+    allm = (total / k)[None, :]                      # (1, n_pairs) pooled all
+    if method == "tau_a":
+        return (jnp.diagonal(_compare(np.asarray(loo), B, method)),
+                _compare(np.asarray(allm), B, method)[0])
+    TB = _transform(_ranked(B, method), method)
 
-    def sim(x, y):
-        return jnp.diagonal(_compare_jit(x, y, method))
+    def sim(x):  # pooled row(s) against each subject
+        return jnp.sum(_transform(_ranked(x, method), method) * TB, axis=-1)
 
-    return sim(loo, B), sim(allm, B)
+    return sim(loo), sim(allm)
 
 
 def noise_ceiling(B, *, method: str = "spearman") -> NoiseCeiling:
@@ -622,17 +665,16 @@ def noise_ceiling(B, *, method: str = "spearman") -> NoiseCeiling:
     if B.shape[0] < 2:
         raise ShapeMismatchError("a noise ceiling needs RDMs from at least 2 subjects")
     _check_not_constant(B, "B")
-    lo, up = _noise_ceiling(jnp.asarray(B, _dtype()), method)
+    lo, up = _noise_ceiling(B, method)
     return NoiseCeiling(lo.mean(), up.mean(), lo, up)
 
 
 # --------------------------------------------------------------------------- partial comparison
 
 
-@partial(jax.jit, static_argnames=("method",))
-def _partial(A, B, C, method):
-    if method == "spearman":
-        A, B, C = _rankdata(A), _rankdata(B), _rankdata(C)
+@jax.jit
+def _partial(A, B, C):
+    """Semi-partial correlations of (ranked, for spearman) A, B given controls C."""
     design = jnp.concatenate([jnp.ones((A.shape[1], 1), A.dtype), C.T], axis=1)
     coef, *_ = jnp.linalg.lstsq(design, A.T)
     resid = A - (design @ coef).T
@@ -666,8 +708,7 @@ def partial_compare(A, B, control, *, method: str = "spearman") -> jax.Array:
     check_choice(method, "method", ("spearman", "pearson"))
     A, B = _complete_pair(A, B)
     A, C = _complete_pair(A, control, names=("A", "control"))
-    dt = _dtype()
-    return _partial(jnp.asarray(A, dt), jnp.asarray(B, dt), jnp.asarray(C, dt), method)
+    return _partial(_ranked(A, method), _ranked(B, method), _ranked(C, method))
 
 
 # --------------------------------------------------------------------------- cross-validated layer choice

@@ -11,6 +11,8 @@ Conventions
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import jax
@@ -19,7 +21,7 @@ import numpy as np
 
 from ._validation import check_choice
 
-__all__ = ["rankdata", "zscore_rows", "pearson_rows", "permutation_pvalues", "fdr_bh",
+__all__ = ["rankdata", "rank_rows", "zscore_rows", "pearson_rows", "permutation_pvalues", "fdr_bh",
            "ALTERNATIVES"]
 
 ALTERNATIVES = ("greater", "less", "two-sided")
@@ -58,6 +60,43 @@ def rankdata(x: jax.typing.ArrayLike) -> jax.Array:
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.result_type(float))
     return _rankdata(x)
+
+
+def _rank_row_numpy(x: np.ndarray) -> np.ndarray:
+    order = np.argsort(x)
+    xs = x[order]
+    m = x.shape[0]
+    start = np.empty(m, bool)
+    start[0] = True
+    np.not_equal(xs[1:], xs[:-1], out=start[1:])
+    first = np.flatnonzero(start)
+    size = np.diff(np.append(first, m))
+    out = np.empty(m, x.dtype)
+    out[order] = np.repeat(first + (size + 1) / 2.0, size)  # mean of ranks first+1..first+size
+    return out
+
+
+def rank_rows(x) -> jax.Array:
+    """Average ranks along the last axis of a concrete array, like :func:`rankdata`.
+
+    On CPU the rows are ranked with NumPy in parallel threads: XLA:CPU's sort is several
+    times slower than NumPy's (68 rows of 499,500 pairs: 15 s with :func:`rankdata`, about
+    1.5 s here on 2 cores). Elsewhere this is :func:`rankdata`.
+    """
+    if jax.default_backend() != "cpu":
+        return rankdata(x)
+    a = np.asarray(x)
+    if not np.issubdtype(a.dtype, np.floating):
+        a = a.astype(np.dtype(jnp.result_type(float)))
+    flat = a.reshape(-1, a.shape[-1])
+    workers = min(len(flat), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                  else (os.cpu_count() or 1))
+    if workers > 1 and flat.size >= 1 << 16:
+        with ThreadPoolExecutor(workers) as pool:  # NumPy's sort releases the GIL
+            rows = list(pool.map(_rank_row_numpy, flat))
+    else:
+        rows = [_rank_row_numpy(r) for r in flat]
+    return jnp.asarray(np.stack(rows).reshape(a.shape))
 
 
 def _zscore_rows(x: jax.Array) -> jax.Array:

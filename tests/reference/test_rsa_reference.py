@@ -23,6 +23,17 @@ def test_compare_matches_scipy_with_ties(rng):
     np.testing.assert_allclose(got[0, 1], ss.pearsonr(a, b)[0], rtol=1e-5)
 
 
+@pytest.mark.parametrize("shape", [(45,), (3, 4, 50), (2, 40_000)])
+def test_ranks_match_scipy_rankdata(rng, shape):
+    from alignjax.stats import rank_rows, rankdata
+
+    x = rng.integers(0, 9, size=shape).astype(np.float32)  # heavy ties
+    x[..., ::7] = rng.normal(size=x[..., ::7].shape)
+    want = ss.rankdata(x, axis=-1)
+    np.testing.assert_array_equal(np.asarray(rank_rows(x)), want)   # NumPy path on CPU
+    np.testing.assert_array_equal(np.asarray(rankdata(x)), want)    # in-jit path
+
+
 def test_tau_a_equals_kendall_on_tie_free_data(rng):
     a, b = rng.normal(size=(2, 66))
     got = float(np.asarray(aj.compare(a, b, method="tau_a"))[0, 0])

@@ -66,6 +66,22 @@ def test_concurrent_host_slices_do_not_change_result(rdms, monkeypatch, n_split,
     np.testing.assert_allclose(np.asarray(res.null), np.asarray(ref.null), atol=1e-6)
 
 
+@pytest.mark.parametrize("swap", [False, True])
+def test_square_form_gather_does_not_change_result(rdms, monkeypatch, swap):
+    # large RDM sets are gathered from their square form (cache-friendly), small ones from
+    # the condensed vectors; both sides (A gathered, or B by the inverse permutation)
+    A, B = rdms
+    A, B = (B, A) if swap else (A, B)
+    out = {}
+    for square in (False, True):
+        monkeypatch.setattr(rsa_mod, "_gather_square", lambda n_g, n, square=square: square)
+        out[square] = aj.rsa_permutation_test(A, B, n_perm=200, seed=3, return_null=True)
+    np.testing.assert_array_equal(np.asarray(out[True].p), np.asarray(out[False].p))
+    np.testing.assert_array_equal(np.asarray(out[True].p_fwe), np.asarray(out[False].p_fwe))
+    np.testing.assert_allclose(np.asarray(out[True].null), np.asarray(out[False].null),
+                               atol=1e-6)
+
+
 def test_four_devices_are_used():
     assert jax.local_device_count() == 4, "tests/conftest.py should force 4 CPU devices"
 
