@@ -11,13 +11,18 @@ Workloads (issue 3):
     extension, 5 outer x 5 inner folds (``encode``) vs the brute-force sklearn loop
     (StandardScaler + Ridge per voxel, layer, alpha and fold) timed on a few voxels and
     extrapolated;
-(d) 3,600 x 6,820, 20 alphas, 12 folds, 2,000 voxels vs himalaya ``KernelRidgeCV``.
+(d) 3,600 x 6,820, 20 alphas, 12 folds, 2,000 voxels vs himalaya ``KernelRidgeCV``;
+(d85k) the same at 85,000 voxels: alignjax timed in full, himalaya timed at 500 and 2,000
+    voxels and extrapolated linearly (its per-fold eigendecompositions are the intercept);
+(m) memory: 100,000 targets x 3,600 stimuli x 2,000 features (10 alphas, 5 folds) in
+    float32, recording the process's peak resident memory.
 
 Each workload checks that alignjax and the baselines agree before timing. FLOP counts are
 a model of the work alignjax does: matmuls exactly, eigh as 9 n^3 and a thin SVD of
 (m, n) as 6 m n^2 + 20 n^3 (so "fraction_of_matmul" is approximate).
 
-Usage: ``python benchmarks/bench_ridge.py [--quick] [--only a,b,c,d]``
+Usage: ``python benchmarks/bench_ridge.py [--quick] [--only a,b,c,d,d85k,m]`` (the default
+runs a-d; d85k and m take several minutes each and run only when named).
 """
 
 from __future__ import annotations
@@ -38,13 +43,18 @@ SIZES = {
     "b": dict(n=132, p=2048, t=7_694, n_alphas=100, folds=5),
     "c": dict(n=165, p=768, n_layers=13, t=7_694, n_alphas=8, outer=5, inner=5, brute_voxels=2),
     "d": dict(n=3600, p=6820, t=2_000, n_alphas=20, folds=12),
+    "d85k": dict(n=3600, p=6820, t=85_000, n_alphas=20, folds=12, baseline_t=(500, 2_000)),
+    "m": dict(n=3600, p=2000, t=100_000, n_alphas=10, folds=5),
 }
 QUICK = {
     "a": dict(n=165, p=768, t=300, n_alphas=12, folds=5),
     "b": dict(n=132, p=2048, t=300, n_alphas=20, folds=5),
     "c": dict(n=165, p=768, n_layers=2, t=200, n_alphas=8, outer=5, inner=5, brute_voxels=1),
     "d": dict(n=400, p=800, t=200, n_alphas=20, folds=12),
+    "d85k": dict(n=400, p=800, t=2_000, n_alphas=20, folds=12, baseline_t=(100, 200)),
+    "m": dict(n=400, p=200, t=5_000, n_alphas=10, folds=5),
 }
+OPT_IN = ("d85k", "m")
 
 
 def _problem(n, p, t, seed=0, n_layers=None):
@@ -288,10 +298,113 @@ def bench_encode_workload(rec, size, repeats):
     jax.clear_caches()
 
 
+def _targets(X, t, seed, chunk=10_000):
+    """float32 responses (n, t) of ``X`` built in column chunks (no float64 temporaries)."""
+    rng = np.random.default_rng(seed)
+    n, p = X.shape
+    Y = np.empty((n, t), np.float32)
+    for s in range(0, t, chunk):
+        c = min(chunk, t - s)
+        W = rng.standard_normal((p, c), dtype=np.float32) / np.float32(np.sqrt(p))
+        Y[:, s:s + c] = X @ W * rng.uniform(0.0, 2.0, c).astype(np.float32)
+        Y[:, s:s + c] += rng.standard_normal((n, c), dtype=np.float32)
+    return Y
+
+
+def _peak_rss_gb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def _check_against_sklearn(name, X, Y, res, cols):
+    from sklearn.linear_model import Ridge
+
+    coef, icpt, best = np.asarray(res.coef), np.asarray(res.intercept), np.asarray(res.best_alpha)
+    for j in cols:
+        m = Ridge(alpha=float(best[j])).fit(X.astype(np.float64), Y[:, j].astype(np.float64))
+        check_close(f"{name} target {j} coef vs float64 sklearn Ridge", coef[:, j], m.coef_,
+                    rtol=2e-2, atol=2e-3 * np.abs(m.coef_).max())
+        check_close(f"{name} target {j} intercept", icpt[j], m.intercept_, rtol=2e-2, atol=2e-2)
+
+
+def bench_many_voxels(rec, size):
+    """(d85k): alignjax on all voxels; himalaya at two smaller counts, extrapolated."""
+    import jax
+
+    from alignjax import ridge_cv
+    from himalaya.kernel_ridge import KernelRidgeCV
+    from himalaya.scoring import r2_score as h_r2
+    from sklearn.model_selection import KFold
+
+    _himalaya_numpy()
+    n, p, t, k = size["n"], size["p"], size["t"], size["folds"]
+    alphas = np.logspace(-2, 6, size["n_alphas"])
+    rng = np.random.default_rng(85)
+    X = rng.standard_normal((n, p), dtype=np.float32)
+    Y = _targets(X, t, seed=86)
+    masks = _kfold_masks(n, k)
+    workload = f"d85k:{n}x{p} t={t} alphas={len(alphas)} folds={k}"
+    timing = time_jax(lambda: ridge_cv(X, Y, alphas=alphas, folds=masks, score="r2").coef,
+                      repeats=1)
+    res = ridge_cv(X, Y[:, :64], alphas=alphas, folds=masks, score="r2")
+    _check_against_sklearn("d85k", X, Y[:, :64], res, [0, 31, 63])
+    secs = []
+    for v in size["baseline_t"]:
+        r = time_call(lambda: KernelRidgeCV(alphas=alphas, kernel="linear", cv=KFold(k),
+                                            fit_intercept=True,
+                                            solver_params=dict(score_func=h_r2)).fit(X, Y[:, :v]))
+        secs.append(r["seconds"])
+        if v == size["baseline_t"][-1]:
+            kr = r["output"]
+            ours = ridge_cv(X, Y[:, :v], alphas=alphas, folds=masks, score="r2")
+            _agree_alphas("d85k vs himalaya KernelRidgeCV", np.asarray(ours.best_alpha),
+                          kr.best_alphas_, ours.cv_scores, alphas)
+    (v1, v2), (s1, s2) = size["baseline_t"], secs
+    slope = (s2 - s1) / (v2 - v1)
+    himalaya = s2 + slope * (t - v2)
+    flops = _flops_ridge_cv(n, p, t, len(alphas), k)
+    rec.add(workload, "alignjax.ridge_cv", timing, flops=flops,
+            baseline_seconds={"himalaya_KernelRidgeCV_extrapolated": himalaya})
+    rec.add(workload, "himalaya_KernelRidgeCV_extrapolated", {"seconds": himalaya, "repeats": 1},
+            flops=flops, timed_voxels=list(size["baseline_t"]), timed_seconds=secs)
+    jax.clear_caches()
+
+
+def bench_memory(rec, size):
+    """(m): the largest problem the issue names must fit a 24 GB machine."""
+    import jax
+
+    from alignjax import ridge_cv
+
+    n, p, t, k = size["n"], size["p"], size["t"], size["folds"]
+    alphas = np.logspace(-2, 6, size["n_alphas"])
+    rng = np.random.default_rng(100)
+    X = rng.standard_normal((n, p), dtype=np.float32)
+    Y = _targets(X, t, seed=101)
+    inputs_gb = (X.nbytes + Y.nbytes) / 2**30
+    before = _peak_rss_gb()
+    t0 = time.perf_counter()
+    res = ridge_cv(X, Y, alphas=alphas, folds=k, score="r2")
+    coef = jax.block_until_ready(res.coef)
+    secs = time.perf_counter() - t0
+    peak = _peak_rss_gb()
+    _check_against_sklearn("m", X, Y, res, [0, t // 2, t - 1])
+    workload = f"m:{n}x{p} t={t} alphas={len(alphas)} folds={k}"
+    rec.add(workload, "alignjax.ridge_cv", {"seconds": secs, "repeats": 1},
+            flops=_flops_ridge_cv(n, p, t, len(alphas), k), peak_rss_gb=peak,
+            peak_rss_gb_before_fit=before, inputs_gb=inputs_gb,
+            coef_gb=coef.nbytes / 2**30)
+    print(f"m: peak resident memory {peak:.2f} GiB (inputs {inputs_gb:.2f} GiB, "
+          f"{before:.2f} GiB before the fit), {secs:.1f} s", flush=True)
+    del res, coef
+    jax.clear_caches()
+
+
 def main():
     args = parse_args(__doc__.splitlines()[0])
     sizes = QUICK if args.quick else SIZES
-    only = set(args.only.split(",")) if args.only else set(sizes)
+    only = set(args.only.split(",")) if args.only else set(sizes) - set(OPT_IN)
     rec = Recorder("ridge", args.out, quick=args.quick)
     repeats = max(1, args.repeats if args.quick else min(args.repeats, 2))
     for key in ("a", "b", "d"):
@@ -301,6 +414,12 @@ def main():
     if "c" in only:
         print("--- workload c", flush=True)
         bench_encode_workload(rec, sizes["c"], 1)
+    if "d85k" in only:
+        print("--- workload d85k", flush=True)
+        bench_many_voxels(rec, sizes["d85k"])
+    if "m" in only:
+        print("--- workload m", flush=True)
+        bench_memory(rec, sizes["m"])
     rec.save()
 
 
