@@ -281,7 +281,9 @@ def _null_block(G, O, ids, key, table, *, n, chunk, exact, invert, alternative, 
             p = table[safe]
         else:
             p = _random_permutation(key, safe, n)
-        return jnp.argsort(p) if invert else p
+        if not invert:
+            return p
+        return jnp.zeros_like(p).at[p].set(jnp.arange(n, dtype=p.dtype))  # inverse, no sort
 
     if square:  # gather from the square form: row-local reads, cheaper indices
         Gs = jnp.zeros((G.shape[0], n, n), G.dtype).at[:, ii, jj].set(G).at[:, jj, ii].set(G)
