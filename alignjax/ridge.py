@@ -254,6 +254,18 @@ def _y_split(Y, tr, te, start, chunk, fit_intercept):
     return Ytr, Yte, jnp.zeros((chunk,), Y.dtype)
 
 
+def _computed_once(x, token):
+    """``x``, materialised before its consumers.
+
+    XLA:CPU fuses small producers (an operator built from a matmul, a centred gather) into
+    the YNNPACK matmul that consumes them, which then recomputes them tile by tile (1.4x
+    slower ridge_cv on workload (a)); ``lax.optimization_barrier`` does not survive its
+    passes, a conditional does (with two distinct branches: ``x``, or NaN where ``token``,
+    a traced scalar of the same computation, is already NaN).
+    """
+    return lax.cond(jnp.isnan(token), lambda: jnp.full_like(x, jnp.nan), lambda: x)
+
+
 def _fold_body(Xg, K, Y, tr, te, alpha, *, what: str, mode: str, score: str,
                fit_intercept: bool, standardize: bool, chunk: int):
     """Scores (or predictions) of one fold for all local targets.
@@ -270,11 +282,15 @@ def _fold_body(Xg, K, Y, tr, te, alpha, *, what: str, mode: str, score: str,
         n_alphas = alpha.shape[0]
         D = _dvals(spec, keep, alpha[:, None], mode)  # (n_alphas, r)
         AD = (A[None] * D[:, None, :]).reshape(n_alphas * n_te, r)
+        # with many targets, fold U^T into the (alphas x test rows) operator once, which
+        # saves the (r, n_train) x (n_train, chunk) product on every chunk
+        hat = n_alphas * n_te < t
+        op = _computed_once(AD @ U.T if hat else AD, spec[0])
 
         def body(start, out):
             Ytr, Yte, _ = _y_split(Y, tr, te, start, chunk, fit_intercept)
-            B = U.T @ Ytr
-            pred = (AD @ B).reshape(n_alphas, n_te, chunk)
+            Ytr = _computed_once(Ytr, spec[0])
+            pred = (op @ (Ytr if hat else U.T @ Ytr)).reshape(n_alphas, n_te, chunk)
             return lax.dynamic_update_slice_in_dim(out, _score(pred, Yte, score), start, axis=1)
 
         return _chunk_loop(body, t, chunk, jnp.zeros((n_alphas, t), Y.dtype))
@@ -303,11 +319,12 @@ def _centre_global(X, fit_intercept):
     return X - jnp.mean(X, axis=0) if fit_intercept else X
 
 
-def _cv_local(X, Y, groups, alpha, *, what, mode, score, fit_intercept, standardize, chunk):
+def _cv_local(X, Y, groups, alpha, eig=None, *, what, mode, score, fit_intercept,
+              standardize, chunk):
     """Sum over folds of the per-fold output (grid/target scores), or predictions."""
     if mode == "eigh_full":
-        return _shortcut_local(X, Y, groups, alpha, score=score, fit_intercept=fit_intercept,
-                               chunk=chunk)
+        return _shortcut_local(X, Y, groups, alpha, eig, score=score,
+                               fit_intercept=fit_intercept, chunk=chunk)
     Xg = _centre_global(X, fit_intercept)
     K = _kernel(Xg, mode=mode, standardize=standardize)
     kw = dict(what=what, mode=mode, score=score, fit_intercept=fit_intercept,
@@ -356,16 +373,17 @@ def _full_kernel_eig(X, fit_intercept: bool):
     return U, jnp.where(keep, lam, 0.0)
 
 
-def _shortcut_local(X, Y, groups, alpha, *, score, fit_intercept, chunk):
+def _shortcut_local(X, Y, groups, alpha, eig, *, score, fit_intercept, chunk):
     """K-fold CV scores of all alphas from ONE eigendecomposition of the full kernel.
 
     For penalised least squares (ridge, with an unpenalised intercept when
     ``fit_intercept``), the residuals of held-out rows T of a fit without them are exactly
     ``e_T = (G_TT)^-1 (G Y)_T`` with ``G = I - H`` the residual-maker of the fit on all
     stimuli; in the kernel eigenbasis ``G = U diag(alpha / (lam + alpha)) U^T`` (plus the
-    null space). Summed scores over folds, (n_alphas, n_targets).
+    null space). Summed scores over folds, (n_alphas, n_targets). ``eig``: the result of
+    :func:`_full_kernel_eig`, or None to compute it here.
     """
-    U, lam = _full_kernel_eig(X, fit_intercept)
+    U, lam = _full_kernel_eig(X, fit_intercept) if eig is None else eig
     g = alpha[:, None] / (lam[None, :] + alpha[:, None])  # (n_alphas, r)
     facs = []
     for _, te_g in groups:
@@ -402,16 +420,26 @@ def _mesh(devices) -> Mesh:
 
 @partial(jax.jit, static_argnames=("what", "mode", "score", "fit_intercept", "standardize",
                                    "chunk", "devices"))
-def _cv_pass(X, Y, groups, alpha, *, what, mode, score, fit_intercept, standardize, chunk,
-             devices):
+def _cv_pass(X, Y, groups, alpha, eig=None, *, what, mode, score, fit_intercept, standardize,
+             chunk, devices):
     body = partial(_cv_local, what=what, mode=mode, score=score, fit_intercept=fit_intercept,
                    standardize=standardize, chunk=chunk)
     a_spec = P() if what == "grid" else P("t")
     out_spec = P(None, "t") if what == "grid" else P("t")
-    f = jax.shard_map(body, mesh=_mesh(devices),
-                      in_specs=(P(), P(None, "t"), P(), a_spec), out_specs=out_spec,
+    args, specs = _with_eig((X, Y, groups, alpha), (P(), P(None, "t"), P(), a_spec), eig)
+    f = jax.shard_map(body, mesh=_mesh(devices), in_specs=specs, out_specs=out_spec,
                       check_vma=False)
-    return f(X, Y, groups, alpha)
+    return f(*args)
+
+
+def _with_eig(args, specs, eig):
+    """Append a shared (replicated) eigendecomposition to shard_map arguments, if given."""
+    return (args, specs) if eig is None else (args + (eig,), specs + (P(),))
+
+
+#: The eigendecomposition of the full (centred) kernel, shared by the "eigh_full" CV pass
+#: and the refit on all stimuli.
+_full_eig = jax.jit(_full_kernel_eig, static_argnames=("fit_intercept",))
 
 
 @partial(jax.jit, static_argnames=("what", "mode", "fit_intercept", "standardize", "chunk",
@@ -433,8 +461,12 @@ def _predict_local(X, Y, tr, te, alpha, *, mode, fit_intercept, standardize, chu
                       fit_intercept=fit_intercept, standardize=standardize, chunk=chunk)
 
 
-def _refit_local(X, Y, alpha, *, mode, fit_intercept, standardize, chunk):
-    """Refit on all rows with per-target alphas -> coef (n_features, t), intercept (t,)."""
+def _refit_local(X, Y, alpha, eig=None, *, mode, fit_intercept, standardize, chunk):
+    """Refit on all rows with per-target alphas -> coef (n_features, t), intercept (t,).
+
+    ``eig``: the full kernel's eigendecomposition (:func:`_full_kernel_eig`) when the CV
+    pass already computed it (kernel mode without standardisation).
+    """
     n, p = X.shape
     t = Y.shape[1]
     eps = jnp.finfo(X.dtype).eps
@@ -451,10 +483,15 @@ def _refit_local(X, Y, alpha, *, mode, fit_intercept, standardize, chunk):
     if mode == "svd":
         U, spec, Vt = jnp.linalg.svd(Xc, full_matrices=False)
         keep = spec > spec[0] * max(n, p) * eps
+    elif eig is not None:
+        U, spec = eig
+        keep = spec > 0
     else:
         Kc = Xc @ Xc.T
         spec, U = jnp.linalg.eigh(0.5 * (Kc + Kc.T))
         keep = spec > jnp.max(spec) * n * eps
+
+    back = Vt.T if mode == "svd" else Xc.T @ U  # (p, r): spectral -> coefficient space
 
     def body(start, carry):
         coef, icpt = carry
@@ -462,8 +499,7 @@ def _refit_local(X, Y, alpha, *, mode, fit_intercept, standardize, chunk):
         m = jnp.mean(Yc, axis=0) if fit_intercept else jnp.zeros((chunk,), Y.dtype)
         a = lax.dynamic_slice_in_dim(alpha, start, chunk)
         D = _dvals(spec[:, None], keep[:, None], a[None, :], mode)
-        W = D * (U.T @ (Yc - m))
-        w = Vt.T @ W if mode == "svd" else Xc.T @ (U @ W)
+        w = back @ (D * (U.T @ (Yc - m)))
         w = jnp.where(const[:, None], 0.0, w / sd[:, None])
         b = m - mu @ w if fit_intercept or standardize else jnp.zeros((chunk,), Y.dtype)
         return (lax.dynamic_update_slice_in_dim(coef, w, start, axis=1),
@@ -474,12 +510,13 @@ def _refit_local(X, Y, alpha, *, mode, fit_intercept, standardize, chunk):
 
 
 @partial(jax.jit, static_argnames=("mode", "fit_intercept", "standardize", "chunk", "devices"))
-def _refit_pass(X, Y, alpha, *, mode, fit_intercept, standardize, chunk, devices):
+def _refit_pass(X, Y, alpha, eig=None, *, mode, fit_intercept, standardize, chunk, devices):
     body = partial(_refit_local, mode=mode, fit_intercept=fit_intercept,
                    standardize=standardize, chunk=chunk)
-    f = jax.shard_map(body, mesh=_mesh(devices), in_specs=(P(), P(None, "t"), P("t")),
+    args, specs = _with_eig((X, Y, alpha), (P(), P(None, "t"), P("t")), eig)
+    f = jax.shard_map(body, mesh=_mesh(devices), in_specs=specs,
                       out_specs=(P(None, "t"), P("t")), check_vma=False)
-    return f(X, Y, alpha)
+    return f(*args)
 
 
 # --------------------------------------------------------------------------- host side
@@ -647,7 +684,10 @@ def ridge_cv(X, Y, *, alphas, folds=5, fit_intercept: bool = True, score: str = 
     kw = dict(mode=mode_cv, score=score, fit_intercept=fit_intercept, standardize=standardize,
               chunk=plan.chunk, devices=plan.devices)
     alphas_d = jnp.asarray(alphas_np, dtype=dtype)
-    cv_scores = _cv_pass(Xd, Yd, groups, alphas_d, what="grid", **kw) / n_folds
+    # one eigendecomposition of the full kernel serves the CV pass and the refit
+    eig = _full_eig(Xd, fit_intercept=fit_intercept) \
+        if mode_cv == "eigh_full" and mode_fit == "eigh" else None
+    cv_scores = _cv_pass(Xd, Yd, groups, alphas_d, eig, what="grid", **kw) / n_folds
     cv_np = np.asarray(cv_scores)[:, :plan.n_targets]
     best_idx = np.argmax(cv_np, axis=0)
     best_alpha = alphas_np[best_idx]
@@ -655,12 +695,12 @@ def ridge_cv(X, Y, *, alphas, folds=5, fit_intercept: bool = True, score: str = 
     if extend_alphas and len(alphas_np) >= 2:
         best_alpha, best_score = _extend(
             lambda a, cols: _subset_grid_scores(
-                Xd, Y, groups, a, cols, target_chunk=target_chunk, devices=plan.devices,
+                Xd, Y, groups, a, cols, eig, target_chunk=target_chunk, devices=plan.devices,
                 n_folds=n_folds, mode=mode_cv, score=score, fit_intercept=fit_intercept,
                 standardize=standardize),
             best_alpha, best_score, alphas_np, dtype)
     coef, intercept = _refit_pass(Xd, Yd, jnp.asarray(_pad_vec(best_alpha, plan, 1.0), dtype),
-                                  mode=mode_fit,
+                                  eig, mode=mode_fit,
                                   fit_intercept=fit_intercept, standardize=standardize,
                                   chunk=plan.chunk, devices=plan.devices)
     t = plan.n_targets
@@ -670,8 +710,8 @@ def ridge_cv(X, Y, *, alphas, folds=5, fit_intercept: bool = True, score: str = 
                          best_score=jnp.asarray(best_score[:t], dtype))
 
 
-def _subset_grid_scores(Xd, Y: np.ndarray, groups, alphas, cols, *, target_chunk, devices,
-                        n_folds, **kw) -> np.ndarray:
+def _subset_grid_scores(Xd, Y: np.ndarray, groups, alphas, cols, eig=None, *, target_chunk,
+                        devices, n_folds, **kw) -> np.ndarray:
     """CV scores (n_alphas, len(cols)) of the targets ``cols`` of host array ``Y``.
 
     The subset is padded to a power of two (>= 64) so repeated calls with shrinking
@@ -685,7 +725,7 @@ def _subset_grid_scores(Xd, Y: np.ndarray, groups, alphas, cols, *, target_chunk
     Ysub = np.zeros((n, bucket), Y.dtype)
     Ysub[:, :len(cols)] = Y[:, cols]
     out = _cv_pass(Xd, _put_targets(Ysub, plan, Xd.dtype), groups,
-                   jnp.asarray(alphas, Xd.dtype), what="grid", chunk=plan.chunk,
+                   jnp.asarray(alphas, Xd.dtype), eig, what="grid", chunk=plan.chunk,
                    devices=plan.devices, **kw)
     return np.asarray(out)[:, :len(cols)] / n_folds
 

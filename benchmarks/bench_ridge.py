@@ -90,18 +90,23 @@ def _flops_ridge_cv(n, p, t, n_alphas, n_folds):
     """FLOP model of alignjax.ridge_cv (fit_intercept=True, solver auto)."""
     n_te = n / n_folds
     n_tr = n - n_te
+
+    def apply(r):  # predictions of every alpha on a test fold, from rank-r factors
+        if n_alphas * n_te < t:  # the (alphas x test, n_train) operator is formed once
+            return 2 * n_alphas * n_te * r * n_tr + 2 * n_alphas * n_te * n_tr * t
+        return 2 * n_tr * r * t + 2 * n_alphas * n_te * r * t
+
     if n_tr >= p:  # primal: thin SVD per fold
-        r = p
-        fold = 6 * n_tr * p * p + 20 * p ** 3 + 2 * n_te * p * p + 2 * n_tr * r * t \
-            + 2 * n_alphas * n_te * r * t
+        fold = 6 * n_tr * p * p + 20 * p ** 3 + 2 * n_te * p * p + apply(p)
         refit = 6 * n * p * p + 20 * p ** 3 + 2 * n * p * t + 2 * p * p * t
         return n_folds * fold + refit
-    refit = 2 * n * n * p + 9 * n ** 3 + 4 * n * n * t + 2 * n * p * t
-    if n >= 1024:  # solver "eigh_full": one eigendecomposition of the full kernel
-        m = n_te
+    back = 2 * n * n * p + 2 * n * n * t + 2 * n * p * t  # refit from a decomposition
+    refit = 2 * n * n * p + 9 * n ** 3 + back
+    if n >= 1024:  # solver "eigh_full": one eigendecomposition of the full kernel, shared
+        m = n_te  # with the refit
         per_alpha = 2 * n * n * t + n_folds * (2 * m * m * n + 2 / 3 * m ** 3 + 2 * m * m * t)
-        return 2 * n * n * p + 9 * n ** 3 + 2 * n * n * t + n_alphas * per_alpha + refit
-    fold = 9 * n_tr ** 3 + 2 * n_te * n_tr ** 2 + 2 * n_tr ** 2 * t + 2 * n_alphas * n_te * n_tr * t
+        return 2 * n * n * p + 9 * n ** 3 + 2 * n * n * t + n_alphas * per_alpha + back
+    fold = 9 * n_tr ** 3 + 2 * n_te * n_tr ** 2 + apply(n_tr)
     return 2 * n * n * p + n_folds * fold + refit
 
 
