@@ -254,6 +254,12 @@ def _y_split(Y, tr, te, start, chunk, fit_intercept):
     return Ytr, Yte, jnp.zeros((chunk,), Y.dtype)
 
 
+def _use_hat(rows: int, r: int, n_train: int, t: int) -> bool:
+    """Predict ``rows`` (alphas x test rows) of ``t`` targets through the operator
+    (rows, n_train), formed once, rather than through the rank-``r`` factors."""
+    return rows * r * n_train + rows * n_train * t < r * n_train * t + rows * r * t
+
+
 def _computed_once(x, token):
     """``x``, materialised before its consumers.
 
@@ -282,9 +288,9 @@ def _fold_body(Xg, K, Y, tr, te, alpha, *, what: str, mode: str, score: str,
         n_alphas = alpha.shape[0]
         D = _dvals(spec, keep, alpha[:, None], mode)  # (n_alphas, r)
         AD = (A[None] * D[:, None, :]).reshape(n_alphas * n_te, r)
-        # with many targets, fold U^T into the (alphas x test rows) operator once, which
-        # saves the (r, n_train) x (n_train, chunk) product on every chunk
-        hat = n_alphas * n_te < t
+        # fold U^T into the (alphas x test rows, n_train) operator once where that costs
+        # fewer flops than the (r, n_train) x (n_train, chunk) product on every chunk
+        hat = _use_hat(n_alphas * n_te, r, U.shape[0], t)
         op = _computed_once(AD @ U.T if hat else AD, spec[0])
 
         def body(start, out):

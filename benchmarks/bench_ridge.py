@@ -92,9 +92,12 @@ def _flops_ridge_cv(n, p, t, n_alphas, n_folds):
     n_tr = n - n_te
 
     def apply(r):  # predictions of every alpha on a test fold, from rank-r factors
-        if n_alphas * n_te < t:  # the (alphas x test, n_train) operator is formed once
-            return 2 * n_alphas * n_te * r * n_tr + 2 * n_alphas * n_te * n_tr * t
-        return 2 * n_tr * r * t + 2 * n_alphas * n_te * r * t
+        from alignjax.ridge import _use_hat
+
+        rows = n_alphas * n_te
+        if _use_hat(rows, r, n_tr, t):  # the (alphas x test, n_train) operator, formed once
+            return 2 * rows * r * n_tr + 2 * rows * n_tr * t
+        return 2 * n_tr * r * t + 2 * rows * r * t
 
     if n_tr >= p:  # primal: thin SVD per fold
         fold = 6 * n_tr * p * p + 20 * p ** 3 + 2 * n_te * p * p + apply(p)
