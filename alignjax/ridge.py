@@ -569,13 +569,33 @@ class _Plan(NamedTuple):
     n_padded: int
 
 
-def _plan(n_stimuli, n_features, n_alphas, n_targets, target_chunk, devices) -> _Plan:
+#: On CPU, with a low-rank fold decomposition, the predictions of all alphas for one chunk
+#: of targets are kept within about this many bytes (cache-resident): the products are
+#: memory-bound there (132 x 2,048, 100 alphas, 7,694 targets: 1.3x faster than one chunk).
+_CPU_HOT_BYTES = 16 << 20
+_LOW_RANK = 512
+
+
+def _hot_rows(mode: str, n_alphas: int, masks: np.ndarray, n_features: int) -> int | None:
+    """Rows (alphas x test rows) of one chunk's predictions when they should stay in cache."""
+    n_train = int((~masks).sum(axis=1).max())
+    if mode in ("svd", "eigh") and min(n_train, n_features) <= _LOW_RANK:
+        return n_alphas * int(masks.sum(axis=1).max())
+    return None
+
+
+def _plan(n_stimuli, n_features, n_alphas, n_targets, target_chunk, devices,
+          hot_rows: int | None = None) -> _Plan:
     devices = tuple(jax.local_devices() if devices is None else devices)
     n_dev = len(devices)
     itemsize = jnp.dtype(_float_dtype()).itemsize
     if target_chunk is None:
         chunk = default_target_chunk(n_stimuli, n_features, n_alphas, n_targets,
                                      itemsize=itemsize, n_devices=n_dev, device=devices[0])
+        if hot_rows and devices[0].platform == "cpu":
+            chunk = min(chunk, max(64, _CPU_HOT_BYTES // (itemsize * hot_rows)))
+            per_device = -(-n_targets // n_dev)
+            chunk = -(-per_device // -(-per_device // chunk))  # equal chunks, little padding
     else:
         if isinstance(target_chunk, bool) or not isinstance(target_chunk, (int, np.integer)) \
                 or target_chunk < 1:
@@ -682,7 +702,8 @@ def ridge_cv(X, Y, *, alphas, folds=5, fit_intercept: bool = True, score: str = 
     mode_cv = _pick_cv_mode(solver, n_train_max, n, p, len(alphas_np), masks.shape[0],
                             standardize)
     mode_fit = _pick_mode(solver, n, p)
-    plan = _plan(n, p, len(alphas_np), Y.shape[1], target_chunk, devices)
+    plan = _plan(n, p, len(alphas_np), Y.shape[1], target_chunk, devices,
+                 hot_rows=_hot_rows(mode_cv, len(alphas_np), masks, p))
     Yd = _put_targets(Y, plan, dtype)
     Xd = jnp.asarray(X, dtype=dtype)
     groups = _fold_groups(masks)
