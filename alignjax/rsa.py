@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import NamedTuple
@@ -35,7 +34,7 @@ from ._validation import (
 from .folds import resolve_folds
 from .rdm import n_stimuli_from_pairs
 from .stats import (_exceed_tol, _family_stat, _rankdata, _zscore_rows, check_alternative,
-                    rank_rows)
+                    rank_rows, usable_cores)
 
 __all__ = [
     "compare",
@@ -366,8 +365,7 @@ def _host_splits(n_dev: int, n_steps: int) -> int:
     """
     if jax.default_backend() != "cpu":
         return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return int(max(1, min((cores or 1) // n_dev, n_steps)))
+    return int(max(1, min(usable_cores() // n_dev, n_steps)))
 
 
 def _null_split(args, ids: np.ndarray, kw: dict):

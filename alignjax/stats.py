@@ -62,6 +62,13 @@ def rankdata(x: jax.typing.ArrayLike) -> jax.Array:
     return _rankdata(x)
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # pragma: no cover - not Linux
+
+
 def _rank_row_numpy(x: np.ndarray) -> np.ndarray:
     order = np.argsort(x)
     xs = x[order]
@@ -89,8 +96,7 @@ def rank_rows(x) -> jax.Array:
     if not np.issubdtype(a.dtype, np.floating):
         a = a.astype(np.dtype(jnp.result_type(float)))
     flat = a.reshape(-1, a.shape[-1])
-    workers = min(len(flat), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                  else (os.cpu_count() or 1))
+    workers = min(len(flat), usable_cores())
     if workers > 1 and flat.size >= 1 << 16:
         with ThreadPoolExecutor(workers) as pool:  # NumPy's sort releases the GIL
             rows = list(pool.map(_rank_row_numpy, flat))
