@@ -437,7 +437,7 @@ def rsa_permutation_test(A, B, *, method: str = "spearman", n_perm: int = 10_000
     n = n_stimuli_from_pairs(A.shape[1])
     dt = _dtype()
     TA = _transform(_ranked(A, method), method)
-    TB = _transform(_ranked(B, method), method)
+    TB = _transform(T, method)  # T is ranks (rank methods) or a rescaled B: same rows
     obs = TA @ TB.T
 
     exact = math.factorial(n) <= n_perm
@@ -639,7 +639,7 @@ def _noise_ceiling(B: np.ndarray, method: str):
     if method == "tau_a":
         return (jnp.diagonal(_compare(np.asarray(loo), B, method)),
                 _compare(np.asarray(allm), B, method)[0])
-    TB = _transform(_ranked(B, method), method)
+    TB = _transform(T, method)  # T is ranks (rank methods) or a rescaled B: same rows
 
     def sim(x):  # pooled row(s) against each subject
         return jnp.sum(_transform(_ranked(x, method), method) * TB, axis=-1)
