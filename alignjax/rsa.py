@@ -437,7 +437,7 @@ def rsa_permutation_test(A, B, *, method: str = "spearman", n_perm: int = 10_000
     n = n_stimuli_from_pairs(A.shape[1])
     dt = _dtype()
     TA = _transform(_ranked(A, method), method)
-    TB = _transform(T, method)  # T is ranks (rank methods) or a rescaled B: same rows
+    TB = _transform(_ranked(B, method), method)
     obs = TA @ TB.T
 
     exact = math.factorial(n) <= n_perm
