@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import ridge as _ridge
+from ._blas import serial_lapack
 from ._validation import (
     InvalidFoldsError,
     InvalidOptionError,
@@ -243,61 +244,63 @@ def encode(layers, Y, *, alphas, outer_folds=5, inner_folds=5, stratify=None, gr
             from tqdm.auto import tqdm
 
             bar = tqdm(total=n_outer * n_layers, desc="encode", unit="fit")
-        for o in range(n_outer):
-            tr = np.flatnonzero(~outer[o])
-            te = np.flatnonzero(outer[o])
-            sub_strat = None if stratify is None else np.asarray(stratify)[tr]
-            sub_groups = None if groups is None else np.asarray(groups)[tr]
-            if inner_k > len(tr):
-                raise InvalidFoldsError(f"cannot make {inner_k} inner folds from the {len(tr)} "
-                                        f"training stimuli of outer fold {o}")
-            inner = resolve_folds(inner_k, len(tr), seed=seed + 1 + o, stratify=sub_strat,
-                                  groups=sub_groups)
-            inner_groups = _ridge._fold_groups(inner)
-            Ytr = _ridge._put_targets(Y[tr], plan, dtype)
-            alpha_l = np.empty((n_layers, t))
-            score_l = np.empty((n_layers, t))
-            preds = []
-            for li, Xd in enumerate(Xds):
-                p = Xd.shape[1]
-                Xtr = Xd[tr]
-                kw = dict(mode=_ridge._pick_mode("auto", int((~inner).sum(1).max()), p),
-                          score=score, fit_intercept=True, standardize=standardize,
-                          chunk=plan.chunk, devices=plan.devices)
-                cvs = np.asarray(_ridge._cv_pass(Xtr, Ytr, inner_groups,
-                                                 jnp.asarray(alphas_np, dtype), what="grid",
-                                                 **kw))[:, :t] / inner.shape[0]
-                bi = np.argmax(cvs, axis=0)
-                a = alphas_np[bi]
-                s = cvs[bi, np.arange(cvs.shape[1])]
-                if extend_alphas and len(alphas_np) >= 2:
-                    a, s = _ridge._extend(
-                        lambda aa, cc: _ridge._subset_grid_scores(
-                            Xtr, Y[tr], inner_groups, aa, cc, target_chunk=target_chunk,
-                            devices=plan.devices, n_folds=inner.shape[0], mode=kw["mode"],
-                            score=score, fit_intercept=True, standardize=standardize),
-                        a, s, alphas_np, dtype)
-                alpha_l[li], score_l[li] = a, s
-                pr = np.asarray(_ridge._predict_pass(
-                    Xd, Yd, jnp.asarray(tr, jnp.int32), jnp.asarray(te, jnp.int32),
-                    jnp.asarray(_ridge._pad_vec(a, plan, 1.0), dtype), what="predict",
-                    mode=_ridge._pick_mode("auto", len(tr), p), fit_intercept=True,
-                    standardize=standardize, chunk=plan.chunk, devices=plan.devices),
-                    dtype=np.float64)[:, :t]
-                yte = Y[te]
-                stats[li, 0] += pr.sum(0)
-                stats[li, 1] += (pr ** 2).sum(0)
-                stats[li, 2] += (pr * yte).sum(0)
-                stats[li, 3] += ((yte - pr) ** 2).sum(0)
-                preds.append(pr)
-                if bar is not None:
-                    bar.update(1)
-            layer_alpha[o][:, cols] = alpha_l[:, :t]
-            if select_layer:
-                bl = np.argmax(score_l[:, :t], axis=0)
-                best_layer[o, cols] = bl
-                best_alpha[o, cols] = alpha_l[bl, np.arange(t)]
-                sel[te] = np.stack(preds)[bl, :, np.arange(t)].T
+        # small decompositions: OpenBLAS on one thread, so it does not spin against XLA
+        with serial_lapack(min(n, max(X.shape[1] for X in Xs)), plan.devices):
+            for o in range(n_outer):
+                tr = np.flatnonzero(~outer[o])
+                te = np.flatnonzero(outer[o])
+                sub_strat = None if stratify is None else np.asarray(stratify)[tr]
+                sub_groups = None if groups is None else np.asarray(groups)[tr]
+                if inner_k > len(tr):
+                    raise InvalidFoldsError(f"cannot make {inner_k} inner folds from the {len(tr)} "
+                                            f"training stimuli of outer fold {o}")
+                inner = resolve_folds(inner_k, len(tr), seed=seed + 1 + o, stratify=sub_strat,
+                                      groups=sub_groups)
+                inner_groups = _ridge._fold_groups(inner)
+                Ytr = _ridge._put_targets(Y[tr], plan, dtype)
+                alpha_l = np.empty((n_layers, t))
+                score_l = np.empty((n_layers, t))
+                preds = []
+                for li, Xd in enumerate(Xds):
+                    p = Xd.shape[1]
+                    Xtr = Xd[tr]
+                    kw = dict(mode=_ridge._pick_mode("auto", int((~inner).sum(1).max()), p),
+                              score=score, fit_intercept=True, standardize=standardize,
+                              chunk=plan.chunk, devices=plan.devices)
+                    cvs = np.asarray(_ridge._cv_pass(Xtr, Ytr, inner_groups,
+                                                     jnp.asarray(alphas_np, dtype), what="grid",
+                                                     **kw))[:, :t] / inner.shape[0]
+                    bi = np.argmax(cvs, axis=0)
+                    a = alphas_np[bi]
+                    s = cvs[bi, np.arange(cvs.shape[1])]
+                    if extend_alphas and len(alphas_np) >= 2:
+                        a, s = _ridge._extend(
+                            lambda aa, cc: _ridge._subset_grid_scores(
+                                Xtr, Y[tr], inner_groups, aa, cc, target_chunk=target_chunk,
+                                devices=plan.devices, n_folds=inner.shape[0], mode=kw["mode"],
+                                score=score, fit_intercept=True, standardize=standardize),
+                            a, s, alphas_np, dtype)
+                    alpha_l[li], score_l[li] = a, s
+                    pr = np.asarray(_ridge._predict_pass(
+                        Xd, Yd, jnp.asarray(tr, jnp.int32), jnp.asarray(te, jnp.int32),
+                        jnp.asarray(_ridge._pad_vec(a, plan, 1.0), dtype), what="predict",
+                        mode=_ridge._pick_mode("auto", len(tr), p), fit_intercept=True,
+                        standardize=standardize, chunk=plan.chunk, devices=plan.devices),
+                        dtype=np.float64)[:, :t]
+                    yte = Y[te]
+                    stats[li, 0] += pr.sum(0)
+                    stats[li, 1] += (pr ** 2).sum(0)
+                    stats[li, 2] += (pr * yte).sum(0)
+                    stats[li, 3] += ((yte - pr) ** 2).sum(0)
+                    preds.append(pr)
+                    if bar is not None:
+                        bar.update(1)
+                layer_alpha[o][:, cols] = alpha_l[:, :t]
+                if select_layer:
+                    bl = np.argmax(score_l[:, :t], axis=0)
+                    best_layer[o, cols] = bl
+                    best_alpha[o, cols] = alpha_l[bl, np.arange(t)]
+                    sel[te] = np.stack(preds)[bl, :, np.arange(t)].T
         if bar is not None:
             bar.close()
         if select_layer:

@@ -50,6 +50,7 @@ from ._validation import (
     check_choice,
     check_finite,
 )
+from ._blas import serial_lapack
 from .folds import resolve_folds
 
 __all__ = ["ridge_cv", "RidgeCVResult", "ridge_fit", "ridge_predict_folds", "check_alphas",
@@ -697,13 +698,24 @@ def ridge_cv(X, Y, *, alphas, folds=5, fit_intercept: bool = True, score: str = 
     n, p = X.shape
     fit_intercept = bool(fit_intercept or standardize)
     masks = resolve_folds(folds, n, seed=seed)
-    dtype = _float_dtype()
     n_train_max = int((~masks).sum(axis=1).max())
     mode_cv = _pick_cv_mode(solver, n_train_max, n, p, len(alphas_np), masks.shape[0],
                             standardize)
     mode_fit = _pick_mode(solver, n, p)
     plan = _plan(n, p, len(alphas_np), Y.shape[1], target_chunk, devices,
                  hot_rows=_hot_rows(mode_cv, len(alphas_np), masks, p))
+    # small decompositions: OpenBLAS on one thread, so it does not spin against XLA
+    with serial_lapack(min(n, p), plan.devices):
+        return jax.block_until_ready(_ridge_cv_solve(
+            X, Y, alphas_np, masks, plan, mode_cv, mode_fit, score=score,
+            fit_intercept=fit_intercept, standardize=standardize,
+            extend_alphas=extend_alphas, target_chunk=target_chunk))
+
+
+def _ridge_cv_solve(X, Y, alphas_np, masks, plan, mode_cv, mode_fit, *, score, fit_intercept,
+                    standardize, extend_alphas, target_chunk) -> RidgeCVResult:
+    """The device work of :func:`ridge_cv` on validated inputs."""
+    dtype = _float_dtype()
     Yd = _put_targets(Y, plan, dtype)
     Xd = jnp.asarray(X, dtype=dtype)
     groups = _fold_groups(masks)
@@ -824,10 +836,12 @@ def ridge_fit(X, Y, *, alpha, fit_intercept: bool = True, standardize: bool = Fa
     n, p = X.shape
     dtype = _float_dtype()
     plan = _plan(n, p, 1, Y.shape[1], target_chunk, devices)
-    coef, icpt = _refit_pass(jnp.asarray(X, dtype), _put_targets(Y, plan, dtype),
-                             jnp.asarray(_pad_vec(a, plan, 1.0), dtype),
-                             mode=_pick_mode(solver, n, p), fit_intercept=fit_intercept,
-                             standardize=standardize, chunk=plan.chunk, devices=plan.devices)
+    with serial_lapack(min(n, p), plan.devices):
+        coef, icpt = jax.block_until_ready(_refit_pass(
+            jnp.asarray(X, dtype), _put_targets(Y, plan, dtype),
+            jnp.asarray(_pad_vec(a, plan, 1.0), dtype), mode=_pick_mode(solver, n, p),
+            fit_intercept=fit_intercept, standardize=standardize, chunk=plan.chunk,
+            devices=plan.devices))
     return coef[:, :plan.n_targets], icpt[:plan.n_targets]
 
 
@@ -847,9 +861,10 @@ def ridge_predict_folds(X, Y, train, test, *, alpha, fit_intercept: bool = True,
     train = np.asarray(train, dtype=np.int32)
     test = np.asarray(test, dtype=np.int32)
     plan = _plan(n, p, 1, Y.shape[1], target_chunk, devices)
-    out = _predict_pass(jnp.asarray(X, dtype), _put_targets(Y, plan, dtype), jnp.asarray(train),
-                        jnp.asarray(test), jnp.asarray(_pad_vec(a, plan, 1.0), dtype),
-                        what="predict", mode=_pick_mode(solver, len(train), p),
-                        fit_intercept=fit_intercept, standardize=standardize,
-                        chunk=plan.chunk, devices=plan.devices)
+    with serial_lapack(min(len(train), p), plan.devices):
+        out = jax.block_until_ready(_predict_pass(
+            jnp.asarray(X, dtype), _put_targets(Y, plan, dtype), jnp.asarray(train),
+            jnp.asarray(test), jnp.asarray(_pad_vec(a, plan, 1.0), dtype), what="predict",
+            mode=_pick_mode(solver, len(train), p), fit_intercept=fit_intercept,
+            standardize=standardize, chunk=plan.chunk, devices=plan.devices))
     return out[:, :plan.n_targets]
