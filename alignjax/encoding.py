@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import ridge as _ridge
-from ._blas import serial_lapack
+from ._runtime import float32_matmuls, serial_lapack
 from ._validation import (
     InvalidFoldsError,
     InvalidOptionError,
@@ -158,6 +158,7 @@ def _pooled_scores(pred: np.ndarray, Y: np.ndarray):
 # --------------------------------------------------------------------------- encode
 
 
+@float32_matmuls
 def encode(layers, Y, *, alphas, outer_folds=5, inner_folds=5, stratify=None, groups=None,
            standardize: bool = True, select_layer: bool = True,
            target_chunk: int | None = None, extend_alphas: bool = False, score: str = "r2",
@@ -434,6 +435,7 @@ def _perm_null(P, Y, perms, *, score: str, batch: int):
 _perm_null_jit = jax.jit(_perm_null, static_argnames=("score", "batch"))
 
 
+@float32_matmuls
 def encoding_permutation_test(prediction, Y, *, n_perm: int, seed: int,
                               score: str = "pearson") -> EncodingPermutationResult:
     """Per-target permutation p-values of cross-validated encoding predictions.

@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._runtime import float32_matmuls
 from ._validation import (
     AlignjaxInputError,
     InvalidFoldsError,
@@ -246,6 +247,7 @@ def _is_tracer(*xs) -> bool:
     return any(isinstance(x, jax.core.Tracer) for x in xs)
 
 
+@float32_matmuls
 def fit_logistic(X: jax.typing.ArrayLike, y: jax.typing.ArrayLike, *, C: float = 1.0,
                  n_classes: int | None = None, sample_weight: jax.typing.ArrayLike | None = None,
                  fit_intercept: bool = True, max_iter: int = 1000,
@@ -313,6 +315,7 @@ def fit_logistic(X: jax.typing.ArrayLike, y: jax.typing.ArrayLike, *, C: float =
                              fit_intercept=fit_intercept, max_iter=max_iter)
 
 
+@float32_matmuls
 def predict_logistic(fit: LogisticFit, X: jax.typing.ArrayLike) -> jax.Array:
     """Class codes predicted by a :class:`LogisticFit` (argmax of the logits, as sklearn)."""
     X = jnp.asarray(X, fit.coef.dtype)
@@ -635,6 +638,7 @@ def _resolve_probe_folds(folds, codes, classes, seed):
     return resolve_folds(folds, n, seed=seed)
 
 
+@float32_matmuls
 def logistic_probe(X, y, *, Cs: Sequence[float] = tuple(np.logspace(-4, 4, 9)), folds=5,
                    inner_folds: int | None = 3, standardize: bool = True,
                    class_weight: str | Mapping | None = None, scoring: str = "accuracy",
@@ -796,6 +800,7 @@ def _subset_mask(mask, n, name) -> np.ndarray:
     return m
 
 
+@float32_matmuls
 def probe_transfer(X, y, *, train_mask, test_mask, Cs: Sequence[float] = tuple(np.logspace(-4, 4, 9)),
                    folds: int = 5, inner_folds: int = 3, standardize: bool = True,
                    class_weight: str | Mapping | None = None, fit_intercept: bool = True,
@@ -895,6 +900,7 @@ class PermutationResult(NamedTuple):
     converged: bool
 
 
+@float32_matmuls
 def probe_permutation_test(X, y, *, C=1.0, folds=5, n_perm: int = 1000, seed: int = 0,
                            standardize: bool = True, class_weight: str | Mapping | None = None,
                            scoring: str = "accuracy", fit_intercept: bool = True,

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._runtime import float32_matmuls
 from ._validation import (
     AlignjaxInputError,
     ShapeMismatchError,
@@ -173,6 +174,7 @@ def _validate_features(X: np.ndarray, metric: str, stimulus_ids: Sequence[str] |
             )
 
 
+@float32_matmuls
 def rdm(X, *, metric: str = "correlation", stimulus_ids: Sequence[str] | None = None,
         block_size: int | None = None) -> jax.Array:
     """Condensed RDMs of stimulus-by-feature activations.
@@ -277,6 +279,7 @@ def _distribution_square(P, metric, smoothing):
     return (m[:, None] != m[None, :]).astype(P.dtype)
 
 
+@float32_matmuls
 def rdm_from_distributions(P, *, metric: str = "symmetric_kl", smoothing: float = 1e-2
                            ) -> jax.Array:
     """RDM from per-stimulus distributions of categorical judgements.

@@ -50,7 +50,7 @@ from ._validation import (
     check_choice,
     check_finite,
 )
-from ._blas import serial_lapack
+from ._runtime import float32_matmuls, serial_lapack
 from .folds import resolve_folds
 
 __all__ = ["ridge_cv", "RidgeCVResult", "ridge_fit", "ridge_predict_folds", "check_alphas",
@@ -636,6 +636,7 @@ def _validate_xy(X, Y):
     return X, Y
 
 
+@float32_matmuls
 def ridge_cv(X, Y, *, alphas, folds=5, fit_intercept: bool = True, score: str = "r2",
              target_chunk: int | None = None, extend_alphas: bool = False, seed: int = 0,
              standardize: bool = False, solver: str = "auto",
@@ -809,6 +810,7 @@ def _extend(grid_score_fn, best_alpha, best_score, grid, dtype):
     return best_alpha, best_score
 
 
+@float32_matmuls
 def ridge_fit(X, Y, *, alpha, fit_intercept: bool = True, standardize: bool = False,
               target_chunk: int | None = None, solver: str = "auto",
               devices: Sequence | None = None):
@@ -845,6 +847,7 @@ def ridge_fit(X, Y, *, alpha, fit_intercept: bool = True, standardize: bool = Fa
     return coef[:, :plan.n_targets], icpt[:plan.n_targets]
 
 
+@float32_matmuls
 def ridge_predict_folds(X, Y, train, test, *, alpha, fit_intercept: bool = True,
                         standardize: bool = False, target_chunk: int | None = None,
                         solver: str = "auto", devices: Sequence | None = None) -> jax.Array:

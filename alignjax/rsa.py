@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec as P
 
+from ._runtime import float32_matmuls
 from ._validation import (
     AlignjaxInputError,
     ConstantRDMError,
@@ -169,6 +170,7 @@ def _compare(A, B, method: str) -> jax.Array:
     return _compare_jit(_ranked(A, method), _ranked(B, method), method)
 
 
+@float32_matmuls
 def compare(A, B, *, method: str = "spearman") -> jax.Array:
     """Compare every RDM of ``A`` with every RDM of ``B``.
 
@@ -374,10 +376,12 @@ def _null_split(args, ids: np.ndarray, kw: dict):
     Slices are contiguous per device, so concatenating them restores the order of ``ids``.
     """
     n_split = ids.shape[1]
+    precision = jax.config.jax_default_matmul_precision  # thread-local: pass it on
 
     def one(s):
-        out = _null_all(*args[:2], jnp.asarray(ids[:, s].reshape(-1)), *args[2:], **kw)
-        return jax.block_until_ready(out)
+        with jax.default_matmul_precision(precision):
+            out = _null_all(*args[:2], jnp.asarray(ids[:, s].reshape(-1)), *args[2:], **kw)
+            return jax.block_until_ready(out)
 
     if n_split == 1:
         return one(0)
@@ -393,6 +397,7 @@ def _null_split(args, ids: np.ndarray, kw: dict):
     return counts, merge(1), (merge(2) if kw["return_null"] else None)
 
 
+@float32_matmuls
 def rsa_permutation_test(A, B, *, method: str = "spearman", n_perm: int = 10_000, seed: int = 0,
                          alternative: str = "greater", chunk_size: int | None = None,
                          return_null: bool = False, n_devices: int | None = None
@@ -552,6 +557,7 @@ def _bootstrap(A, B, idx, *, method, n, chunk):
     return jax.lax.map(one, idx, batch_size=chunk)
 
 
+@float32_matmuls
 def rsa_bootstrap(A, B, *, method: str = "spearman", n_boot: int = 1000, seed: int = 0,
                   ci: float = 0.95, chunk_size: int = 8) -> RSABootstrapResult:
     """Bootstrap over stimuli: percentile CIs per cell and for differences between rows of A.
@@ -647,6 +653,7 @@ def _noise_ceiling(B: np.ndarray, method: str):
     return sim(loo), sim(allm)
 
 
+@float32_matmuls
 def noise_ceiling(B, *, method: str = "spearman") -> NoiseCeiling:
     """Lower and upper bounds on the similarity any model can reach with subjects' RDMs.
 
@@ -685,6 +692,7 @@ def _partial(A, B, C):
     return jnp.where(empty[:, None], jnp.nan, r)
 
 
+@float32_matmuls
 def partial_compare(A, B, control, *, method: str = "spearman") -> jax.Array:
     """Compare ``A`` with ``B`` after regressing the ``control`` RDMs out of ``A``.
 
@@ -748,6 +756,7 @@ def _cv_best_layer(A, B, test_masks, *, method, n):
     return best, scores, scores.mean(0)
 
 
+@float32_matmuls
 def cv_best_layer(A_layers, B, *, folds=5, method: str = "spearman", seed: int = 0,
                   stratify=None) -> CVBestLayerResult:
     """Cross-validated best-layer selection over stimulus folds.

@@ -17,9 +17,11 @@ Workloads (issue 3):
 (m) memory: 100,000 targets x 3,600 stimuli x 2,000 features (10 alphas, 5 folds) in
     float32, recording the process's peak resident memory.
 
-Each workload checks that alignjax and the baselines agree before timing. FLOP counts are
-a model of the work alignjax does: matmuls exactly, eigh as 9 n^3 and a thin SVD of
-(m, n) as 6 m n^2 + 20 n^3 (so "fraction_of_matmul" is approximate).
+On a GPU (JAX's default backend) the himalaya baselines use its ``torch_cuda`` backend, timed
+after a warm-up run (set ``BENCH_HIMALAYA_BACKEND`` to choose another). Each workload checks
+that alignjax and the baselines agree before timing. FLOP counts are a model of the work
+alignjax does: matmuls exactly, eigh as 9 n^3 and a thin SVD of (m, n) as 6 m n^2 + 20 n^3
+(so "fraction_of_matmul", against full-float32 matmuls, is approximate).
 
 Usage: ``python benchmarks/bench_ridge.py [--quick] [--only a,b,c,d,d85k,m]`` (the default
 runs a-d; d85k and m take several minutes each and run only when named).
@@ -27,6 +29,7 @@ runs a-d; d85k and m take several minutes each and run only when named).
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
@@ -128,10 +131,43 @@ def _agree_alphas(name, got, want, cv_scores, grid, *, tol=1e-4):
     return float(same.mean())
 
 
-def _himalaya_numpy():
+def _use_himalaya() -> str:
+    """Set himalaya's backend for the baselines: ``$BENCH_HIMALAYA_BACKEND`` if set, else its
+    torch backend on the GPU when JAX runs on one (the issue's GPU comparison), else NumPy.
+    Returns the backend's name."""
+    import jax
     from himalaya.backend import set_backend
 
-    set_backend("numpy", on_error="raise")
+    name = os.environ.get("BENCH_HIMALAYA_BACKEND") or (
+        "torch_cuda" if jax.default_backend() == "gpu" else "numpy")
+    set_backend(name, on_error="raise")
+    return name
+
+
+def _host(x) -> np.ndarray:
+    """A himalaya result (NumPy array or torch tensor) as a host NumPy array."""
+    from himalaya.backend import get_backend
+
+    return np.asarray(get_backend().to_numpy(x))
+
+
+def _time_himalaya(fn, backend: str) -> dict:
+    """Time a himalaya fit; on the GPU after a warm-up run, synchronised, median of 3."""
+    if backend != "torch_cuda":
+        return time_call(fn)
+    import torch
+
+    def run():
+        out = fn()
+        torch.cuda.synchronize()
+        return out
+
+    run()  # CUDA context and solver handles
+    return time_call(run, repeats=3)
+
+
+def _hname(name: str, backend: str) -> str:
+    return name if backend == "numpy" else f"{name}[{backend}]"
 
 
 def bench_ridge_workload(rec, key, size, repeats):
@@ -143,7 +179,7 @@ def bench_ridge_workload(rec, key, size, repeats):
     from himalaya.scoring import r2_score as h_r2
     from sklearn.model_selection import KFold
 
-    _himalaya_numpy()
+    hb = _use_himalaya()
     n, p, t, k = size["n"], size["p"], size["t"], size["folds"]
     alphas = np.logspace(-2, 6, size["n_alphas"])
     X, Y = _problem(n, p, t, seed=ord(key))
@@ -162,17 +198,17 @@ def bench_ridge_workload(rec, key, size, repeats):
     ours_pred = Xt @ coef + np.asarray(res.intercept)
     # himalaya KernelRidgeCV (the faster himalaya solver when n < p)
     # baselines are slow: their one timed run is also the run whose answers are checked
-    tk = time_call(lambda: KernelRidgeCV(alphas=alphas, kernel="linear", cv=KFold(k),
-                                         fit_intercept=True,
-                                         solver_params=dict(score_func=h_r2)).fit(X, Y))
+    tk = _time_himalaya(lambda: KernelRidgeCV(alphas=alphas, kernel="linear", cv=KFold(k),
+                                              fit_intercept=True,
+                                              solver_params=dict(score_func=h_r2)).fit(X, Y), hb)
     kr = tk["output"]
-    frac = _agree_alphas(f"{key} vs himalaya KernelRidgeCV", best, kr.best_alphas_,
+    frac = _agree_alphas(f"{key} vs himalaya KernelRidgeCV", best, _host(kr.best_alphas_),
                          res.cv_scores, alphas)
     # himalaya's float32 kernel solve loses accuracy at tiny alphas (we checked against
     # float64 sklearn below), so predictions are compared where alpha >= 1
-    same = np.isclose(best, np.asarray(kr.best_alphas_), rtol=1e-5) & (best >= 1.0)
+    same = np.isclose(best, _host(kr.best_alphas_), rtol=1e-5) & (best >= 1.0)
     check_close(f"{key} predictions vs himalaya KernelRidgeCV", ours_pred[:, same],
-                np.asarray(kr.predict(Xt))[:, same], rtol=2e-2, atol=2e-2 * np.abs(ours_pred).max())
+                _host(kr.predict(Xt))[:, same], rtol=2e-2, atol=2e-2 * np.abs(ours_pred).max())
     checks["himalaya_kernel_alpha_agreement"] = frac
     from sklearn.linear_model import Ridge
 
@@ -181,20 +217,21 @@ def bench_ridge_workload(rec, key, size, repeats):
         want = Xt @ m.coef_ + m.intercept_
         check_close(f"{key} target {j} vs float64 sklearn Ridge", ours_pred[:, j], want,
                     rtol=1e-3, atol=1e-3 * np.abs(want).max())
-    baselines["himalaya_KernelRidgeCV"] = tk["seconds"]
+    baselines[_hname("himalaya_KernelRidgeCV", hb)] = tk["seconds"]
     if key in ("a", "b"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            th = time_call(lambda: HRidgeCV(alphas=alphas, cv=KFold(k), fit_intercept=True,
-                                            solver_params=dict(score_func=h_r2, warn=False)).fit(X, Y))
+            th = _time_himalaya(lambda: HRidgeCV(
+                alphas=alphas, cv=KFold(k), fit_intercept=True,
+                solver_params=dict(score_func=h_r2, warn=False)).fit(X, Y), hb)
             hr = th["output"]
-            frac = _agree_alphas(f"{key} vs himalaya RidgeCV", best, hr.best_alphas_,
+            frac = _agree_alphas(f"{key} vs himalaya RidgeCV", best, _host(hr.best_alphas_),
                                  res.cv_scores, alphas)
-            same = np.isclose(best, np.asarray(hr.best_alphas_), rtol=1e-5) & (best >= 1.0)
+            same = np.isclose(best, _host(hr.best_alphas_), rtol=1e-5) & (best >= 1.0)
             check_close(f"{key} coef vs himalaya RidgeCV", coef[:, same],
-                        np.asarray(hr.coef_)[:, same], rtol=2e-2, atol=2e-2 * np.abs(coef).max())
+                        _host(hr.coef_)[:, same], rtol=2e-2, atol=2e-2 * np.abs(coef).max())
             checks["himalaya_ridge_alpha_agreement"] = frac
-            baselines["himalaya_RidgeCV"] = th["seconds"]
+            baselines[_hname("himalaya_RidgeCV", hb)] = th["seconds"]
     if key == "a":
         from sklearn.linear_model import RidgeCV as SkRidgeCV
 
@@ -345,7 +382,7 @@ def bench_many_voxels(rec, size):
     from himalaya.scoring import r2_score as h_r2
     from sklearn.model_selection import KFold
 
-    _himalaya_numpy()
+    hb = _use_himalaya()
     n, p, t, k = size["n"], size["p"], size["t"], size["folds"]
     alphas = np.logspace(-2, 6, size["n_alphas"])
     rng = np.random.default_rng(85)
@@ -359,22 +396,23 @@ def bench_many_voxels(rec, size):
     _check_against_sklearn("d85k", X, Y[:, :64], res, [0, 31, 63])
     secs = []
     for v in size["baseline_t"]:
-        r = time_call(lambda: KernelRidgeCV(alphas=alphas, kernel="linear", cv=KFold(k),
-                                            fit_intercept=True,
-                                            solver_params=dict(score_func=h_r2)).fit(X, Y[:, :v]))
+        r = _time_himalaya(lambda: KernelRidgeCV(alphas=alphas, kernel="linear", cv=KFold(k),
+                                                 fit_intercept=True,
+                                                 solver_params=dict(score_func=h_r2)).fit(X, Y[:, :v]),
+                           hb)
         secs.append(r["seconds"])
         if v == size["baseline_t"][-1]:
             kr = r["output"]
             ours = ridge_cv(X, Y[:, :v], alphas=alphas, folds=masks, score="r2")
             _agree_alphas("d85k vs himalaya KernelRidgeCV", np.asarray(ours.best_alpha),
-                          kr.best_alphas_, ours.cv_scores, alphas)
+                          _host(kr.best_alphas_), ours.cv_scores, alphas)
     (v1, v2), (s1, s2) = size["baseline_t"], secs
     slope = (s2 - s1) / (v2 - v1)
     himalaya = s2 + slope * (t - v2)
     flops = _flops_ridge_cv(n, p, t, len(alphas), k)
-    rec.add(workload, "alignjax.ridge_cv", timing, flops=flops,
-            baseline_seconds={"himalaya_KernelRidgeCV_extrapolated": himalaya})
-    rec.add(workload, "himalaya_KernelRidgeCV_extrapolated", {"seconds": himalaya, "repeats": 1},
+    hname = _hname("himalaya_KernelRidgeCV_extrapolated", hb)
+    rec.add(workload, "alignjax.ridge_cv", timing, flops=flops, baseline_seconds={hname: himalaya})
+    rec.add(workload, hname, {"seconds": himalaya, "repeats": 1},
             flops=flops, timed_voxels=list(size["baseline_t"]), timed_seconds=secs)
     jax.clear_caches()
 

@@ -82,7 +82,8 @@ def matmul_rate(n: int = 2048, dtype: str = "float32") -> float:
         import jax.numpy as jnp
 
         a = jax.random.normal(jax.random.key(0), (n, n), dtype=dtype)
-        f = jax.jit(lambda x: x @ x)
+        # full float32 products, as alignjax's kernels use (not TF32 on a GPU)
+        f = jax.jit(lambda x: jnp.matmul(x, x, precision="highest"))
         r = time_jax(lambda: f(a), repeats=5)
         _MATMUL_CACHE[key] = 2 * n**3 / r["seconds"]
     return _MATMUL_CACHE[key]

@@ -1,5 +1,15 @@
-"""Keep OpenBLAS's worker threads off the cores XLA:CPU computes on.
+"""How alignjax's kernels run on the backend: matmul precision and BLAS threads.
 
+Precision
+---------
+On recent NVIDIA GPUs JAX computes float32 matmuls with TensorFloat-32 by default (10-bit
+mantissas): RDM correlations, ranks' dot products and ridge kernels would be off by about
+1e-3, enough to move permutation p-values and alpha choices. :func:`float32_matmuls` runs a
+public function with true float32 matmuls unless the user has set
+``jax_default_matmul_precision`` themselves (then theirs is kept). It changes nothing on CPU.
+
+BLAS threads
+------------
 On CPU, jaxlib runs ``eigh``, ``svd``, ``lu`` ... through SciPy's LAPACK, which is OpenBLAS.
 After each call OpenBLAS's worker threads busy-wait for new work (about 0.1 s), on the very
 cores XLA's own thread pool then needs for the matmuls that follow in the same
@@ -17,7 +27,7 @@ import functools
 
 import jax
 
-__all__ = ["serial_lapack", "SERIAL_LAPACK_MAX"]
+__all__ = ["float32_matmuls", "serial_lapack", "SERIAL_LAPACK_MAX"]
 
 #: Decompositions of at most this order (the smaller side of the matrix) run LAPACK on one
 #: thread (eigh/svd of order 1,024: within 15% of two threads; 256: 1.2-1.8x faster).
@@ -54,3 +64,17 @@ def serial_lapack(order: int, devices=None):
         return
     with _controller().limit(limits=1, user_api="blas"):
         yield
+
+
+def float32_matmuls(fn):
+    """Decorator: run ``fn`` (and trace its jitted kernels) with float32 matmul precision,
+    unless ``jax_default_matmul_precision`` is set (by the user: theirs is kept)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if jax.config.jax_default_matmul_precision is not None:
+            return fn(*args, **kwargs)
+        with jax.default_matmul_precision("float32"):
+            return fn(*args, **kwargs)
+
+    return wrapper
