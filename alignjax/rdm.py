@@ -58,7 +58,9 @@ def _gram_distance(X: jax.Array, metric: str) -> jax.Array:
 
 
 #: From this many stimuli on, rdm() computes only the row blocks of the upper triangle
-#: (about half the matrix-product work of the full square).
+#: (about half the matrix-product work of the full square) on CPU. Not on a GPU: there the
+#: square is one fast product, while each block width is another GEMM shape to compile and
+#: autotune (2,000 stimuli on an H200: 26 s of compilation for a 23 ms RDM).
 _TRIANGLE_MIN = 512
 _TRIANGLE_BLOCK = 256
 
@@ -99,10 +101,12 @@ def _triangle_blocks(n: int, block: int):
     return starts, idx.astype(np.int32 if off < 2**31 else np.int64)
 
 
-def _rdm(X: jax.Array, metric: str) -> jax.Array:
-    """Condensed RDM(s) (..., n_pairs) of X (..., n_stimuli, n_features); vmappable."""
+def _rdm(X: jax.Array, metric: str, triangle: bool = True) -> jax.Array:
+    """Condensed RDM(s) (..., n_pairs) of X (..., n_stimuli, n_features); vmappable.
+
+    ``triangle``: compute only upper-triangle row blocks (from ``_TRIANGLE_MIN`` stimuli)."""
     n = X.shape[-2]
-    if n < _TRIANGLE_MIN:
+    if n < _TRIANGLE_MIN or not triangle:
         i, j = _triu(n)
         return _gram_distance(X, metric)[..., i, j]
     Z, sq = _prepare(X, metric)
@@ -117,9 +121,9 @@ def _rdm(X: jax.Array, metric: str) -> jax.Array:
     return jnp.concatenate(parts, axis=-1)[..., idx]
 
 
-@partial(jax.jit, static_argnames=("metric",))
-def _rdm_jit(X, metric):
-    return _rdm(X, metric)
+@partial(jax.jit, static_argnames=("metric", "triangle"))
+def _rdm_jit(X, metric, triangle):
+    return _rdm(X, metric, triangle)
 
 
 @partial(jax.jit, static_argnames=("metric", "block"))
@@ -204,7 +208,7 @@ def rdm(X, *, metric: str = "correlation", stimulus_ids: Sequence[str] | None = 
     X = X.astype(dtype)
     n = X.shape[-2]
     if block_size is None and n * n <= _SQUARE_LIMIT:
-        return _rdm_jit(jnp.asarray(X), metric)
+        return _rdm_jit(jnp.asarray(X), metric, triangle=jax.default_backend() == "cpu")
     block = int(block_size or 1024)
     lead = X.shape[:-2]
     flat = X.reshape((-1,) + X.shape[-2:])

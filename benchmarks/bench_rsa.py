@@ -151,12 +151,16 @@ def bench_rdm(rec, name, cfg, rng, repeats):
     check_close(f"{name}: rdm vs rsatoolbox", got, t_rt["output"].get_vectors()[0], atol=2e-5)
     t = time_jax(lambda: aj.rdm(X), repeats=repeats)
     t["compile_seconds"] = max(first - t["seconds"], 0.0)
-    # the Gram products alignjax computes: the full square below 512 stimuli, else the
-    # 256-row blocks of the upper triangle (each block against the columns from its start)
+    # the Gram products alignjax computes: the full square below 512 stimuli or off the
+    # CPU, else the 256-row blocks of the upper triangle (each against the columns from its
+    # start)
     n, p = cfg["n"], cfg["p"]
+    import jax
+
     from alignjax.rdm import _TRIANGLE_BLOCK, _TRIANGLE_MIN
 
-    cols = n * n if n < _TRIANGLE_MIN else sum(
+    square = n < _TRIANGLE_MIN or jax.default_backend() != "cpu"
+    cols = n * n if square else sum(
         (min(r0 + _TRIANGLE_BLOCK, n) - r0) * (n - r0) for r0 in range(0, n - 1, _TRIANGLE_BLOCK))
     flops = 2.0 * cols * p
     rec.add(name, "alignjax", t, flops=flops,

@@ -35,9 +35,22 @@ def test_rdm_vmap_equals_loop(rng):
     X = rng.normal(size=(3, 10, 5))
     from alignjax.rdm import _rdm
 
-    batched = np.asarray(jax.vmap(lambda x: _rdm(x, "correlation"))(X))
+    with jax.default_matmul_precision("float32"):  # as the public rdm() (TF32 on GPUs)
+        batched = np.asarray(jax.vmap(lambda x: _rdm(x, "correlation"))(X))
     looped = np.stack([np.asarray(aj.rdm(x)) for x in X])
     np.testing.assert_allclose(batched, looped, atol=1e-6)
+
+
+def test_triangle_blocks_equal_the_full_square(rng):
+    """CPU computes upper-triangle row blocks from 512 stimuli, a GPU the full square."""
+    from alignjax.rdm import _TRIANGLE_MIN, _rdm_jit
+
+    X = rng.normal(size=(_TRIANGLE_MIN + 37, 16)).astype(np.float32)
+    for metric in ("correlation", "euclidean"):
+        with jax.default_matmul_precision("float32"):  # as the public rdm()
+            blocks = np.asarray(_rdm_jit(X, metric, triangle=True))
+            square = np.asarray(_rdm_jit(X, metric, triangle=False))
+        np.testing.assert_allclose(blocks, square, atol=1e-5)
 
 
 def test_chunk_size_and_devices_do_not_change_result(rdms):
@@ -83,7 +96,8 @@ def test_square_form_gather_does_not_change_result(rdms, monkeypatch, swap):
 
 
 def test_four_devices_are_used():
-    assert jax.local_device_count() == 4, "tests/conftest.py should force 4 CPU devices"
+    # on a GPU machine the default devices are the GPU's; the forced ones are the CPU's
+    assert len(jax.devices("cpu")) == 4, "tests/conftest.py should force 4 CPU devices"
 
 
 def test_gather_side_does_not_change_result(rdms):
