@@ -3,10 +3,11 @@
 Precision
 ---------
 On recent NVIDIA GPUs JAX computes float32 matmuls with TensorFloat-32 by default (10-bit
-mantissas): RDM correlations, ranks' dot products and ridge kernels would be off by about
-1e-3, enough to move permutation p-values and alpha choices. :func:`float32_matmuls` runs a
-public function with true float32 matmuls unless the user has set
-``jax_default_matmul_precision`` themselves (then theirs is kept). It changes nothing on CPU.
+mantissas). On an H200 a 300 x 2,048 correlation RDM was then off by 2.8e-5 (8e-8 with
+float32 products): errors of that size reorder near-tied dissimilarities, ranks' dot
+products and null statistics. :func:`float32_matmuls` runs a public function with true
+float32 matmuls unless the user has set ``jax_default_matmul_precision`` themselves (then
+theirs is kept). It changes nothing on CPU.
 
 BLAS threads
 ------------

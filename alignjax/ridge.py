@@ -43,6 +43,7 @@ import numpy as np
 from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from ._runtime import float32_matmuls, serial_lapack
 from ._validation import (
     InvalidOptionError,
     ShapeMismatchError,
@@ -50,7 +51,6 @@ from ._validation import (
     check_choice,
     check_finite,
 )
-from ._runtime import float32_matmuls, serial_lapack
 from .folds import resolve_folds
 
 __all__ = ["ridge_cv", "RidgeCVResult", "ridge_fit", "ridge_predict_folds", "check_alphas",

@@ -396,10 +396,9 @@ def bench_many_voxels(rec, size):
     _check_against_sklearn("d85k", X, Y[:, :64], res, [0, 31, 63])
     secs = []
     for v in size["baseline_t"]:
-        r = _time_himalaya(lambda: KernelRidgeCV(alphas=alphas, kernel="linear", cv=KFold(k),
-                                                 fit_intercept=True,
-                                                 solver_params=dict(score_func=h_r2)).fit(X, Y[:, :v]),
-                           hb)
+        r = _time_himalaya(lambda: KernelRidgeCV(
+            alphas=alphas, kernel="linear", cv=KFold(k), fit_intercept=True,
+            solver_params=dict(score_func=h_r2)).fit(X, Y[:, :v]), hb)
         secs.append(r["seconds"])
         if v == size["baseline_t"][-1]:
             kr = r["output"]
