@@ -258,7 +258,8 @@ def encode(layers, Y, *, alphas, outer_folds=5, inner_folds=5, stratify=None, gr
                 inner = resolve_folds(inner_k, len(tr), seed=seed + 1 + o, stratify=sub_strat,
                                       groups=sub_groups)
                 inner_groups = _ridge._fold_groups(inner)
-                Ytr = _ridge._put_targets(Y[tr], plan, dtype)
+                Ytr_host = Y[tr]  # once per outer fold: the edge extension reads it per step
+                Ytr = _ridge._put_targets(Ytr_host, plan, dtype)
                 alpha_l = np.empty((n_layers, t))
                 score_l = np.empty((n_layers, t))
                 preds = []
@@ -277,7 +278,7 @@ def encode(layers, Y, *, alphas, outer_folds=5, inner_folds=5, stratify=None, gr
                     if extend_alphas and len(alphas_np) >= 2:
                         a, s = _ridge._extend(
                             lambda aa, cc: _ridge._subset_grid_scores(
-                                Xtr, Y[tr], inner_groups, aa, cc, target_chunk=target_chunk,
+                                Xtr, Ytr_host, inner_groups, aa, cc, target_chunk=target_chunk,
                                 devices=plan.devices, n_folds=inner.shape[0], mode=kw["mode"],
                                 score=score, fit_intercept=True, standardize=standardize),
                             a, s, alphas_np, dtype)
