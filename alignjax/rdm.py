@@ -66,6 +66,11 @@ _TRIANGLE_MIN = 512
 _TRIANGLE_BLOCK = 256
 
 
+def _use_triangle() -> bool:
+    """Whether the default backend computes upper-triangle row blocks (CPU only)."""
+    return jax.default_backend() == "cpu"
+
+
 def _prepare(X: jax.Array, metric: str) -> tuple[jax.Array, jax.Array | None]:
     """Rows ready for a Gram product: unit rows (correlation/cosine), or centred rows and
     their squared norms (euclidean family)."""
@@ -209,7 +214,7 @@ def rdm(X, *, metric: str = "correlation", stimulus_ids: Sequence[str] | None = 
     X = X.astype(dtype)
     n = X.shape[-2]
     if block_size is None and n * n <= _SQUARE_LIMIT:
-        return _rdm_jit(jnp.asarray(X), metric, triangle=jax.default_backend() == "cpu")
+        return _rdm_jit(jnp.asarray(X), metric, triangle=_use_triangle())
     block = int(block_size or 1024)
     lead = X.shape[:-2]
     flat = X.reshape((-1,) + X.shape[-2:])

@@ -155,11 +155,9 @@ def bench_rdm(rec, name, cfg, rng, repeats):
     # CPU, else the 256-row blocks of the upper triangle (each against the columns from its
     # start)
     n, p = cfg["n"], cfg["p"]
-    import jax
+    from alignjax.rdm import _TRIANGLE_BLOCK, _TRIANGLE_MIN, _use_triangle
 
-    from alignjax.rdm import _TRIANGLE_BLOCK, _TRIANGLE_MIN
-
-    square = n < _TRIANGLE_MIN or jax.default_backend() != "cpu"
+    square = n < _TRIANGLE_MIN or not _use_triangle()
     cols = n * n if square else sum(
         (min(r0 + _TRIANGLE_BLOCK, n) - r0) * (n - r0) for r0 in range(0, n - 1, _TRIANGLE_BLOCK))
     flops = 2.0 * cols * p
