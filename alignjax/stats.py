@@ -133,19 +133,38 @@ def _exceed_tol(null, observed, alternative: str):
 
 
 def _family_stat(null, alternative: str):
-    """Per-permutation statistic of the family used for max-T correction (over last axes)."""
+    """Per-permutation statistic of the family used for max-T correction (over last axes).
+
+    NaN members (excluded voxels, undefined scores) are ignored; a permutation in which
+    every member is NaN gives NaN.
+    """
     flat = null.reshape(null.shape[0], -1)
     if alternative == "greater":
-        return flat.max(axis=1)
+        return jnp.nanmax(flat, axis=1)
     if alternative == "less":
-        return flat.min(axis=1)
-    return jnp.abs(flat).max(axis=1)
+        return jnp.nanmin(flat, axis=1)
+    return jnp.nanmax(jnp.abs(flat), axis=1)
+
+
+def _pvalue(null, observed, alternative: str):
+    """``(1 + #exceed) / (1 + #finite null)`` over the first axis; NaN where ``observed`` is
+    NaN or no null value is finite."""
+    finite = jnp.isfinite(null)
+    count = jnp.sum(_exceed_tol(null, observed, alternative) & finite, axis=0)
+    n_eff = jnp.sum(finite, axis=0)
+    p = (1.0 + count) / (1.0 + n_eff)
+    return jnp.where(jnp.isnan(observed[0]) | (n_eff == 0), jnp.nan, p)
 
 
 @partial(jax.jit, static_argnames=("alternative",))
 def permutation_pvalues(observed: jax.typing.ArrayLike, null: jax.typing.ArrayLike, *,
                         alternative: str = "greater") -> tuple[jax.Array, jax.Array]:
     """Uncorrected and max-statistic FWE-corrected permutation p-values.
+
+    NaN in, NaN out: a NaN observed value gets a NaN p-value; NaN null values (a permuted
+    score that is undefined) are left out of that member's count, and NaN members are left
+    out of the family maximum, so an all-NaN member changes no other member's ``p_fwe`` (its
+    own ``p`` and ``p_fwe`` are NaN).
 
     Parameters
     ----------
@@ -155,33 +174,39 @@ def permutation_pvalues(observed: jax.typing.ArrayLike, null: jax.typing.ArrayLi
 
     Returns
     -------
-    p, p_fwe : arrays, shape (...), each in [1/(n_perm+1), 1].
+    p, p_fwe : arrays, shape (...), each in [1/(n_perm+1), 1] or NaN.
     """
     observed = jnp.asarray(observed)
     null = jnp.asarray(null)
     n_perm = null.shape[0]
-    count = jnp.sum(_exceed_tol(null, observed[None], alternative), axis=0)
+    p = _pvalue(null, observed[None], alternative)
     fam = _family_stat(null, alternative).reshape((n_perm,) + (1,) * observed.ndim)
-    count_fwe = jnp.sum(_exceed_tol(fam, observed[None], alternative), axis=0)
-    p = (1.0 + count) / (1.0 + n_perm)
-    p_fwe = (1.0 + count_fwe) / (1.0 + n_perm)
+    p_fwe = _pvalue(jnp.broadcast_to(fam, null.shape), observed[None], alternative)
+    p_fwe = jnp.where(jnp.isnan(p), jnp.nan, p_fwe)
     return p.astype(null.dtype), p_fwe.astype(null.dtype)
 
 
 def fdr_bh(p: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg q-values over all entries of ``p`` (any shape).
+    """Benjamini-Hochberg q-values over the finite entries of ``p`` (any shape).
 
-    Matches ``scipy.stats.false_discovery_control(p, method="bh")``.
+    Matches ``scipy.stats.false_discovery_control(p, method="bh")`` on finite input. NaN
+    entries (excluded voxels, undefined tests) stay NaN and are not counted in ``m``: the
+    correction is over the finite p-values only.
     """
     p = np.asarray(p, dtype=float)
-    flat = p.ravel()
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    flat = p[ok]
     m = flat.size
+    if m == 0:
+        return out
     order = np.argsort(flat)
     ranked = flat[order] * m / np.arange(1, m + 1)
     q = np.minimum.accumulate(ranked[::-1])[::-1]
-    out = np.empty(m)
-    out[order] = np.minimum(q, 1.0)
-    return out.reshape(p.shape)
+    vals = np.empty(m)
+    vals[order] = np.minimum(q, 1.0)
+    out[ok] = vals
+    return out
 
 
 def check_alternative(alternative: str) -> str:

@@ -45,13 +45,30 @@ def test_recovers_the_planted_layer(planted):
     assert np.median(res.r2) > 0.3
     # per-layer scores: the driving layer scores best for most targets
     assert (np.argmax(res.layer_r2, axis=0) == true).mean() > 0.8
-    np.testing.assert_allclose(res.r2, np.maximum(res.r, 0) ** 2)
-    # pooled scores agree with the predictions
+    # scores per outer test fold (scipy / sklearn on each fold), averaged over folds
+    from scipy.stats import pearsonr
+    from sklearn.metrics import r2_score
+
     for j in range(3):
-        np.testing.assert_allclose(res.r[j], np.corrcoef(res.prediction[:, j], Y[:, j])[0, 1],
+        rs = [pearsonr(res.prediction[m, j], Y[m, j])[0] for m in res.folds]
+        cods = [r2_score(Y[m, j], res.prediction[m, j]) for m in res.folds]
+        np.testing.assert_allclose(res.fold_r[:, j], rs, rtol=1e-6)
+        np.testing.assert_allclose(res.r[j], np.mean(rs), rtol=1e-6)
+        np.testing.assert_allclose(res.r2[j], np.mean(np.maximum(rs, 0) ** 2), rtol=1e-6)
+        np.testing.assert_allclose(res.cod[j], np.mean(cods), rtol=1e-6)
+    assert res.summary["scoring"] == "per_fold_mean"
+
+
+def test_pooled_scoring_is_an_option(planted):
+    layers, Y, _, res = planted
+    pooled = encode(layers, {"s1": Y[:, :18], "s2": Y[:, 18:]}, alphas=ALPHAS, outer_folds=4,
+                    inner_folds=3, pooled=True)
+    np.testing.assert_allclose(pooled.prediction, res.prediction)
+    for j in range(3):
+        np.testing.assert_allclose(pooled.r[j], np.corrcoef(res.prediction[:, j], Y[:, j])[0, 1],
                                    rtol=1e-6)
-        cod = 1 - ((Y[:, j] - res.prediction[:, j]) ** 2).sum() / ((Y[:, j] - Y[:, j].mean()) ** 2).sum()
-        np.testing.assert_allclose(res.cod[j], cod, rtol=1e-6)
+    np.testing.assert_allclose(pooled.r2, np.maximum(pooled.r, 0) ** 2)
+    assert pooled.summary["scoring"] == "pooled"
 
 
 def test_multi_subject_split_and_summary(planted):
@@ -165,20 +182,35 @@ def test_bad_inputs_raise_clear_errors():
 
 
 def test_permutation_test(planted):
-    _, Y, _, res = planted
+    layers, Y, _, res = planted
     rng = np.random.default_rng(5)
-    P = np.concatenate([res.prediction[:, :5], rng.standard_normal((N, 40))], axis=1)
-    T = np.concatenate([Y[:, :5], rng.standard_normal((N, 40))], axis=1)
-    out = encoding_permutation_test(P, T, n_perm=199, seed=0)
-    again = encoding_permutation_test(P, T, n_perm=199, seed=0)
+    T = np.concatenate([Y[:, :5], rng.standard_normal((N, 10))], axis=1)
+    kw = dict(alphas=ALPHAS, folds=4, n_perm=39, seed=0, encode_options={"inner_folds": 3})
+    out = encoding_permutation_test(layers, T, **kw)
+    again = encoding_permutation_test(layers, T, **kw)
     np.testing.assert_array_equal(out.p, again.p)
-    assert (out.p >= 1 / 200 - 1e-7).all() and (out.p <= 1 + 1e-7).all()
+    assert (out.p >= 1 / 40 - 1e-7).all() and (out.p <= 1 + 1e-7).all()
     assert (out.p_fwe >= out.p - 1e-7).all() and (out.q >= out.p - 1e-7).all()
-    np.testing.assert_allclose(out.p[:5], 1 / 200, rtol=1e-6)
+    np.testing.assert_allclose(out.p[:5], 1 / 40, rtol=1e-6)
     assert (out.p_fwe[:5] < 0.05).all()
-    assert 0.2 < out.p[5:].mean() < 0.8  # null targets: p roughly uniform
-    np.testing.assert_allclose(out.observed[0], np.corrcoef(P[:, 0], T[:, 0])[0, 1], rtol=1e-5)
-    cod = encoding_permutation_test(P, T, n_perm=99, seed=1, score="cod")
-    np.testing.assert_allclose(cod.p[:5], 1 / 100, rtol=1e-6)
+    # the observed statistic is the one encode reports
+    ref = encode(layers, T, alphas=ALPHAS, outer_folds=4, inner_folds=3, seed=0)
+    np.testing.assert_allclose(out.observed, ref.r, rtol=1e-6)
+    cod = encoding_permutation_test(layers, T, score="cod", **kw)
+    np.testing.assert_allclose(cod.observed, ref.cod, rtol=1e-6)
     with pytest.raises(ShapeMismatchError):
-        encoding_permutation_test(P, T[:, :3], n_perm=10, seed=0)
+        encoding_permutation_test(layers, T, family=np.zeros(3), **kw)
+    with pytest.raises(InvalidOptionError, match="encode_options"):
+        encoding_permutation_test(layers, T, alphas=ALPHAS, folds=4, n_perm=9, seed=0,
+                                  encode_options={"seed": 3})
+
+
+def test_permutation_test_corrects_per_subject(planted):
+    layers, Y, _, _ = planted
+    kw = dict(alphas=ALPHAS, folds=4, n_perm=19, seed=0, encode_options={"inner_folds": 3})
+    both = encoding_permutation_test(layers, {"s1": Y[:, :4], "s2": Y[:, 4:8]}, **kw)
+    one = encoding_permutation_test(layers, Y[:, :4], **kw)
+    np.testing.assert_allclose(both.p_fwe[:4], one.p_fwe)
+    np.testing.assert_allclose(both.q[:4], one.q)
+
+

@@ -47,7 +47,8 @@ def run_encode(features, brain, out: str | os.PathLike, *, alphas=None, outer_fo
     alpha), per-subject ``.npy`` arrays, ``summary.json`` (median per subject, mean ± SEM
     across subjects, best-layer counts) and the encoding figures. ``stratify`` holds one
     category label per stimulus of ``features`` (in its order); ``n_perm > 0`` adds
-    permutation p-values of the cross-validated predictions (``p``, ``p_fwe``, ``q``).
+    permutation p-values of the per-fold mean r (``p``; ``p_fwe`` and ``q`` corrected within
+    each subject), from refits on permuted responses.
     """
     t0 = time.perf_counter()
     ls = load_layers(features, layers=layers)
@@ -64,9 +65,13 @@ def run_encode(features, brain, out: str | os.PathLike, *, alphas=None, outer_fo
     parts = split_subjects(res)
     names = list(res.layer_names)
     perm = None
-    if n_perm:
-        Y = np.concatenate([np.asarray(resp.subjects[s]) for s in res.subjects], axis=1)
-        perm = encoding_permutation_test(res.prediction, Y, n_perm=n_perm, seed=seed)
+    if n_perm:  # refits the nested CV on permuted responses; max-T and FDR per subject
+        perm = encoding_permutation_test(
+            ls, resp if ls.stimulus_ids is not None else resp.subjects, alphas=alphas,
+            folds=res.folds, n_perm=n_perm, seed=seed, score="pearson", progress=progress,
+            encode_options=dict(inner_folds=inner_folds, stratify=stratify,
+                                standardize=standardize, target_chunk=target_chunk,
+                                extend_alphas=extend_alphas, score=score))
     with open(out / "voxels.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["subject", "voxel", "valid", "r", "r2", "cod", "best_layer", "best_alpha"]
@@ -102,6 +107,7 @@ def run_encode(features, brain, out: str | os.PathLike, *, alphas=None, outer_fo
                     "n_stimuli": int(res.prediction.shape[0]),
                     "best_layer_counts": dict(zip(names, counts.tolist())),
                     "n_perm": n_perm,
+                    "correction": "max-T and BH within each subject" if n_perm else None,
                     "n_significant_fwe": None if perm is None else int((perm.p_fwe < 0.05).sum()),
                     "seconds": time.perf_counter() - t0})
     with open(out / "summary.json", "w", encoding="utf-8") as fh:
