@@ -336,7 +336,10 @@ def _add_probe(sub) -> None:
     p.add_argument("--class-weight", choices=["none", "balanced"], default="none")
     p.add_argument("--layers", default=None, help="comma-separated subset of layers")
     p.add_argument("--n-perm", type=int, default=0,
-                   help="label permutations for p-values per layer, max-T over layers (0: none)")
+                   help="label permutations for p-values per layer, max-T over layers (0: none); "
+                        "each reruns the nested CV (or the transfer fit) on permuted labels")
+    p.add_argument("--no-standardize", action="store_true",
+                   help="do not z-score features with training-fold statistics")
     p.add_argument("--train-where", default=None, metavar="COL=VALUE",
                    help="transfer: train on the stimuli whose COL equals VALUE")
     p.add_argument("--test-where", default=None, metavar="COL=VALUE",
@@ -355,7 +358,8 @@ def _cmd_probe(args) -> int:
                         class_weight=None if args.class_weight == "none" else "balanced",
                         layers=args.layers.split(",") if args.layers else None,
                         n_perm=args.n_perm, transfer_train=args.train_where,
-                        transfer_test=args.test_where, seed=args.seed)
+                        transfer_test=args.test_where, standardize=not args.no_standardize,
+                        seed=args.seed)
     out = args.out
     print(f"probed {summary['target']!r} in {len(summary['layers'])} layers "
           f"({summary['n_stimuli']} stimuli); wrote {out}/probe.csv, probe.json, probe.png")

@@ -42,7 +42,7 @@ from ._validation import (
     check_positive_int,
 )
 from .folds import resolve_folds
-from .stats import fdr_bh, permutation_pvalues
+from .stats import column_scores, fdr_bh, fold_scores, permutation_pvalues, r2_from_r
 from .store import FeatureStore, LayerSet, Responses, load_layers
 
 __all__ = ["encode", "EncodingResult", "encoding_permutation_test", "EncodingPermutationResult",
@@ -159,33 +159,6 @@ def _zero_variance(Y: np.ndarray) -> np.ndarray:
     return sd <= 1e-7 * scale
 
 
-def _scores(pred: np.ndarray, Y: np.ndarray):
-    """Pearson r and COD per column of ``pred`` against ``Y`` (rows are one test set).
-
-    A constant prediction scores r = 0.
-    """
-    pred = pred.astype(np.float64)
-    Y = Y.astype(np.float64)
-    pc = pred - pred.mean(axis=0)
-    yc = Y - Y.mean(axis=0)
-    den = np.sqrt((pc ** 2).sum(0) * (yc ** 2).sum(0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.where(den > 0, (pc * yc).sum(0) / np.where(den > 0, den, 1), 0.0)
-        cod = 1.0 - ((Y - pred) ** 2).sum(0) / (yc ** 2).sum(0)
-    return r, cod
-
-
-def _r2(r):
-    """``max(r, 0)**2``, NaN kept."""
-    return np.where(np.isnan(r), np.nan, np.maximum(r, 0.0) ** 2)
-
-
-def _fold_scores(pred: np.ndarray, Y: np.ndarray, outer: np.ndarray):
-    """Per-fold r and COD (n_outer, n_targets) of cross-validated ``pred``."""
-    out = [_scores(pred[m], Y[m]) for m in outer]
-    return np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
-
-
 def _pooled_from_stats(stats, Y):
     """Pooled r and COD per layer from sums of p, p^2, p*y and (y-p)^2 over all folds."""
     n = Y.shape[0]
@@ -204,8 +177,8 @@ def _pooled_from_stats(stats, Y):
 def _aggregate(fold_r, fold_cod, pooled_r=None, pooled_cod=None):
     """Scores over folds: mean of the per-fold r, r2 and COD, or the pooled r and COD."""
     if pooled_r is not None:
-        return pooled_r, _r2(pooled_r), pooled_cod
-    return fold_r.mean(axis=-2), _r2(fold_r).mean(axis=-2), fold_cod.mean(axis=-2)
+        return pooled_r, r2_from_r(pooled_r), pooled_cod
+    return fold_r.mean(axis=-2), r2_from_r(fold_r).mean(axis=-2), fold_cod.mean(axis=-2)
 
 
 # --------------------------------------------------------------------------- encode
@@ -363,7 +336,7 @@ def encode(layers, Y, *, alphas, outer_folds=5, inner_folds=5, stratify=None, gr
                     stats[li, 1] += (pr ** 2).sum(0)
                     stats[li, 2] += (pr * yte).sum(0)
                     stats[li, 3] += ((yte - pr) ** 2).sum(0)
-                    lfr[li, o], lfc[li, o] = _scores(pr, yte)
+                    lfr[li, o], lfc[li, o] = column_scores(pr, yte)
                     preds.append(pr)
                     if bar is not None:
                         bar.update(1)
@@ -383,14 +356,14 @@ def encode(layers, Y, *, alphas, outer_folds=5, inner_folds=5, stratify=None, gr
         lr, _, lcod = _aggregate(lfr, lfc, pooled_lr, pooled_lcod)
         layer_r[:, cols], layer_cod[:, cols] = lr, lcod
         layer_fold_r[:, :, cols], layer_fold_cod[:, :, cols] = lfr, lfc
-    layer_r2 = _r2(layer_r) if pooled else _r2(layer_fold_r).mean(axis=1)
+    layer_r2 = r2_from_r(layer_r) if pooled else r2_from_r(layer_fold_r).mean(axis=1)
     if select_layer and cols.size:
-        fr, fc = _fold_scores(pred_sel[:, cols], Yall[:, cols], outer)
+        fr, fc = fold_scores(pred_sel[:, cols], Yall[:, cols], outer)
         fold_r[:, cols], fold_cod[:, cols] = fr, fc
-        pr_, pc_ = _scores(pred_sel[:, cols], Yall[:, cols]) if pooled else (None, None)
+        pr_, pc_ = column_scores(pred_sel[:, cols], Yall[:, cols]) if pooled else (None, None)
         r[cols], _, cod[cols] = _aggregate(fr, fc, pr_, pc_)
-    fold_r2 = _r2(fold_r)
-    r2 = fold_r2.mean(axis=0) if not pooled else _r2(r)
+    fold_r2 = r2_from_r(fold_r)
+    r2 = fold_r2.mean(axis=0) if not pooled else r2_from_r(r)
     res = EncodingResult(prediction=pred_sel, r=r, r2=r2, cod=cod, fold_r=fold_r,
                          fold_r2=fold_r2, fold_cod=fold_cod, best_layer=best_layer,
                          best_alpha=best_alpha, layer_r=layer_r, layer_r2=layer_r2,

@@ -47,7 +47,8 @@ from ._validation import (
     check_positive_int,
     match_ids,
 )
-from .folds import resolve_folds
+from .folds import fold_ids, group_kfold, resolve_folds
+from .stats import fold_scores
 
 __all__ = [
     "LogisticFit",
@@ -243,6 +244,17 @@ def _fit_logistic_jit(X, y, C, sw, tol, *, n_classes, fit_intercept, max_iter):
     return LogisticFit(params[0], params[1], it, conv)
 
 
+def _check_sample_weight(sample_weight, n: int) -> None:
+    sw = np.asarray(sample_weight, dtype=float)
+    if sw.shape != (n,):
+        raise ShapeMismatchError(f"sample_weight has shape {sw.shape}; expected ({n},)")
+    if not np.isfinite(sw).all() or (sw < 0).any():
+        bad = np.flatnonzero(~np.isfinite(sw) | (sw < 0))[:5].tolist()
+        raise InvalidOptionError(f"sample_weight must be finite and >= 0; stimuli {bad} are not")
+    if not sw.sum() > 0:
+        raise InvalidOptionError("sample_weight is zero for every stimulus; nothing to fit")
+
+
 def _is_tracer(*xs) -> bool:
     return any(isinstance(x, jax.core.Tracer) for x in xs)
 
@@ -301,6 +313,8 @@ def fit_logistic(X: jax.typing.ArrayLike, y: jax.typing.ArrayLike, *, C: float =
             raise InvalidOptionError(f"y has class code {int(yn.max())} >= n_classes={n_classes}")
         if not float(C) > 0:
             raise InvalidOptionError(f"C must be > 0, got {C}")
+        if sample_weight is not None:
+            _check_sample_weight(sample_weight, Xn.shape[0])
         X = jnp.asarray(Xn, dtype=jnp.result_type(float))
     elif n_classes is None:
         raise InvalidOptionError("n_classes must be given when fit_logistic is traced (vmap/jit)")
@@ -328,17 +342,23 @@ def predict_logistic(fit: LogisticFit, X: jax.typing.ArrayLike) -> jax.Array:
 
 
 def _train_stats(X, train, standardize: bool):
-    """Mean and standard deviation (ddof 0, as StandardScaler) over training rows."""
+    """Mean and standard deviation (ddof 0, as StandardScaler) over training rows.
+
+    Two-pass variance; a feature counts as constant on the training rows (kept unscaled,
+    as StandardScaler does) when its SD is within rounding of its mean, a threshold
+    relative to the feature's own scale (sklearn's ``_is_constant_feature``), never an
+    absolute one.
+    """
     p = X.shape[1]
     if not standardize:
         return jnp.zeros((p,), X.dtype), jnp.ones((p,), X.dtype)
     w = train.astype(X.dtype)
     n = jnp.sum(w)
     mu = (w @ X) / n
-    var = (w @ (X * X)) / n - mu * mu
-    sd = jnp.sqrt(jnp.maximum(var, 0.0))
-    sd = jnp.where(sd > 1e3 * jnp.finfo(X.dtype).eps, sd, 1.0)  # StandardScaler keeps constants
-    return mu, sd
+    var = jnp.sum(w[:, None] * (X - mu) ** 2, axis=0) / n
+    sd = jnp.sqrt(var)
+    constant = sd <= n * jnp.finfo(X.dtype).eps * jnp.abs(mu)
+    return mu, jnp.where(constant | (sd == 0), 1.0, sd)
 
 
 def _training_row_space(X, train, mu, sd):
@@ -397,16 +417,32 @@ def _solve_group(Xg, Y, SW, inv_Cs, tol, *, n_classes, fit_intercept, max_iter, 
 # --------------------------------------------------------------------------- host-side helpers
 
 
+def _missing(y: np.ndarray) -> np.ndarray:
+    """Where labels are missing: NaN, None or pandas' NA."""
+    if y.dtype.kind == "f":
+        return np.isnan(y)
+    if y.dtype.kind == "O":
+        return np.array([v is None or (isinstance(v, float) and v != v) or
+                         type(v).__name__ in ("NAType", "NaTType") for v in y], dtype=bool)
+    return np.zeros(y.shape, bool)
+
+
 def encode_labels(y) -> tuple[np.ndarray, np.ndarray]:
     """Class labels (any hashable values) -> ``(classes, codes)`` with ``classes[codes] == y``."""
     y = np.asarray(y)
     if y.ndim != 1:
         raise ShapeMismatchError(f"labels must be one-dimensional, got shape {y.shape}")
-    if y.dtype.kind == "f" and np.isnan(y).any():
+    missing = _missing(y)
+    if missing.any():
         raise AlignjaxInputError(
-            f"labels contain NaN (at stimuli {np.flatnonzero(np.isnan(y))[:5].tolist()}); "
-            "drop unlabeled stimuli first")
-    classes, codes = np.unique(y, return_inverse=True)
+            f"{int(missing.sum())} labels are missing (None/NaN, at stimuli "
+            f"{np.flatnonzero(missing)[:5].tolist()}); drop unlabelled stimuli first (e.g. "
+            "df = df.dropna(subset=[column]) before probing)")
+    try:
+        classes, codes = np.unique(y, return_inverse=True)
+    except TypeError as exc:
+        raise AlignjaxInputError(f"labels mix types that cannot be ordered ({exc}); convert "
+                                 "them to one type, e.g. str") from None
     if len(classes) < 2:
         raise InvalidOptionError(
             f"labels hold a single class ({classes[0]!r} for all {len(y)} stimuli); a probe needs "
@@ -475,8 +511,12 @@ def _deal(codes, members, n_folds, rng) -> np.ndarray:
     return fold_of
 
 
-def _inner_masks(codes, outer_test, n_inner, seed) -> np.ndarray:
-    """Inner test masks (n_folds, n_inner, n_stimuli) within each outer training set."""
+def _inner_masks(codes, outer_test, n_inner, seed, groups=None) -> np.ndarray:
+    """Inner test masks (n_folds, n_inner, n_stimuli) within each outer training set.
+
+    Stratified by class, or grouped (no group split across inner folds) when ``groups``
+    is given.
+    """
     rng = np.random.default_rng(seed)
     F, n = outer_test.shape
     out = np.zeros((F, n_inner, n), dtype=bool)
@@ -485,7 +525,10 @@ def _inner_masks(codes, outer_test, n_inner, seed) -> np.ndarray:
         if len(members) < n_inner:
             raise InvalidFoldsError(f"outer fold {f} has {len(members)} training stimuli, fewer "
                                     f"than inner_folds={n_inner}")
-        fid = _deal(codes, members, n_inner, rng)
+        if groups is None:
+            fid = _deal(codes, members, n_inner, rng)
+        else:
+            fid = fold_ids(group_kfold(np.asarray(groups)[members], n_inner))
         for g in range(n_inner):
             out[f, g, members[fid == g]] = True
     return out
@@ -523,18 +566,21 @@ def _run(arrays, codes_splits, SW, Cs, *, n_classes, fit_intercept, max_iter, to
 
 
 def _prescale(a: np.ndarray, standardize: bool, fit_intercept: bool) -> np.ndarray:
-    """Global centring/scaling that leaves the per-fold standardised problem unchanged.
+    """A per-column affine map that leaves the per-fold standardised problem unchanged.
 
-    With per-fold standardisation the model only sees ``(X - mu_f) / sd_f``, which does not
-    depend on a global affine map of each column; applying one first keeps float32 sums
-    well conditioned for unscaled features.
+    With per-fold standardisation the model only sees ``(X - mu_f) / sd_f`` (training-fold
+    statistics), which does not depend on an affine map of each column applied first; the
+    map only keeps float32 sums well conditioned for unscaled features. It uses the median
+    and the median absolute deviation, so one extreme stimulus cannot shrink a column's
+    training values towards rounding noise.
     """
     a = np.asarray(a, dtype=np.float64)
-    if standardize:
-        mu = a.mean(axis=0)
-        sd = a.std(axis=0)
-        return (a - mu) / np.where(sd > 0, sd, 1.0)
-    return a
+    if not standardize:
+        return a
+    med = np.median(a, axis=0)
+    scale = np.median(np.abs(a - med), axis=0)
+    scale = np.where(scale > 0, scale, np.abs(a - med).max(axis=0))
+    return (a - med) / np.where(scale > 0, scale, 1.0)
 
 
 def _accuracy(pred, codes, mask):
@@ -624,10 +670,14 @@ class ProbeResult(NamedTuple):
     folds: np.ndarray
 
 
-def _resolve_probe_folds(folds, codes, classes, seed):
+def _resolve_probe_folds(folds, codes, classes, seed, groups=None):
     n = len(codes)
+    if groups is not None and len(groups) != n:
+        raise ShapeMismatchError(f"groups has {len(groups)} entries for {n} stimuli")
     if isinstance(folds, (int, np.integer)) and not isinstance(folds, bool):
         k = int(folds)
+        if groups is not None:
+            return resolve_folds(k, n, groups=groups)
         counts = np.bincount(codes, minlength=len(classes))
         if counts.min() < k:
             small = [str(classes[i]) for i in np.flatnonzero(counts < k)[:5]]
@@ -638,13 +688,60 @@ def _resolve_probe_folds(folds, codes, classes, seed):
     return resolve_folds(folds, n, seed=seed)
 
 
+class _Design(NamedTuple):
+    """The splits of one labelling: outer (F, n) and inner (F, G, n) test masks, and the
+    training mask of every split, outer folds first: (F + F * G, n)."""
+
+    outer: np.ndarray
+    inner: np.ndarray
+    train: np.ndarray
+
+
+def _cv_design(codes, classes, folds, inner_folds: int, seed: int, groups=None) -> _Design:
+    """Outer and inner folds of a (possibly permuted) labelling.
+
+    Folds given as an int are drawn from ``codes`` (stratified), so a permutation test that
+    calls this for each permuted labelling redraws them as the procedure does.
+    """
+    outer = _resolve_probe_folds(folds, codes, classes, seed, groups)
+    F, n = outer.shape
+    inner = (_inner_masks(codes, outer, inner_folds, seed + 1, groups) if inner_folds
+             else np.zeros((F, 0, n), bool))
+    train = np.concatenate([~outer, ((~outer)[:, None] & ~inner).reshape(-1, n)])
+    return _Design(outer, inner, train)
+
+
+def _cv_scores(preds, codes, design: _Design, scoring: str):
+    """Scores of one labelling's predictions (n_layers, n_splits, n_Cs, n_stimuli).
+
+    Returns outer accuracy and balanced accuracy (n_layers, n_Cs, F) and the inner-CV
+    choice of C per layer and outer fold (n_layers, F; first max = smallest C), or None
+    without inner folds.
+    """
+    F, G = design.inner.shape[:2]
+    acc, bacc = zip(*[_accuracy(preds[:, f], codes, design.outer[f]) for f in range(F)])
+    acc, bacc = np.stack(acc, axis=-1), np.stack(bacc, axis=-1)
+    if not G:
+        return acc, bacc, None
+    k = 0 if scoring == "accuracy" else 1
+    inner = np.stack([np.mean([_accuracy(preds[:, F + f * G + g], codes, design.inner[f, g])[k]
+                               for g in range(G)], axis=0) for f in range(F)], axis=-1)
+    return acc, bacc, np.argmax(inner, axis=1)
+
+
+def _at_choice(score, choice):
+    """``score`` (n_layers, n_Cs, F) at the C chosen per layer and fold (n_layers, F)."""
+    L, _, F = score.shape
+    return score[np.arange(L)[:, None], choice, np.arange(F)[None, :]]
+
+
 @float32_matmuls
 def logistic_probe(X, y, *, Cs: Sequence[float] = tuple(np.logspace(-4, 4, 9)), folds=5,
                    inner_folds: int | None = 3, standardize: bool = True,
                    class_weight: str | Mapping | None = None, scoring: str = "accuracy",
                    fit_intercept: bool = True, max_iter: int = 1000, tol: float = 1e-4,
                    layers: Sequence[str] | None = None, layer_batch: int | None = None,
-                   seed: int = 0) -> ProbeResult:
+                   groups=None, seed: int = 0) -> ProbeResult:
     """Cross-validated L2 logistic probes of every layer, all problems in one compiled program.
 
     Each (layer, C, fold) problem is :func:`fit_logistic` (sklearn's ``LogisticRegression``
@@ -661,11 +758,14 @@ def logistic_probe(X, y, *, Cs: Sequence[float] = tuple(np.logspace(-4, 4, 9)), 
     Cs : sequence of float
         Inverse regularisation strengths.
     folds : int or fold specification
-        Outer folds: an int gives stratified k-fold (every class needs >= k members); or
-        anything :func:`alignjax.resolve_folds` accepts.
+        Outer folds: an int gives shuffled stratified k-fold (every class needs >= k
+        members), or grouped k-fold with ``groups``; or anything
+        :func:`alignjax.resolve_folds` accepts. Shuffled folds assume exchangeable rows
+        (condition-averaged stimuli), not time series.
     inner_folds : int or None
-        Stratified inner folds within each outer training set used to choose C (nested CV);
-        ``None`` skips nested CV (``chosen_C`` and nested scores are then NaN / -1).
+        Inner folds within each outer training set used to choose C (nested CV),
+        stratified, or grouped with ``groups``; ``None`` skips nested CV (``chosen_C`` and
+        nested scores are then NaN / -1).
     standardize : bool
         Z-score features with training-fold mean and standard deviation.
     class_weight : None, "balanced" or mapping class code -> weight
@@ -679,6 +779,9 @@ def logistic_probe(X, y, *, Cs: Sequence[float] = tuple(np.logspace(-4, 4, 9)), 
     layer_batch : int, optional
         Layers solved together in one ``vmap`` (default: all of a width group); lowers
         memory, never changes results.
+    groups : array (n_stimuli,), optional
+        Group labels (e.g. recording, speaker, source sound): no group is split across
+        outer or inner folds.
     seed : int
         Seed of the fold assignment.
 
@@ -692,28 +795,19 @@ def logistic_probe(X, y, *, Cs: Sequence[float] = tuple(np.logspace(-4, 4, 9)), 
     Cs = _check_Cs(Cs)
     names, arrays, _, y = _load(X, y, layers=layers)
     classes, codes = encode_labels(y)
-    K = len(classes)
-    n = len(codes)
-    outer = _resolve_probe_folds(folds, codes, classes, seed)
-    F = outer.shape[0]
+    K, n = len(classes), len(codes)
     G = 0 if inner_folds is None else check_positive_int(inner_folds, "inner_folds", minimum=2)
-    inner = _inner_masks(codes, outer, G, seed + 1) if G else np.zeros((F, 0, n), bool)
-    train_masks = [~outer[f] for f in range(F)]
-    train_masks += [(~outer[f]) & ~inner[f, g] for f in range(F) for g in range(G)]
-    SW = np.stack([_class_weights(codes, m, K, class_weight) for m in train_masks])
-    codes_splits = np.broadcast_to(codes, SW.shape)
-    preds, iters, conv = _run(arrays, codes_splits, SW, Cs, n_classes=K,
+    design = _cv_design(codes, classes, folds, G, seed, groups)
+    outer, F = design.outer, design.outer.shape[0]
+    SW = np.stack([_class_weights(codes, m, K, class_weight) for m in design.train])
+    preds, iters, conv = _run(arrays, np.broadcast_to(codes, SW.shape), SW, Cs, n_classes=K,
                               fit_intercept=fit_intercept, max_iter=max_iter, tol=tol,
                               standardize=standardize, layer_batch=layer_batch)
     L, nC = len(arrays), len(Cs)
-    acc = np.zeros((L, nC, F))
-    bacc = np.zeros((L, nC, F))
-    confusion = np.zeros((L, nC, F, K, K), dtype=np.int64)
+    acc, bacc, choice = _cv_scores(preds, codes, design, scoring)
+    confusion = np.stack([_confusion(preds[:, f], codes, outer[f], K) for f in range(F)], axis=2)
     cv_pred = np.zeros((L, nC, n), dtype=np.int32)
     for f in range(F):
-        a, b = _accuracy(preds[:, f], codes, outer[f])
-        acc[:, :, f], bacc[:, :, f] = a, b
-        confusion[:, :, f] = _confusion(preds[:, f], codes, outer[f], K)
         cv_pred[:, :, outer[f]] = preds[:, f][:, :, outer[f]]
     score = acc if scoring == "accuracy" else bacc
     best_C = Cs[np.argmax(score.mean(axis=2), axis=1)]
@@ -722,18 +816,8 @@ def logistic_probe(X, y, *, Cs: Sequence[float] = tuple(np.logspace(-4, 4, 9)), 
     nested_bacc = np.full((L, F), np.nan)
     nested_pred = np.full((L, n), -1, dtype=np.int32)
     if G:
-        inner_score = np.zeros((L, nC, F))
-        for f in range(F):
-            s = []
-            for g in range(G):
-                a, b = _accuracy(preds[:, F + f * G + g], codes, inner[f, g])
-                s.append(a if scoring == "accuracy" else b)
-            inner_score[:, :, f] = np.mean(s, axis=0)
-        choice = np.argmax(inner_score, axis=1)  # (L, F): first max = smallest C
         chosen_C = Cs[choice]
-        li = np.arange(L)[:, None]
-        nested_acc = acc[li, choice, np.arange(F)[None, :]]
-        nested_bacc = bacc[li, choice, np.arange(F)[None, :]]
+        nested_acc, nested_bacc = _at_choice(acc, choice), _at_choice(bacc, choice)
         for f in range(F):
             nested_pred[:, outer[f]] = preds[np.arange(L), f, choice[:, f]][:, outer[f]]
     outer_conv = conv[:, :F].transpose(0, 2, 1)
@@ -757,18 +841,28 @@ class TransferResult(NamedTuple):
     Cs : array (n_Cs,), ascending
     classes : array (n_classes,)
     chosen_C : array (n_layers,)
-        C chosen by stratified CV within the training subset.
+        C chosen by inner CV within the training subset.
     transfer_accuracy, transfer_balanced_accuracy : arrays (n_layers,)
         Scores on the test subset of the model trained on the whole training subset at
         ``chosen_C``.
     transfer_accuracy_per_C : array (n_layers, n_Cs)
     within_accuracy, within_balanced_accuracy : arrays (n_layers,)
         No-transfer baseline: nested-CV accuracy of probes trained and tested within the
-        test subset (mean over its folds).
+        test subset (mean over its folds); NaN when it cannot run (see ``within_skipped``).
     chance : float
-        Majority-class share of the test subset.
+        Accuracy of a probe that ignores the features under the class shift: the share,
+        in the test subset, of the training subset's majority class (averaged over tied
+        majority classes). Not the test subset's own majority share: with an 80/20
+        training subset and a 20/80 test subset a noise probe scores 0.2, not 0.8.
+    chance_balanced : float
+        Chance of the balanced accuracy: 1 / (number of classes in the test subset).
+    p, p_fwe : arrays (n_layers,)
+        Permutation p-values of the transfer score (``scoring``), uncorrected and max-T
+        corrected over layers; NaN when ``n_perm=0``.
     converged : bool array (n_layers, n_Cs)
         Convergence of the transfer fits.
+    within_skipped : str
+        Why the within-subset baseline was not computed ("" when it was).
     """
 
     layers: list
@@ -781,7 +875,11 @@ class TransferResult(NamedTuple):
     within_accuracy: np.ndarray
     within_balanced_accuracy: np.ndarray
     chance: float
+    chance_balanced: float
+    p: np.ndarray
+    p_fwe: np.ndarray
     converged: np.ndarray
+    within_skipped: str
 
 
 def _subset_mask(mask, n, name) -> np.ndarray:
@@ -800,19 +898,39 @@ def _subset_mask(mask, n, name) -> np.ndarray:
     return m
 
 
+def _shift_chance(codes, tr, te) -> float:
+    """Test-subset share of the training subset's majority class(es)."""
+    counts = np.bincount(codes[tr], minlength=codes.max() + 1)
+    majority = np.flatnonzero(counts == counts.max())
+    return float(np.mean([(codes[te] == c).mean() for c in majority]))
+
+
+def _permute_within(codes, subsets, rng) -> np.ndarray:
+    """``codes`` with labels permuted within each subset (class counts of each kept)."""
+    out = codes.copy()
+    for m in subsets:
+        idx = np.flatnonzero(m)
+        out[idx] = codes[rng.permutation(idx)]
+    return out
+
+
 @float32_matmuls
 def probe_transfer(X, y, *, train_mask, test_mask, Cs: Sequence[float] = tuple(np.logspace(-4, 4, 9)),
                    folds: int = 5, inner_folds: int = 3, standardize: bool = True,
-                   class_weight: str | Mapping | None = None, fit_intercept: bool = True,
-                   max_iter: int = 1000, tol: float = 1e-4, layers: Sequence[str] | None = None,
-                   seed: int = 0) -> TransferResult:
+                   class_weight: str | Mapping | None = None, scoring: str = "accuracy",
+                   n_perm: int = 0, fit_intercept: bool = True, max_iter: int = 1000,
+                   tol: float = 1e-4, layers: Sequence[str] | None = None, groups=None,
+                   seed: int = 0, perm_batch: int = 16) -> TransferResult:
     """Transfer probes: train on one subset of stimuli, test on another.
 
-    C is chosen by ``inner_folds``-fold stratified CV within the training subset, the probe
-    is refitted on the whole training subset and scored on the test subset. Beside it, the
-    no-transfer baseline: a nested-CV :func:`logistic_probe` (``folds`` outer,
-    ``inner_folds`` inner) within the test subset. Standardisation uses training-subset
-    statistics.
+    C is chosen by ``inner_folds``-fold CV within the training subset (stratified, or
+    grouped by ``groups``), the probe is refitted on the whole training subset and scored
+    on the test subset. Beside it, the no-transfer baseline: a nested-CV
+    :func:`logistic_probe` (``folds`` outer, ``inner_folds`` inner) within the test subset,
+    computed when the test subset allows it. Standardisation uses training-subset
+    statistics. With ``n_perm``, labels are permuted within the training subset and
+    within the test subset (each keeps its class counts, so the class shift is kept) and
+    the whole procedure, C choice included, is rerun for each permutation.
 
     Parameters
     ----------
@@ -820,15 +938,26 @@ def probe_transfer(X, y, *, train_mask, test_mask, Cs: Sequence[float] = tuple(n
         As :func:`logistic_probe`.
     train_mask, test_mask : bool arrays (n_stimuli,) or integer indices
         Disjoint subsets (e.g. sounds judged hollow vs. not; 1D+2D vs. 3D objects).
-    Cs, folds, inner_folds, standardize, class_weight, fit_intercept, max_iter, tol, layers, seed
+    scoring : {"accuracy", "balanced_accuracy"}
+        Score that chooses C and that the permutation test uses.
+    n_perm : int
+        Permutations for the p-values (0: none).
+    Cs, folds, inner_folds, standardize, class_weight, fit_intercept, max_iter, tol, layers, groups, seed
         As :func:`logistic_probe`.
+    perm_batch : int
+        Permutations solved together; never changes results.
 
     Returns
     -------
     TransferResult
     """
+    from .stats import permutation_pvalues
+
+    if scoring not in ("accuracy", "balanced_accuracy"):
+        raise InvalidOptionError(f"scoring must be 'accuracy' or 'balanced_accuracy', got {scoring!r}")
     max_iter = check_positive_int(max_iter, "max_iter")
     inner_folds = check_positive_int(inner_folds, "inner_folds", minimum=2)
+    n_perm = check_positive_int(n_perm, "n_perm", minimum=0)
     Cs = _check_Cs(Cs)
     names, arrays, ids, y = _load(X, y, layers=layers)
     classes, codes = encode_labels(y)
@@ -842,30 +971,55 @@ def probe_transfer(X, y, *, train_mask, test_mask, Cs: Sequence[float] = tuple(n
         raise InvalidOptionError("the training subset holds a single class")
     counts = np.bincount(codes[tr], minlength=K)
     small = [str(classes[c]) for c in np.flatnonzero((counts > 0) & (counts < inner_folds))]
-    if small:
+    if small and groups is None:
         raise InvalidFoldsError(f"classes {small[:5]} have fewer training-subset members than "
                                 f"inner_folds={inner_folds}; use fewer inner folds")
-    inner = _inner_masks(codes, (~tr)[None, :], inner_folds, seed + 1)[0]
-    masks = [tr] + [tr & ~inner[g] for g in range(inner_folds)]
-    SW = np.stack([_class_weights(codes, m, K, class_weight) for m in masks])
+
+    def design_of(c):
+        inner = _inner_masks(c, (~tr)[None, :], inner_folds, seed + 1, groups)
+        return _Design(te[None, :], inner, np.concatenate([tr[None], tr & ~inner[0]]))
+
+    k = 0 if scoring == "accuracy" else 1
+
+    def statistic(pr, c, d):
+        sc = _cv_scores(pr, c, d, scoring)
+        return _at_choice(sc[k], sc[2])[:, 0]
+
+    solve = dict(fit_intercept=fit_intercept, max_iter=max_iter, tol=tol,
+                 standardize=standardize)
+    design = design_of(codes)
+    SW = np.stack([_class_weights(codes, m, K, class_weight) for m in design.train])
     preds, _, conv = _run(arrays, np.broadcast_to(codes, SW.shape), SW, Cs, n_classes=K,
-                          fit_intercept=fit_intercept, max_iter=max_iter, tol=tol,
-                          standardize=standardize, layer_batch=None)
+                          layer_batch=None, **solve)
     _warn_convergence(conv, "transfer problems")
-    inner_score = np.mean([_accuracy(preds[:, 1 + g], codes, inner[g])[0]
-                           for g in range(inner_folds)], axis=0)  # (L, nC)
-    choice = np.argmax(inner_score, axis=1)
-    acc_c, bacc_c = _accuracy(preds[:, 0], codes, te)  # (L, nC)
+    acc, bacc, choice = _cv_scores(preds, codes, design, scoring)  # (L, nC, 1), (L, 1)
     L = len(arrays)
-    within = logistic_probe([a[te] for a in arrays], np.asarray(y)[te], Cs=Cs, folds=folds,
-                            inner_folds=inner_folds, standardize=standardize,
-                            class_weight=class_weight, fit_intercept=fit_intercept,
-                            max_iter=max_iter, tol=tol, seed=seed)
-    chance = float(np.bincount(codes[te]).max() / te.sum())
-    return TransferResult(names, Cs, classes, Cs[choice], acc_c[np.arange(L), choice],
-                          bacc_c[np.arange(L), choice], acc_c,
-                          within.nested_accuracy.mean(axis=1),
-                          within.nested_balanced_accuracy.mean(axis=1), chance, conv[:, 0])
+    p = p_fwe = np.full(L, np.nan)
+    if n_perm:
+        rng = np.random.default_rng(seed)
+        labellings = [_permute_within(codes, (tr, te), rng) for _ in range(n_perm)]
+        null, _ = _labelling_stats(
+            arrays, labellings, design_of, statistic, Cs, K=K, class_weight=class_weight, perm_batch=min(perm_batch, n_perm),
+            progress=False, layer_batch=None, **solve)
+        observed = statistic(preds, codes, design)
+        p, p_fwe = (np.asarray(v, float) for v in
+                    permutation_pvalues(observed, null, alternative="greater"))
+    within_acc = within_bacc = np.full(L, np.nan)
+    skipped = ""
+    try:
+        within = logistic_probe([a[te] for a in arrays], np.asarray(y)[te], Cs=Cs, folds=folds,
+                                inner_folds=inner_folds, standardize=standardize,
+                                class_weight=class_weight, fit_intercept=fit_intercept,
+                                max_iter=max_iter, tol=tol, seed=seed,
+                                groups=None if groups is None else np.asarray(groups)[te])
+        within_acc = within.nested_accuracy.mean(axis=1)
+        within_bacc = within.nested_balanced_accuracy.mean(axis=1)
+    except (InvalidFoldsError, InvalidOptionError) as exc:
+        skipped = f"within-test-subset baseline not computed: {exc}"
+    return TransferResult(names, Cs, classes, Cs[choice[:, 0]],
+                          _at_choice(acc, choice)[:, 0], _at_choice(bacc, choice)[:, 0],
+                          acc[:, :, 0], within_acc, within_bacc, _shift_chance(codes, tr, te),
+                          1.0 / len(np.unique(codes[te])), p, p_fwe, conv[:, 0], skipped)
 
 
 # --------------------------------------------------------------------------- permutation test
@@ -878,17 +1032,22 @@ class PermutationResult(NamedTuple):
     ----------
     layers : list of str (n_layers,)
     C : array (n_layers,)
-        The C used per layer.
+        The fixed C per layer, or NaN when C is chosen by inner CV (``inner_folds``).
     observed : array (n_layers,)
-        Cross-validated score (mean over folds) with the true labels.
+        Cross-validated score (mean over outer folds) with the true labels: at ``C``, or
+        the nested-CV score (``logistic_probe(...).nested_accuracy.mean(1)`` with the same
+        arguments).
     null : array (n_perm, n_layers)
-        The same score with permuted labels (same permutations for every layer).
+        The same statistic, by the same procedure (folds and C choice included), for
+        permuted labels (the same permutations for every layer).
     p : array (n_layers,)
         ``(1 + #{null >= observed}) / (1 + n_perm)``.
     p_fwe : array (n_layers,)
         Family-wise corrected over layers by the maximum statistic.
     converged : bool
         Whether every fit (observed and permuted) converged.
+    statistic : str
+        ``"nested_<scoring>"`` or ``"<scoring>_at_fixed_C"``.
     """
 
     layers: list
@@ -898,37 +1057,93 @@ class PermutationResult(NamedTuple):
     p: np.ndarray
     p_fwe: np.ndarray
     converged: bool
+    statistic: str
+
+
+def _padded(batch: list, size: int) -> list:
+    """Pad a batch with copies of its first item so every chunk compiles to one shape."""
+    return batch + [batch[0]] * (size - len(batch))
+
+
+def _labelling_stats(arrays, labellings, design_of, statistic, Cs, *, K, class_weight,
+                     perm_batch, progress, **solve):
+    """The statistic of a procedure for each labelling: (n_labellings, n_layers).
+
+    ``design_of(codes)`` gives the labelling's splits (:class:`_Design`); every split of
+    ``perm_batch`` labellings is solved in one :func:`_run`; ``statistic(preds, codes,
+    design)`` maps one labelling's predictions (n_layers, n_splits, n_Cs, n) to (n_layers,).
+    """
+    out = np.zeros((len(labellings), len(arrays)))
+    conv_all = True
+    steps = range(0, len(labellings), perm_batch)
+    if progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, desc="permutations", unit="batch")
+    for start in steps:
+        chunk = list(labellings[start:start + perm_batch])
+        m = len(chunk)
+        chunk = _padded(chunk, perm_batch)
+        designs = [design_of(c) for c in chunk]
+        B = designs[0].train.shape[0]
+        codes_splits = np.repeat(np.stack(chunk), B, axis=0)
+        SW = np.stack([_class_weights(c, t, K, class_weight)
+                       for c, d in zip(chunk, designs) for t in d.train])
+        preds, _, conv = _run(arrays, codes_splits, SW, Cs, n_classes=K, **solve)
+        preds = preds.reshape(len(arrays), perm_batch, B, len(Cs), -1)
+        conv_all &= bool(conv.reshape(len(arrays), perm_batch, -1)[:, :m].all())
+        for j in range(m):
+            out[start + j] = statistic(preds[:, j], chunk[j], designs[j])
+    return out, conv_all
 
 
 @float32_matmuls
-def probe_permutation_test(X, y, *, C=1.0, folds=5, n_perm: int = 1000, seed: int = 0,
-                           standardize: bool = True, class_weight: str | Mapping | None = None,
-                           scoring: str = "accuracy", fit_intercept: bool = True,
-                           max_iter: int = 1000, tol: float = 1e-4,
-                           layers: Sequence[str] | None = None,
-                           perm_batch: int = 32, layer_batch: int | None = 1) -> PermutationResult:
-    """Label-permutation test of probe accuracy, max-T corrected across layers.
+def probe_permutation_test(X, y, *, C=None, Cs: Sequence[float] | None = None,
+                           inner_folds: int | None = None, folds=5, n_perm: int = 1000,
+                           seed: int = 0, groups=None, standardize: bool = True,
+                           class_weight: str | Mapping | None = None, scoring: str = "accuracy",
+                           fit_intercept: bool = True, max_iter: int = 1000, tol: float = 1e-4,
+                           layers: Sequence[str] | None = None, perm_batch: int = 32,
+                           layer_batch: int | None = 1,
+                           progress: bool = False) -> PermutationResult:
+    """Label-permutation test of cross-validated probe accuracy, max-T corrected over layers.
 
-    The labels are permuted over stimuli ``n_perm`` times (the same permutations for every
-    layer); for each permutation the whole cross-validation is rerun (folds kept fixed)
-    at each layer's C. p-values from :func:`alignjax.stats.permutation_pvalues`.
+    For each of ``n_perm`` permutations of the labels over stimuli (the same permutations
+    for every layer) the whole procedure is rerun on the permuted labels: folds given as
+    an int are redrawn, stratified on the permuted labels (as they were drawn from the
+    true ones), and, with ``inner_folds``, C is chosen again by nested CV, so the p-value
+    is for the statistic :func:`logistic_probe` reports (``nested_accuracy.mean(1)``).
+    With a fixed ``C`` instead, the test is conditional on that C: valid when C was fixed
+    before seeing these labels, not when it was chosen on them. Labels are exchangeable
+    across stimuli under the null, which assumes condition-averaged stimuli, not time
+    series.
 
     Parameters
     ----------
     X, y
         As :func:`logistic_probe`.
-    C : float or array (n_layers,)
-        C per layer (e.g. ``ProbeResult.best_C`` or the most frequent ``chosen_C``).
+    C : float or array (n_layers,), optional
+        Fixed C per layer (default 1.0 without ``inner_folds``).
+    Cs : sequence of float, optional
+        With ``inner_folds``: the C grid of the nested CV (default that of
+        :func:`logistic_probe`).
+    inner_folds : int, optional
+        Choose C by this many inner folds within each outer training set, as
+        :func:`logistic_probe` does.
     folds : int or fold specification
+        Outer folds; explicit folds (or ``groups``) do not depend on the labels and are kept.
     n_perm : int
     seed : int
-        Seed of the permutations (and of the folds when ``folds`` is an int).
+        Seed of the permutations and of the folds (as :func:`logistic_probe`).
+    groups : array (n_stimuli,), optional
+        Grouped outer and inner folds (see :func:`logistic_probe`).
     scoring : {"accuracy", "balanced_accuracy"}
     perm_batch : int
         Permutations solved together; bounds memory, never changes results.
     layer_batch : int or None
-        Layers solved together per permutation chunk (default 1: memory is
-        ``perm_batch * n_folds`` L-BFGS states); never changes results.
+        Layers solved together per permutation chunk; never changes results.
+    progress : bool
+        Show a progress bar over permutation batches.
 
     Returns
     -------
@@ -942,42 +1157,44 @@ def probe_permutation_test(X, y, *, C=1.0, folds=5, n_perm: int = 1000, seed: in
     perm_batch = check_positive_int(perm_batch, "perm_batch")
     names, arrays, _, y = _load(X, y, layers=layers)
     classes, codes = encode_labels(y)
-    K, n, L = len(classes), len(codes), len(arrays)
-    Cl = np.broadcast_to(np.asarray(C, dtype=float), (L,)).copy()
-    Cs = _check_Cs(np.unique(Cl))
-    cidx = np.searchsorted(Cs, Cl)
-    outer = _resolve_probe_folds(folds, codes, classes, seed)
-    F = outer.shape[0]
+    L = len(arrays)
+    if inner_folds is not None:
+        if C is not None:
+            raise InvalidOptionError("give either a fixed C or inner_folds (C chosen by nested "
+                                     "CV), not both")
+        G = check_positive_int(inner_folds, "inner_folds", minimum=2)
+        Cs = _check_Cs(tuple(np.logspace(-4, 4, 9)) if Cs is None else Cs)
+        Cl = np.full(L, np.nan)
+        k = 0 if scoring == "accuracy" else 1
+
+        def statistic(preds, lab, design):
+            sc = _cv_scores(preds, lab, design, scoring)
+            return _at_choice(sc[k], sc[2]).mean(axis=1)
+    else:
+        if Cs is not None:
+            raise InvalidOptionError("Cs is the grid of the nested CV: give it with inner_folds")
+        G = 0
+        Cl = np.broadcast_to(np.asarray(1.0 if C is None else C, dtype=float), (L,)).copy()
+        Cs = _check_Cs(np.unique(Cl))
+        cidx = np.searchsorted(Cs, Cl)
+
+        def statistic(preds, lab, design):
+            sc = _cv_scores(preds, lab, design, scoring)[0 if scoring == "accuracy" else 1]
+            return sc[np.arange(L), cidx].mean(axis=1)
+
     rng = np.random.default_rng(seed)
-    labelings = np.concatenate([codes[None], np.stack([rng.permutation(codes)
-                                                       for _ in range(n_perm)])])
-    stats = np.zeros((n_perm + 1, L))
-    all_conv = True
-    for start in range(0, n_perm + 1, perm_batch):
-        chunk = labelings[start:start + perm_batch]
-        m = chunk.shape[0]
-        if m < perm_batch:  # pad to a fixed shape so the program compiles once
-            chunk = np.concatenate([chunk, np.repeat(chunk[:1], perm_batch - m, axis=0)])
-        codes_splits = np.repeat(chunk, F, axis=0)  # (perm_batch * F, n)
-        SW = np.stack([_class_weights(c, ~outer[i % F], K, class_weight)
-                       for i, c in enumerate(codes_splits)])
-        preds, _, conv = _run(arrays, codes_splits, SW, Cs, n_classes=K,
-                              fit_intercept=fit_intercept, max_iter=max_iter, tol=tol,
-                              standardize=standardize, layer_batch=layer_batch)
-        preds = preds.reshape(L, perm_batch, F, len(Cs), n)[:, :m]
-        all_conv &= bool(conv.reshape(L, perm_batch, F, len(Cs))[:, :m].all())
-        for j in range(m):
-            lab = chunk[j]
-            sc = np.zeros((L, F))
-            for f in range(F):
-                a, b = _accuracy(preds[np.arange(L), j, f, cidx], lab, outer[f])
-                sc[:, f] = a if scoring == "accuracy" else b
-            stats[start + j] = sc.mean(axis=1)
-    if not all_conv:
+    labellings = [codes] + [rng.permutation(codes) for _ in range(n_perm)]
+    stats, conv = _labelling_stats(
+        arrays, labellings, lambda c: _cv_design(c, classes, folds, G, seed, groups),
+        statistic, Cs, K=len(classes), class_weight=class_weight, perm_batch=perm_batch,
+        progress=progress, fit_intercept=fit_intercept, max_iter=max_iter, tol=tol,
+        standardize=standardize, layer_batch=layer_batch)
+    if not conv:
         _warn_convergence(np.array([False]), "permutation-test runs")
     p, p_fwe = permutation_pvalues(stats[0], stats[1:], alternative="greater")
+    stat = f"nested_{scoring}" if G else f"{scoring}_at_fixed_C"
     return PermutationResult(names, Cl, stats[0], stats[1:], np.asarray(p, float),
-                             np.asarray(p_fwe, float), all_conv)
+                             np.asarray(p_fwe, float), conv, stat)
 
 
 # --------------------------------------------------------------------------- ridge probes
@@ -994,13 +1211,18 @@ class RidgeProbeResult(NamedTuple):
     predictions : array (n_layers, n_stimuli)
         Cross-validated predictions (degrees for circular targets, in [-180, 180)).
     r2 : array (n_layers,)
-        Coefficient of determination of the pooled cross-validated predictions (NaN for
-        circular targets).
+        Coefficient of determination within each outer test fold, averaged over folds
+        (NaN for circular targets).
     pearson_r : array (n_layers,)
-        Pearson r between predictions and targets (NaN for circular targets).
+        Pearson r between predictions and targets within each outer test fold, averaged
+        over folds (NaN for circular targets). Correlating the pooled predictions instead
+        is biased downward (about -0.3 on a null target of 60 stimuli): each fold's
+        predictions carry its own training mean.
     mae : array (n_layers,)
         Mean absolute error (circular: mean absolute angular error in degrees).
     fold_mae : array (n_layers, n_folds)
+    fold_r2, fold_pearson_r : arrays (n_layers, n_folds)
+        The per-fold scores (NaN for circular targets).
     chance_mae : float
         Error of predicting each training set's mean (circular: circular mean).
     chosen_alpha : array (n_layers, n_folds, n_targets)
@@ -1016,6 +1238,8 @@ class RidgeProbeResult(NamedTuple):
     pearson_r: np.ndarray
     mae: np.ndarray
     fold_mae: np.ndarray
+    fold_r2: np.ndarray
+    fold_pearson_r: np.ndarray
     chance_mae: float
     chosen_alpha: np.ndarray
     folds: np.ndarray
@@ -1027,7 +1251,8 @@ def _wrap_deg(a):
 
 def ridge_probe(X, y, *, alphas: Sequence[float] = tuple(np.logspace(-2, 6, 9)), folds=5,
                 circular: bool = False, inner_folds: int = 5, standardize: bool = True,
-                layers: Sequence[str] | None = None, seed: int = 0) -> RidgeProbeResult:
+                layers: Sequence[str] | None = None, groups=None,
+                seed: int = 0) -> RidgeProbeResult:
     """Cross-validated ridge probes of a continuous or circular target in every layer.
 
     For each layer and outer fold, :func:`alignjax.ridge.ridge_cv` (the closed-form
@@ -1035,6 +1260,7 @@ def ridge_probe(X, y, *, alphas: Sequence[float] = tuple(np.logspace(-2, 6, 9)),
     CV on the training stimuli, refits on them, and predicts the test stimuli.
     Circular targets (e.g. azimuth in degrees) are regressed as ``(sin, cos)`` and the
     predicted angle is ``atan2``; errors are absolute angular differences in degrees.
+    Scores are computed within each outer test fold and averaged over folds.
 
     Parameters
     ----------
@@ -1045,13 +1271,17 @@ def ridge_probe(X, y, *, alphas: Sequence[float] = tuple(np.logspace(-2, 6, 9)),
     alphas : sequence of float
         Ridge penalties searched by inner CV.
     folds : int or fold specification
-        Outer folds (shuffled k-fold for an int, seeded by ``seed``).
+        Outer folds (shuffled k-fold for an int, seeded by ``seed``, which assumes
+        exchangeable rows; grouped k-fold with ``groups``).
     circular : bool
         Treat ``y`` as an angle in degrees.
     inner_folds : int
+        Inner folds within each outer training set (grouped with ``groups``).
     standardize : bool
         Z-score features with training-fold statistics.
     layers : sequence of str, optional
+    groups : array (n_stimuli,), optional
+        Group labels: no group is split across outer or inner folds.
     seed : int
 
     Returns
@@ -1068,7 +1298,9 @@ def ridge_probe(X, y, *, alphas: Sequence[float] = tuple(np.logspace(-2, 6, 9)),
     n = len(y)
     if not circular and np.ptp(y) == 0:
         raise InvalidOptionError("the target is constant; nothing to predict")
-    outer = resolve_folds(folds, n, seed=seed)
+    if groups is not None and len(groups) != n:
+        raise ShapeMismatchError(f"groups has {len(groups)} entries for {n} stimuli")
+    outer = resolve_folds(folds, n, seed=seed, groups=groups)
     F = outer.shape[0]
     if circular:
         rad = np.deg2rad(y)
@@ -1079,34 +1311,33 @@ def ridge_probe(X, y, *, alphas: Sequence[float] = tuple(np.logspace(-2, 6, 9)),
     pred = np.zeros((L, n))
     chosen = np.zeros((L, F, T.shape[1]))
     base = np.zeros(n)
+    inner = []
     for f in range(F):
         tr, te = ~outer[f], outer[f]
         if circular:
             base[te] = np.rad2deg(np.arctan2(T[tr, 0].mean(), T[tr, 1].mean()))
         else:
             base[te] = y[tr].mean()
+        inner.append(resolve_folds(inner_folds, int(tr.sum()), seed=seed + 1 + f,
+                                   groups=None if groups is None else np.asarray(groups)[tr]))
     for li, a in enumerate(arrays):
         for f in range(F):
             tr, te = ~outer[f], outer[f]
-            r = ridge_cv(a[tr], T[tr], alphas=alphas, folds=inner_folds, score="r2",
+            r = ridge_cv(a[tr], T[tr], alphas=alphas, folds=inner[f], score="r2",
                          standardize=standardize, seed=seed + 1 + f)
             p = a[te] @ np.asarray(r.coef, dtype=float) + np.asarray(r.intercept, dtype=float)
             chosen[li, f] = np.asarray(r.best_alpha)
             pred[li, te] = np.rad2deg(np.arctan2(p[:, 0], p[:, 1])) if circular else p[:, 0]
+    fold_r2 = np.full((L, F), np.nan)
+    fold_r = np.full((L, F), np.nan)
     if circular:
         err = np.abs(_wrap_deg(pred - y[None]))
         base_err = np.abs(_wrap_deg(base - y))
-        r2 = np.full(L, np.nan)
-        pr = np.full(L, np.nan)
     else:
         err = np.abs(pred - y[None])
         base_err = np.abs(base - y)
-        ss = np.sum((y - y.mean()) ** 2)
-        r2 = 1.0 - np.sum((pred - y[None]) ** 2, axis=1) / ss
-        pc = pred - pred.mean(axis=1, keepdims=True)
-        yc = y - y.mean()
-        denom = np.linalg.norm(pc, axis=1) * np.linalg.norm(yc)
-        pr = np.where(denom > 0, pc @ yc / np.where(denom > 0, denom, 1.0), 0.0)
+        fold_r, fold_r2 = (v.T for v in fold_scores(pred.T, np.repeat(y[:, None], L, 1), outer))
     fold_mae = np.stack([err[:, outer[f]].mean(axis=1) for f in range(F)], axis=1)
-    return RidgeProbeResult(names, alphas, bool(circular), pred, r2, pr, err.mean(axis=1),
-                            fold_mae, float(base_err.mean()), chosen, outer)
+    return RidgeProbeResult(names, alphas, bool(circular), pred, fold_r2.mean(axis=1),
+                            fold_r.mean(axis=1), err.mean(axis=1), fold_mae, fold_r2, fold_r,
+                            float(base_err.mean()), chosen, outer)

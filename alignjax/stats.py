@@ -22,7 +22,7 @@ import numpy as np
 from ._validation import check_choice
 
 __all__ = ["rankdata", "rank_rows", "zscore_rows", "pearson_rows", "permutation_pvalues", "fdr_bh",
-           "ALTERNATIVES"]
+           "column_scores", "fold_scores", "r2_from_r", "ALTERNATIVES"]
 
 ALTERNATIVES = ("greater", "less", "two-sided")
 
@@ -119,6 +119,41 @@ zscore_rows.__doc__ = """Rows centred and scaled to unit L2 norm: ``zscore_rows(
 def pearson_rows(a: jax.typing.ArrayLike, b: jax.typing.ArrayLike) -> jax.Array:
     """Pearson r between every row of ``a`` (n_a, n) and every row of ``b`` (n_b, n) -> (n_a, n_b)."""
     return _zscore_rows(jnp.asarray(a)) @ _zscore_rows(jnp.asarray(b)).T
+
+
+def column_scores(pred: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pearson r and coefficient of determination per column of ``pred`` against ``Y``.
+
+    Rows are one test set. As ``scipy.stats.pearsonr`` and ``sklearn.metrics.r2_score``
+    per column, in float64; a constant prediction scores r = 0.
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    pc = pred - pred.mean(axis=0)
+    yc = Y - Y.mean(axis=0)
+    den = np.sqrt((pc ** 2).sum(0) * (yc ** 2).sum(0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(den > 0, (pc * yc).sum(0) / np.where(den > 0, den, 1), 0.0)
+        cod = 1.0 - ((Y - pred) ** 2).sum(0) / (yc ** 2).sum(0)
+    return r, cod
+
+
+def fold_scores(pred: np.ndarray, Y: np.ndarray, folds: np.ndarray):
+    """Per-fold Pearson r and coefficient of determination, each (n_folds, n_targets).
+
+    ``pred`` (n_stimuli, n_targets) holds cross-validated predictions; ``folds`` the test
+    masks (n_folds, n_stimuli) that made them. Scoring each test fold on its own avoids the
+    downward bias of correlating pooled predictions (each fold's predictions carry its own
+    training mean, anti-correlated with its held-out mean).
+    """
+    out = [column_scores(pred[m], Y[m]) for m in folds]
+    return np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
+
+
+def r2_from_r(r):
+    """``max(r, 0)**2`` (negative correlations count as 0 variance explained), NaN kept."""
+    r = np.asarray(r, dtype=float)
+    return np.where(np.isnan(r), np.nan, np.maximum(r, 0.0) ** 2)
 
 
 def _exceed_tol(null, observed, alternative: str):

@@ -38,8 +38,8 @@ def run_probe(features, labels, out: str | os.PathLike, *, target: str,
               Cs: Sequence[float] | None = None, folds: int = 5, inner_folds: int = 3,
               class_weight: str | None = None, layers: Sequence[str] | None = None,
               n_perm: int = 0, transfer_train: str | None = None,
-              transfer_test: str | None = None, seed: int = 0, progress: bool = True,
-              log=print) -> dict:
+              transfer_test: str | None = None, standardize: bool = True, seed: int = 0,
+              progress: bool = True, log=print) -> dict:
     """Probe ``target`` (a column of the ``labels`` CSV) in every layer of ``features``.
 
     Labels are matched to the features by stimulus id (``id_column``; default
@@ -47,7 +47,10 @@ def run_probe(features, labels, out: str | os.PathLike, *, target: str,
     probe to matching stimuli (e.g. ``category=impact``); stimuli with an empty target are
     left out (and said so). With ``transfer_train``/``transfer_test`` (``COL=VALUE``) the
     probe trains on one subset and tests on the other, beside the within-test-subset
-    baseline. Writes ``probe.csv``, ``probe.json`` and ``probe.png``; returns the summary.
+    baseline. ``n_perm > 0`` adds permutation p-values (max-T over layers) of the reported
+    statistic: the nested-CV accuracy (C chosen again by inner CV for every permuted
+    labelling, folds redrawn from it) or the transfer accuracy (labels permuted within each
+    subset). Writes ``probe.csv``, ``probe.json`` and ``probe.png``; returns the summary.
     """
     t0 = time.perf_counter()
     with open(labels, newline="", encoding="utf-8") as fh:
@@ -98,20 +101,28 @@ def run_probe(features, labels, out: str | os.PathLike, *, target: str,
               f"{int(test.sum())} ({ec}={ev}), {len(names)} layers")
         res = probe_transfer(arrays, y, train_mask=train, test_mask=test, Cs=Cs,
                              folds=folds, inner_folds=inner_folds, class_weight=cw,
-                             seed=seed)
+                             standardize=standardize, n_perm=n_perm, seed=seed)
+        if res.within_skipped:
+            log(f"note: {res.within_skipped}")
         n_test = int(test.sum())
         lo, hi = wilson_interval(np.round(res.transfer_accuracy * n_test), n_test)
         table = [{"layer": n, "n_features": w, "transfer_accuracy": float(a),
                   "transfer_ci_low": float(l), "transfer_ci_high": float(h),
                   "transfer_balanced_accuracy": float(b), "within_accuracy": float(wa),
-                  "chosen_C": float(c), "chance": res.chance, "converged": bool(cv.all())}
-                 for n, w, a, l, h, b, wa, c, cv in zip(
+                  "chosen_C": float(c), "chance": res.chance,
+                  "chance_balanced": res.chance_balanced, "converged": bool(cv.all()),
+                  "p": None if np.isnan(p) else float(p),
+                  "p_fwe": None if np.isnan(pf) else float(pf)}
+                 for n, w, a, l, h, b, wa, c, cv, p, pf in zip(
                      names, widths, res.transfer_accuracy, lo, hi, res.transfer_balanced_accuracy,
-                     res.within_accuracy, res.chosen_C, res.converged)]
+                     res.within_accuracy, res.chosen_C, res.converged, res.p, res.p_fwe)]
         detail = {"mode": "transfer", "train_where": transfer_train,
                   "test_where": transfer_test, "Cs": res.Cs.tolist(),
                   "classes": [str(c) for c in res.classes],
-                  "transfer_accuracy_per_C": res.transfer_accuracy_per_C.tolist()}
+                  "transfer_accuracy_per_C": res.transfer_accuracy_per_C.tolist(),
+                  "chance_rule": "test-subset share of the training subset's majority class",
+                  "within_skipped": res.within_skipped,
+                  "permutation": "labels permuted within each subset" if n_perm else None}
         plot_probe_accuracy(names, res.transfer_accuracy, ci_low=lo, ci_high=hi,
                             chance=res.chance, extra={"within test subset": res.within_accuracy},
                             title=f"{target}: transfer {transfer_train} -> {transfer_test}",
@@ -120,7 +131,7 @@ def run_probe(features, labels, out: str | os.PathLike, *, target: str,
         log(f"probing {target!r} ({len(set(y))} classes, {len(y)} stimuli) in "
               f"{len(names)} layers x {len(Cs)} C x {folds} folds")
         res = logistic_probe(arrays, y, Cs=Cs, folds=folds, inner_folds=inner_folds,
-                             class_weight=cw, seed=seed)
+                             class_weight=cw, standardize=standardize, seed=seed)
         n = len(y)
         codes = np.searchsorted(res.classes, y)
         n_correct = (res.nested_predictions == codes[None]).sum(axis=1)
@@ -128,13 +139,11 @@ def run_probe(features, labels, out: str | os.PathLike, *, target: str,
         acc = res.nested_accuracy.mean(axis=1)
         pvals = [None] * len(names)
         pfwe = [None] * len(names)
-        if n_perm > 0:
-            Cl = []
-            for row in res.chosen_C:  # most frequent inner-CV choice per layer
-                v, c = np.unique(row, return_counts=True)
-                Cl.append(v[np.argmax(c)])
-            perm = probe_permutation_test(arrays, y, C=np.array(Cl), folds=res.folds,
-                                          n_perm=n_perm, seed=seed, class_weight=cw)
+        if n_perm > 0:  # the same nested procedure for every permuted labelling
+            perm = probe_permutation_test(arrays, y, Cs=Cs, inner_folds=inner_folds,
+                                          folds=folds, n_perm=n_perm, seed=seed,
+                                          class_weight=cw, standardize=standardize,
+                                          progress=progress)
             pvals, pfwe = perm.p.tolist(), perm.p_fwe.tolist()
         table = []
         for i, name in enumerate(names):
@@ -145,10 +154,13 @@ def run_probe(features, labels, out: str | os.PathLike, *, target: str,
                           "balanced_accuracy": float(res.nested_balanced_accuracy[i].mean()),
                           "chosen_C": float(v[np.argmax(c)]), "best_C": float(res.best_C[i]),
                           "best_C_accuracy": float(res.accuracy[i].mean(axis=1).max()),
-                          "chance": res.chance, "converged": bool(res.converged[i].all() and
+                          "chance": res.chance, "chance_balanced": 1.0 / len(res.classes),
+                          "converged": bool(res.converged[i].all() and
                                                                    res.inner_converged[i].all()),
                           "p": pvals[i], "p_fwe": pfwe[i]})
         detail = {"mode": "cv", "Cs": res.Cs.tolist(), "classes": [str(c) for c in res.classes],
+                  "permutation": ("nested CV rerun for each permuted labelling (folds "
+                                  "redrawn, C chosen again)") if n_perm else None,
                   "accuracy": res.accuracy.tolist(),
                   "balanced_accuracy": res.balanced_accuracy.tolist(),
                   "chosen_C": res.chosen_C.tolist(), "nested_accuracy": res.nested_accuracy.tolist(),
