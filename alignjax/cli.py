@@ -83,9 +83,11 @@ def _cmd_rsa(args) -> int:
     print(f"RSA of {len(summary['layers'])} layers x {len(summary['subjects'])} subjects "
           f"({summary['n_stimuli']} stimuli, {summary['n_perm']} permutations) "
           f"in {summary['seconds']:.1f} s")
-    print(f"best layer (group RDM): {summary['best_layer_group']}")
+    print(f"best layer (group RDM, fixed effects over stimuli): {summary['best_layer_group']}")
     if nc:
-        print(f"noise ceiling: [{nc['lower']:.3f}, {nc['upper']:.3f}]")
+        best = max(summary["mean_subject_r"])
+        print(f"mean of subjects' r: best {best:.3f}; its noise ceiling "
+              f"[{nc['lower']:.3f}, {nc['upper']:.3f}]")
     print(f"wrote {args.out}/rsa.csv, rsa.json, rsa.png")
     return 0
 

@@ -31,3 +31,16 @@ def test_layer_weighted_probe_needs_equal_widths():
     with pytest.raises(ShapeMismatchError, match="one width"):
         layer_weighted_probe([rng.standard_normal((30, 4)), rng.standard_normal((30, 5))],
                              np.arange(30) % 2, folds=2)
+
+
+def test_validation_holdout_follows_val_fraction():
+    from alignjax.layer_weighted import _holdout
+
+    codes = np.repeat([0, 1], 50)
+    members = np.arange(100)
+    sizes = {f: len(_holdout(codes, members, f, np.random.default_rng(0))[0])
+             for f in (0.2, 0.4, 0.45)}
+    assert sizes == {0.2: 20, 0.4: 40, 0.45: 44}  # 22.5 rounds to 22 per class
+    val, tr = _holdout(codes, members, 0.3, np.random.default_rng(1))
+    assert np.intersect1d(val, tr).size == 0 and len(val) + len(tr) == 100
+    assert np.bincount(codes[val]).tolist() == [15, 15]

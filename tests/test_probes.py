@@ -8,16 +8,19 @@ import pytest
 pytest.importorskip("optax")
 import alignjax  # noqa: E402
 from alignjax import (  # noqa: E402
+    AlignjaxInputError,
     InvalidFoldsError,
     InvalidOptionError,
     NonFiniteError,
     StimulusMismatchError,
 )
 from alignjax.probes import (  # noqa: E402
+    encode_labels,
     fit_logistic,
     logistic_probe,
     probe_permutation_test,
     probe_transfer,
+    ridge_probe,
 )
 
 N, P = 72, 8
@@ -192,3 +195,131 @@ def test_ridge_probe_continuous_and_circular():
     assert cont.mae[0] < cont.chance_mae
     with pytest.raises(InvalidOptionError, match="constant"):
         ridge_probe([good], np.ones(n), alphas=[1.0])
+
+
+# --------------------------------------------------------------------------- validity
+
+
+def test_permutation_test_reports_the_nested_statistic():
+    """With inner_folds, the observed statistic is logistic_probe's nested accuracy."""
+    layers, material, _ = _factors()
+    res = logistic_probe(layers, material, Cs=CS, folds=3, inner_folds=2, seed=4)
+    perm = probe_permutation_test(layers, material, Cs=CS, inner_folds=2, folds=3, n_perm=9,
+                                  seed=4, perm_batch=5)
+    np.testing.assert_allclose(perm.observed, res.nested_accuracy.mean(axis=1))
+    assert perm.statistic == "nested_accuracy" and np.isnan(perm.C).all()
+    assert perm.p_fwe[0] == pytest.approx(1 / 10)
+    with pytest.raises(InvalidOptionError, match="not both"):
+        probe_permutation_test(layers, material, C=1.0, inner_folds=2, n_perm=3)
+    with pytest.raises(InvalidOptionError, match="inner_folds"):
+        probe_permutation_test(layers, material, Cs=CS, n_perm=3)
+
+
+def test_permutation_result_does_not_depend_on_perm_batch():
+    layers, material, _ = _factors()
+    a = probe_permutation_test(layers, material, C=1.0, folds=3, n_perm=7, seed=2, perm_batch=3)
+    b = probe_permutation_test(layers, material, C=1.0, folds=3, n_perm=7, seed=2, perm_batch=8)
+    np.testing.assert_array_equal(a.null, b.null)
+
+
+def test_transfer_chance_holds_under_class_shift():
+    """80/20 training subset, 20/80 test subset: a noise probe scores the shifted chance."""
+    rng = np.random.default_rng(11)
+    y = np.array([0] * 40 + [1] * 10 + [0] * 10 + [1] * 40)
+    tr = np.arange(100) < 50
+    layers = [rng.standard_normal((100, 6)) for _ in range(3)]
+    res = probe_transfer(layers, y, train_mask=tr, test_mask=~tr, Cs=[1e-2, 1.0], folds=3,
+                         inner_folds=2, n_perm=19, seed=0)
+    assert res.chance == pytest.approx(0.2)
+    assert res.chance_balanced == pytest.approx(0.5)
+    assert np.all(np.abs(res.transfer_accuracy - res.chance) < 0.15)
+    assert res.p.shape == (3,) and (res.p > 0.05).all() and (res.p_fwe >= res.p).all()
+    assert res.within_skipped == ""
+
+
+def test_transfer_runs_when_the_within_baseline_cannot():
+    layers, material, hollow = _factors()
+    test = hollow == 1
+    y = material.copy()
+    y[test] = material[test][0]  # one class in the test subset
+    res = probe_transfer(layers, y, train_mask=hollow == 0, test_mask=test, Cs=CS, folds=3,
+                         inner_folds=2)
+    assert np.isnan(res.within_accuracy).all() and "within" in res.within_skipped
+    assert np.isfinite(res.transfer_accuracy).all() and np.isnan(res.p).all()
+
+
+def test_extreme_test_stimulus_does_not_change_the_training_fit():
+    """One test stimulus at 1e6 in an informative feature: same predictions as sklearn's
+    StandardScaler + LogisticRegression on the same split."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(2)
+    n = 60
+    y = np.repeat([0, 1], n // 2)
+    X = rng.standard_normal((n, 5)) + 1.5 * y[:, None] * np.array([1, 0.5, 0, 0, 0])
+    test = np.zeros(n, bool)
+    test[::5] = True
+    X[np.flatnonzero(test)[0], 0] = 1e6
+    res = logistic_probe([X], y, Cs=[1.0], folds=[np.flatnonzero(test), np.flatnonzero(~test)],
+                         inner_folds=None)
+    sc = StandardScaler().fit(X[~test])
+    ref = LogisticRegression(C=1.0).fit(sc.transform(X[~test]), y[~test])
+    np.testing.assert_array_equal(res.predictions[0, 0, test], ref.predict(sc.transform(X[test])))
+    assert res.accuracy[0, 0, 0] == pytest.approx(np.mean(ref.predict(sc.transform(X[test])) == y[test]))
+
+
+def test_probe_groups_are_never_split():
+    rng = np.random.default_rng(3)
+    groups = np.repeat(np.arange(12), 3)
+    y = np.tile([0, 1], 18)
+    layers = [rng.standard_normal((36, 4))]
+    res = logistic_probe(layers, y, Cs=[1.0], folds=4, inner_folds=3, groups=groups)
+    for m in res.folds:
+        assert all(m[groups == g].all() or not m[groups == g].any() for g in range(12))
+    rp = ridge_probe(layers, rng.standard_normal(36), alphas=[1.0], folds=4, inner_folds=3,
+                     groups=groups)
+    for m in rp.folds:
+        assert all(m[groups == g].all() or not m[groups == g].any() for g in range(12))
+
+
+def test_inner_folds_respect_groups():
+    from alignjax.probes import _inner_masks  # the inner split is not in any result
+
+    groups = np.repeat(np.arange(10), 4)
+    codes = np.tile([0, 1], 20)
+    outer = np.zeros((2, 40), bool)
+    outer[0, :20] = True
+    outer[1, 20:] = True
+    inner = _inner_masks(codes, outer, 3, 0, groups)
+    for f in range(2):
+        for g in range(3):
+            m = inner[f, g]
+            assert all(m[groups == k].all() or not m[groups == k].any() for k in range(10))
+
+
+def test_bad_sample_weights_and_missing_labels():
+    X = np.random.default_rng(0).standard_normal((6, 2))
+    y = np.array([0, 1, 0, 1, 0, 1])
+    with pytest.raises(InvalidOptionError, match=">= 0"):
+        fit_logistic(X, y, sample_weight=np.array([1, 1, -1, 1, 1, 1.0]))
+    with pytest.raises(InvalidOptionError, match="zero for every"):
+        fit_logistic(X, y, sample_weight=np.zeros(6))
+    pd = pytest.importorskip("pandas")
+    col = pd.Series(["a", None, "b", "a", np.nan, "b"], dtype=object)
+    with pytest.raises(AlignjaxInputError, match="drop unlabelled stimuli"):
+        encode_labels(col)
+    with pytest.raises(AlignjaxInputError, match="missing"):
+        encode_labels(pd.Series(["a", pd.NA, "b"], dtype="string"))
+
+
+def test_ridge_probe_scores_each_fold():
+    from scipy.stats import pearsonr
+
+    rng = np.random.default_rng(9)
+    X = rng.standard_normal((60, 5))
+    y = X[:, 0] + 0.5 * rng.standard_normal(60)
+    res = ridge_probe([X], y, alphas=[1.0, 10.0], folds=5, inner_folds=3)
+    rs = [pearsonr(res.predictions[0, m], y[m])[0] for m in res.folds]
+    np.testing.assert_allclose(res.fold_pearson_r[0], rs)
+    assert res.pearson_r[0] == pytest.approx(np.mean(rs))

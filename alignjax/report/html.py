@@ -77,8 +77,12 @@ def _load_json(path: Path):
 def _section_rsa(step_dir: Path, summary: dict, title: str) -> str:
     layers = summary["layers"]
     r, p = summary.get("group_r", []), summary.get("group_p_fwe", [])
-    rows = [{"layer": layer, "group r": r[i] if i < len(r) else None,
-             "p_FWE": p[i] if i < len(p) else None} for i, layer in enumerate(layers)]
+    mean_r = summary.get("mean_subject_r") or []
+    rows = [{"layer": layer, "group-RDM r": r[i] if i < len(r) else None,
+             "group-RDM p_FWE": p[i] if i < len(p) else None} for i, layer in enumerate(layers)]
+    for i, row in enumerate(rows):
+        if i < len(mean_r):
+            row["mean of subjects' r"] = mean_r[i]
     if summary.get("rows") and any(x.get("ci_low") is not None for x in summary["rows"]):
         ci = {x["layer"]: (x["ci_low"], x["ci_high"]) for x in summary["rows"]
               if x.get("ci_low") is not None}
@@ -91,7 +95,10 @@ def _section_rsa(step_dir: Path, summary: dict, title: str) -> str:
             row["r after regress-out"] = part.get(row["layer"])
     cols = list(rows[0]) if rows else ["layer"]
     nc = summary.get("noise_ceiling")
-    nc_txt = f"; noise ceiling [{nc['lower']:.3f}, {nc['upper']:.3f}]" if nc else ""
+    nc_txt = (f"; noise ceiling of the mean of subjects' r [{nc['lower']:.3f}, {nc['upper']:.3f}]"
+              if nc else "")
+    if summary.get("group_test"):
+        nc_txt += "; group-RDM test: fixed effects over stimuli (not a test across subjects)"
     ctrl = f"; control regressed out: {html.escape(summary['control'])}" if summary.get("control") else ""
     figs = "".join(_figure(_png(p), p.stem) for p in sorted(step_dir.glob("*.png")))
     return (f"<h3>{html.escape(title)}</h3><p class=meta>{summary.get('n_perm')} permutations, "

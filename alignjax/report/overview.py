@@ -50,8 +50,12 @@ def plot_overview(kind: str, summaries: dict[str, dict]):
     best = (None, -np.inf)
     for (model, layers), x, s in zip(models, xs, summaries.values()):
         if kind in ("rsa", "behaviour_rsa"):
-            y = np.asarray(s["group_r"], float)
-            rows = {r["layer"]: r for r in s.get("rows", []) if r.get("subject", "group") == "group"
+            # the noise ceiling bounds the mean of per-subject correlations, so that mean
+            # is drawn when the step has it; the group-RDM r is drawn without a ceiling
+            mean_r = s.get("mean_subject_r")
+            y = np.asarray(mean_r if mean_r else s["group_r"], float)
+            which = "mean_of_subjects" if mean_r else "group"
+            rows = {r["layer"]: r for r in s.get("rows", []) if r.get("subject", which) == which
                     or "subject" not in r}
             lo = np.array([rows.get(l, {}).get("ci_low") or np.nan for l in layers], float)
             hi = np.array([rows.get(l, {}).get("ci_high") or np.nan for l in layers], float)
@@ -60,8 +64,9 @@ def plot_overview(kind: str, summaries: dict[str, dict]):
             sig = np.asarray(s["group_p_fwe"], float) < 0.05
             ax.plot(x[sig], y[sig] + 0.03 * (np.nanmax(y) - min(0, np.nanmin(y)) + 1e-9), "k*",
                     ms=5, label="p_FWE < 0.05" if not ax.get_legend_handles_labels()[0] else None)
-            ylabel = f"RSA ({s.get('method', 'spearman')}), group RDM"
-            nc = s.get("noise_ceiling")
+            nc = s.get("noise_ceiling") if mean_r else None
+            ylabel = (f"RSA ({s.get('method', 'spearman')}), mean of subjects; grey: noise ceiling"
+                      if nc else f"RSA ({s.get('method', 'spearman')}), group RDM")
             if nc:
                 ax.axhspan(nc["lower"], nc["upper"], color="0.88", zorder=0)
         elif kind == "encode":

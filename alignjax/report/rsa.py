@@ -19,8 +19,9 @@ def _plt():
 def plot_rsa_layers(layers: Sequence[str], r: np.ndarray, *, group_p_fwe: np.ndarray | None = None,
                     noise_ceiling: tuple[float, float] | None = None, ci: np.ndarray | None = None,
                     alpha: float = 0.05, title: str = "", ylabel: str = "RSA (Spearman r)"):
-    """RSA per layer: mean over subjects with SEM (or given CIs), noise-ceiling band, and
-    layers whose group-level FWE-corrected p is below ``alpha`` marked with an asterisk.
+    """RSA per layer: mean of the per-subject correlations with SEM (or given CIs), the
+    noise-ceiling band (which bounds that mean), and layers whose group-RDM test (fixed
+    effects over stimuli) has FWE-corrected p below ``alpha`` marked with an asterisk.
 
     Parameters
     ----------
@@ -57,7 +58,8 @@ def plot_rsa_layers(layers: Sequence[str], r: np.ndarray, *, group_p_fwe: np.nda
         sig = np.asarray(group_p_fwe) < alpha
         if sig.any():
             top = np.nanmax(r) + 0.05 * (np.nanmax(r) - min(np.nanmin(r), 0) + 1e-9)
-            ax.plot(x[sig], np.full(sig.sum(), top), "k*", ms=7, label=f"p_FWE < {alpha}")
+            ax.plot(x[sig], np.full(sig.sum(), top), "k*", ms=7,
+                    label=f"group RDM p_FWE < {alpha} (fixed effects)")
     ax.axhline(0, color="0.5", lw=0.6)
     ax.set_xticks(x)
     ax.set_xticklabels(layers, rotation=60, ha="right", fontsize=7)

@@ -123,9 +123,14 @@ def run_rsa(features, brain, out: str | os.PathLike, *, method: str = "spearman"
                 "ci_low": float(boot_ci[0, li]) if boot_ci is not None and is_group else None,
                 "ci_high": float(boot_ci[1, li]) if boot_ci is not None and is_group else None,
                 "r_partial": float(partial[li]) if partial is not None and is_group else None,
-                "noise_ceiling_lower": float(nc.lower) if multi else None,
-                "noise_ceiling_upper": float(nc.upper) if multi else None,
+                "noise_ceiling_lower": None, "noise_ceiling_upper": None,
             })
+        if multi:  # the ceiling bounds the mean of per-subject correlations, nothing else
+            rows.append({"layer": layer, "subject": "mean_of_subjects",
+                         "r": float(np.asarray(indiv.r)[li].mean()), "p": None, "p_fwe": None,
+                         "ci_low": None, "ci_high": None, "r_partial": None,
+                         "noise_ceiling_lower": float(nc.lower),
+                         "noise_ceiling_upper": float(nc.upper)})
     _write_table(out / "rsa.csv", rows)
     group_r = np.asarray(grp.r)[:, 0]
     summary = {
@@ -136,6 +141,10 @@ def run_rsa(features, brain, out: str | os.PathLike, *, method: str = "spearman"
         "n_stimuli": len(ls.stimulus_ids), "layers": ls.names, "subjects": subjects,
         "noise_ceiling": {"lower": float(nc.lower), "upper": float(nc.upper)} if multi else None,
         "group_r": group_r.tolist(), "group_p_fwe": np.asarray(grp.p_fwe)[:, 0].tolist(),
+        "group_test": "fixed-effects test over stimuli: the group-average RDM, stimulus labels "
+                      "permuted" if multi else None,
+        "mean_subject_r": np.asarray(indiv.r).mean(1).tolist() if multi else None,
+        "noise_ceiling_bounds": "mean_subject_r" if multi else None,
         "best_layer_group": ls.names[int(np.argmax(group_r))],
         "rows": rows, "seconds": time.perf_counter() - t0,
     }

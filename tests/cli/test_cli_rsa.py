@@ -32,7 +32,10 @@ def test_rsa_cli_writes_tables_and_figure(tmp_path, rng):
                "--out", str(out), "--n-perm", "200"])
     assert rc == 0
     rows = list(csv.DictReader(open(out / "rsa.csv")))
-    assert {r["subject"] for r in rows} == {"sub0", "sub1", "sub2", "group"}
+    assert {r["subject"] for r in rows} == {"sub0", "sub1", "sub2", "group", "mean_of_subjects"}
+    # the noise ceiling is reported only beside the statistic it bounds
+    for r in rows:
+        assert (r["noise_ceiling_lower"] != "") == (r["subject"] == "mean_of_subjects")
     planted = [r for r in rows if r["layer"] == "planted" and r["subject"] == "group"][0]
     noise = [r for r in rows if r["layer"] == "noise" and r["subject"] == "group"][0]
     assert float(planted["r"]) > float(noise["r"])
@@ -40,6 +43,8 @@ def test_rsa_cli_writes_tables_and_figure(tmp_path, rng):
     summary = json.load(open(out / "rsa.json"))
     assert summary["best_layer_group"] == "planted"
     assert summary["noise_ceiling"]["upper"] >= summary["noise_ceiling"]["lower"]
+    assert summary["noise_ceiling_bounds"] == "mean_subject_r"
+    assert "fixed-effects" in summary["group_test"]
     assert (out / "rsa.png").stat().st_size > 10_000
 
 
