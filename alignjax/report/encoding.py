@@ -44,7 +44,7 @@ def plot_median_r2_per_layer(result, path=None):
     ax.errorbar(x, mean, yerr=np.nan_to_num(sem), color="k", lw=2, capsize=3,
                 label=f"mean ± SEM over {len(per)} subject(s)")
     ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel("median R² (voxels)")
+    ax.set_ylabel("median R² over voxels\n(per outer fold, averaged)")
     ax.set_title("Cross-validated R² per layer")
     ax.legend(fontsize=7, frameon=False)
     return _finish(fig, path)
@@ -86,7 +86,7 @@ def plot_r2_per_subject(result, path=None):
         else:
             ax.boxplot(data)
         ax.set_xticks(np.arange(1, len(labels) + 1), labels, rotation=45, ha="right", fontsize=7)
-    ax.set_ylabel("R² (r², r<0 set to 0)")
+    ax.set_ylabel("R² (r², r<0 set to 0),\nmean over outer folds")
     ax.set_title("R² distribution per subject")
     return _finish(fig, path)
 

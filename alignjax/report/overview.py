@@ -74,7 +74,7 @@ def plot_overview(kind: str, summaries: dict[str, dict]):
             y = np.array([np.nan if a["mean"] is None else a["mean"] for a in across])
             e = np.array([np.nan if a["sem"] is None else a["sem"] for a in across])
             ax.errorbar(x, y, yerr=np.nan_to_num(e), fmt="none", ecolor="C0", capsize=2, lw=1)
-            ylabel = "median R² per voxel (mean ± SEM over subjects)"
+            ylabel = "median R² per voxel, per-fold mean (mean ± SEM over subjects)"
         else:
             acc_key = "accuracy" if "accuracy" in s["layers"][0] else "transfer_accuracy"
             lo_key = "ci_low" if acc_key == "accuracy" else "transfer_ci_low"
@@ -85,7 +85,7 @@ def plot_overview(kind: str, summaries: dict[str, dict]):
             ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt="none", ecolor="C0", capsize=2, lw=1)
             ax.axhline(s["layers"][0]["chance"], color="C3", ls="--", lw=1)
             ylabel = "accuracy (95% CI); dashed: chance" if acc_key == "accuracy" else \
-                "transfer accuracy (95% CI); dashed: chance"
+                "transfer accuracy (95% CI); dashed: chance under the class shift"
         ax.plot(x, y, "o-", color="C0", ms=3.5, lw=1.2)
         if np.isfinite(y).any() and np.nanmax(y) > best[1]:
             i = int(np.nanargmax(y))
