@@ -79,7 +79,7 @@ class OverflowNet(nn.Module):
 
     def forward(self, wave):
         frames = wave.reshape(wave.shape[0], -1, 160)
-        return self.small(frames), self.big(frames * 1e7)
+        return self.small(frames), self.big(frames.abs() * 1e7 + 1e5)
 
 
 def build():
