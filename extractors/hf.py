@@ -63,6 +63,14 @@ def conv_receptive_field(kernels: Sequence[int], strides: Sequence[int]) -> int:
     return n
 
 
+def _float32_kwarg(version: str) -> dict:
+    """``from_pretrained`` keyword that loads in float32 (``dtype`` since 4.56)."""
+    import torch
+
+    major, minor = (int(v) for v in version.split(".")[:2])
+    return {"dtype" if (major, minor) >= (4, 56) else "torch_dtype": torch.float32}
+
+
 class HFExtractor(Extractor):
     """Adapter for transformers audio models (see the module docstring)."""
 
@@ -87,7 +95,7 @@ class HFExtractor(Extractor):
         config = AutoConfig.from_pretrained(name)
         self.model_type = config.model_type
         self.feature_extractor = AutoFeatureExtractor.from_pretrained(name)
-        model = AutoModel.from_pretrained(name, dtype=torch.float32)
+        model = AutoModel.from_pretrained(name, **_float32_kwarg(transformers.__version__))
         if self.model_type == "whisper":
             model = model.get_encoder()
         elif self.model_type == "clap":
