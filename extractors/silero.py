@@ -171,10 +171,17 @@ class SileroExtractor(Extractor):
         return SAMPLE_RATE / CHUNK  # 31.25
 
     def forward(self, waves: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray]:
+        """Run each clip on its own (the LSTM cell's matmul gives other last bits for other
+        batch sizes), so the activations do not depend on the batch size."""
         torch = self._torch
+        waves = torch.from_numpy(np.asarray(waves, np.float32)).to(self.device)
+        parts: dict[str, list] = {name: [] for name in layers}
         with torch.no_grad():
-            out = self.net(torch.from_numpy(np.asarray(waves, np.float32)).to(self.device))
-        return {name: out[name].float().cpu().numpy() for name in layers}
+            for wave in waves:
+                out = self.net(wave[None])
+                for name in layers:
+                    parts[name].append(out[name].float().cpu().numpy())
+        return {name: np.concatenate(v) for name, v in parts.items()}
 
     def speech_probability(self, wave: np.ndarray) -> np.ndarray:
         """Per-chunk speech probability (n_chunks,) of one waveform."""
