@@ -31,6 +31,8 @@ time (at most one) and any other letter for a feature axis (``"TBF"`` for a time
 output, ``"BHTF"`` ...). ``alignjax_channels_first = True`` is the same as ``"BFT"``.
 
 A module called several times in one forward pass keeps the output of its last call.
+Frame rates are measured from two dry runs unless the hooked module declares its own
+``alignjax_frame_rate_hz``.
 
 Requested names are checked before any audio is processed; an unknown name raises
 :class:`~extractors.spec.LayerError` listing every available name.
@@ -192,6 +194,11 @@ class TorchExtractor(Extractor):
         n_params = sum(p.numel() for p in self.model.parameters())
         return {"class": type(self.model).__qualname__, "torch": torch.__version__,
                 "n_parameters": int(n_params)}
+
+    def frame_rate(self, layer: str) -> float | None:
+        """The module's ``alignjax_frame_rate_hz`` if it declares one (else measured)."""
+        rate = getattr(self._modules[layer], "alignjax_frame_rate_hz", None)
+        return None if rate is None else float(rate)
 
     def _capture(self, waves: np.ndarray, layers: Sequence[str]) -> dict:
         """One forward pass; the raw output tensor of each layer (its last call)."""

@@ -211,3 +211,9 @@ def test_float16_checkpoint_loads_in_float32(tiny_dir, tmp_path):
     assert ext.model.dtype == torch.float32
     out = ext.forward(_waves(1, 0.5, SR), ["hidden_states.2"])["hidden_states.2"]
     assert out.dtype == np.float32 and np.isfinite(out).all()
+
+
+def test_declared_frame_rates(tiny_dir):
+    assert load_extractor(f"hf:{tiny_dir('wav2vec2')}").frame_rate("hidden_states.1") == 1600.0
+    assert load_extractor(f"hf:{tiny_dir('whisper')}").frame_rate("hidden_states.1") == 50.0
+    assert load_extractor(f"hf:{tiny_dir('ast')}").frame_rate("hidden_states.1") == 0.0

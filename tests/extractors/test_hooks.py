@@ -67,3 +67,12 @@ def test_infer_layout_rules():
     assert infer_layout("m", [(2, 8), (3, 8), (2, 8)]) == "BF"
     with pytest.raises(LayoutError, match="batch"):
         infer_layout("m", [(20, 8), (30, 8), (40, 8)])  # batch x time flattened together
+
+
+def test_declared_frame_rate_is_recorded(tmp_path, monkeypatch):
+    from extractors.run import _frame_rates
+
+    ext = load_extractor("torch:layout_models:build")
+    ext.model.lstm.alignjax_frame_rate_hz = 200
+    rates = _frame_rates(ext, ["lstm", "front"], SR)
+    assert rates["lstm"] == 200.0 and abs(rates["front"] - 200.0) < 1.0  # measured

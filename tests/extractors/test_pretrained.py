@@ -120,3 +120,18 @@ def test_cuda_matches_cpu(tiny_dir):
         a, b = cpu.forward(w, names), gpu.forward(w, names)
         for n in names:
             np.testing.assert_allclose(a[n], b[n], rtol=1e-3, atol=1e-3)
+
+
+@needs_silero
+def test_silero_store_records_exact_frame_rate_and_valid_frames(tmp_path):
+    from extract_helpers import write_tone
+    from extractors.run import extract
+
+    d = tmp_path / "s"
+    d.mkdir()
+    write_tone(d / "a.wav", seconds=0.3)  # 4800 samples -> 10 chunks
+    write_tone(d / "b.wav", seconds=0.5)  # 8000 samples -> 16 chunks
+    store = extract("silero", d, tmp_path / "st", pooling="none", layers=["prob"],
+                    progress=False)
+    assert store.settings["frame_rate_hz"] == {"prob": 31.25}
+    np.testing.assert_array_equal(store.n_valid_frames("prob"), [10, 16])
