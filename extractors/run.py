@@ -289,7 +289,8 @@ def _pooled(ext: Extractor, a: np.ndarray, n_samples: int, name: str, pooling: s
                          "was written for it")
     mask = ext.frame_mask(n_samples, name) if pooling in ("mean", "max", "stats") else None
     p = pool(a, pooling, n_frames=None if frames is None else frames[name], mask=mask)
-    cast = p.astype(dtype)
+    with np.errstate(over="ignore"):  # an overflow is reported below, with its place
+        cast = p.astype(dtype)
     if not np.isfinite(cast).all():
         raise StoreError(
             f"{where}: layer {name!r} holds values up to {float(np.abs(p).max()):.4g}, beyond "
