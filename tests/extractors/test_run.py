@@ -297,3 +297,21 @@ def test_resume_with_other_batch_size_or_device_is_refused(stim_copy, tmp_path, 
     assert store.complete and list(store.skipped) == ["zz_bad"]
     # a finished store is left as it is, whatever the batch size
     assert extract(SLOW, stim_copy, out, batch_size=2, on_error="skip", progress=False).complete
+
+
+def test_rsa_refuses_frames_padded_to_different_lengths(tmp_path):
+    from alignjax.studies.rsa import run_rsa
+
+    d = tmp_path / "s"
+    d.mkdir()
+    for k, sec in enumerate((0.3, 0.5, 0.5, 0.4)):
+        write_tone(d / f"t{k}.wav", freq=300 + 100 * k, seconds=sec)
+    brain = tmp_path / "brain.npz"
+    ids = [f"t{k}" for k in range(4)]
+    np.savez(brain, stimulus_ids=np.array(ids), s1=np.random.default_rng(0).normal(size=(4, 5)))
+    ragged = extract("spectral:mel", d, tmp_path / "ragged", pooling="none", progress=False)
+    with pytest.raises(StoreError, match="'logmel'.*padded.*from 31 to 51.*--duration"):
+        run_rsa(ragged.path, brain, tmp_path / "out", n_perm=10, progress=False)
+    even = extract("spectral:mel", d, tmp_path / "even", pooling="none", duration=0.5,
+                   progress=False)
+    run_rsa(even.path, brain, tmp_path / "out2", n_perm=10, progress=False)
