@@ -4,6 +4,7 @@ One directory per (model, extraction settings)::
 
     store/
       manifest.json          spec, settings, versions, stimulus ids, per-layer file/shape/dtype/done
+                             (and n_valid_frames for time-resolved layers)
       <layer>.npy            (n_stimuli, n_features) or (n_stimuli, n_frames, n_features)
 
 Rows are written in place into pre-allocated ``.npy`` files opened as memory maps, and a
@@ -172,6 +173,38 @@ class FeatureStore:
     def shape(self, layer: str) -> tuple[int, ...]:
         return tuple(self._info(layer)["shape"])
 
+    def n_valid_frames(self, layer: str) -> np.ndarray:
+        """Frames of each stimulus row that hold activations (the rest is padding).
+
+        Returns
+        -------
+        ndarray of int, shape (n_stimuli,)
+            0 for skipped or unwritten rows.
+        """
+        info = self._info(layer)
+        if len(info["shape"]) != 3:
+            raise StoreError(f"layer {layer!r} of {self.path} is pooled over frames "
+                             f"(shape {tuple(info['shape'])}); it has no frames to mask")
+        if "n_valid_frames" not in info:
+            raise StoreError(f"layer {layer!r} of {self.path} records no n_valid_frames (written "
+                             "by an older alignjax); extract it again to know which frames "
+                             "are padding")
+        return np.asarray(info["n_valid_frames"], dtype=np.int64)
+
+    def valid_frames(self, layer: str) -> np.ndarray:
+        """Boolean mask of the frames that hold activations, not end padding.
+
+        With ``pooling='none'`` every row is cropped or padded at the end to a common frame
+        count; the padded frames hold zeros that are not silence (e.g. 0 dB of log-mel,
+        where silence is -100 dB). Analyses over time must use only the masked frames.
+
+        Returns
+        -------
+        ndarray of bool, shape (n_stimuli, n_frames)
+        """
+        n_frames = self.shape(layer)[1]
+        return np.arange(n_frames)[None, :] < self.n_valid_frames(layer)[:, None]
+
     def load(self, layer: str, *, mmap: bool = True, require_complete: bool = True,
              drop_skipped: bool = False) -> np.ndarray:
         """Return one layer's array, memory-mapped by default.
@@ -334,12 +367,17 @@ class StoreWriter:
         """
         self.write_rows({index: layers})
 
-    def write_rows(self, rows: Mapping[int, Mapping[str, np.ndarray]]) -> None:
+    def write_rows(self, rows: Mapping[int, Mapping[str, np.ndarray]],
+                   n_valid_frames: Mapping[int, Mapping[str, int]] | None = None) -> None:
         """Write several rows (index -> {layer: row}), then mark them all done at once.
 
         One flush and one manifest update for the whole batch: the rows become visible
         together, and a process killed before the manifest is replaced leaves all of them
         pending (they are rewritten, with the same bytes, on resume).
+
+        ``n_valid_frames`` (index -> {layer: int}), for time-resolved layers, records how
+        many leading frames of each row hold activations (the rest is padding); it is kept
+        in the layer's manifest entry (see :meth:`FeatureStore.valid_frames`).
         """
         touched: set[str] = set()
         for index, layers in rows.items():
@@ -361,6 +399,10 @@ class StoreWriter:
         for index, layers in rows.items():
             for name in layers:
                 self._done[name][index] = True
+        for index, counts in (n_valid_frames or {}).items():
+            for name, count in counts.items():
+                info = self.manifest["layers"][name]
+                info.setdefault("n_valid_frames", [0] * self.n)[index] = int(count)
         for name in touched:
             self.manifest["layers"][name]["done"] = _pack_mask(self._done[name])
         if rows:

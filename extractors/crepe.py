@@ -145,17 +145,22 @@ class CrepeExtractor(Extractor):
         return {"capacity": self.capacity, "weights_sha256": self._sha, "hop": HOP,
                 "window": WINDOW}
 
+    def frame_rate(self, layer: str) -> float:
+        return SAMPLE_RATE / HOP  # 100.0
+
     def forward(self, waves: np.ndarray, layers: Sequence[str],
                 max_frames: int = 512) -> dict[str, np.ndarray]:
         torch = self._torch
         waves = np.asarray(waves, np.float32)
         frames = np.stack([frame_signal(w) for w in waves])  # (batch, n_frames, 1024)
         b, t, _ = frames.shape
-        flat = torch.from_numpy(frames.reshape(b * t, WINDOW))
         parts: dict[str, list] = {name: [] for name in layers}
         with torch.no_grad():
-            for start in range(0, b * t, max_frames):  # bounded memory on long clips
-                got = self.net(flat[start:start + max_frames].to(self.device), keep=layers)
-                for name in layers:
-                    parts[name].append(got[name].float().cpu().numpy())
+            # chunks of each clip's own frames (bounded memory on long clips): the same
+            # matmul shapes for a clip whatever the batch, hence the same bytes
+            for clip in torch.from_numpy(frames):
+                for start in range(0, t, max_frames):
+                    got = self.net(clip[start:start + max_frames].to(self.device), keep=layers)
+                    for name in layers:
+                        parts[name].append(got[name].float().cpu().numpy())
         return {name: np.concatenate(v).reshape(b, t, -1) for name, v in parts.items()}

@@ -7,14 +7,30 @@ block) to ``hidden_states.L``. Families:
 * wav2vec2, HuBERT, WavLM, Data2Vec-audio (and other CTC-style encoders with a
   convolutional front end): raw waveform in, frames at the conv front end's stride.
 * AST: fbank patches in; tokens out (CLS and distillation tokens first, so
-  ``pooling='first'`` is the CLS token).
+  ``pooling='first'`` is the CLS token, then the patches in (frequency, time) order).
+  The feature extractor pads every clip's fbank (25 ms windows, 10 ms hop) with zeros to
+  its ``max_length`` frames and would silently drop everything after them: clips longer
+  than that window are refused (crop them with ``--duration``). ``mean``/``max``/``stats``
+  pooling uses only the patch tokens whose time span starts inside the clip's fbank
+  frames (not the CLS/distillation tokens, not the patches of zero padding); see
+  :meth:`HFExtractor.frame_mask`.
 * Whisper: only the encoder runs. The input is padded to the feature extractor's chunk
   (30 s for released checkpoints), as Whisper requires, and the output frames are cropped
   back to the clip's length (one frame per ``2 * hop_length`` samples).
 * CLAP: only the audio tower runs, at 48 kHz. Clips longer than the feature extractor's
   ``max_length_s`` are cropped to their first ``max_length_s`` seconds before the feature
-  extractor sees them, so its random truncation never triggers: extraction is
-  deterministic. Shorter clips are repeat-padded by the feature extractor (``repeatpad``).
+  extractor sees them, so its random truncation never triggers. Checkpoints with fusion
+  (``enable_fusion=True``) take an ``is_longer`` flag per clip; transformers' feature
+  extractor sets it for one *random* clip per batch when none is longer than the window,
+  which would make activations random and batch-dependent. Every clip reaching the model
+  is at most the window long, so ``is_longer`` is set to False for all of them here (and
+  recorded as ``is_longer: false`` in the model description): extraction is deterministic
+  and batch-invariant. Shorter clips are repeat-padded by the feature extractor
+  (``repeatpad``).
+
+Checkpoints are loaded in float32 whatever dtype they were saved in (transformers 5
+otherwise keeps a float16 checkpoint in float16); the storage dtype is chosen separately
+(``--dtype``).
 
 A local directory works offline. A hub id is passed through unchanged (it needs network
 access, or a populated cache with ``HF_HUB_OFFLINE=1``).
@@ -34,6 +50,7 @@ from .spec import Extractor
 
 __all__ = ["HFExtractor", "conv_receptive_field"]
 
+_AST_WIN, _AST_HOP = 25, 10  # AST's kaldi fbank: window and hop in ms
 _WAVEFORM_FAMILIES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio", "wav2vec2-conformer",
                       "unispeech", "unispeech-sat", "sew", "sew-d")
 
@@ -44,6 +61,14 @@ def conv_receptive_field(kernels: Sequence[int], strides: Sequence[int]) -> int:
     for k, s in zip(reversed(list(kernels)), reversed(list(strides))):
         n = (n - 1) * s + k
     return n
+
+
+def _float32_kwarg(version: str) -> dict:
+    """``from_pretrained`` keyword that loads in float32 (``dtype`` since 4.56)."""
+    import torch
+
+    major, minor = (int(v) for v in version.split(".")[:2])
+    return {"dtype" if (major, minor) >= (4, 56) else "torch_dtype": torch.float32}
 
 
 class HFExtractor(Extractor):
@@ -70,7 +95,7 @@ class HFExtractor(Extractor):
         config = AutoConfig.from_pretrained(name)
         self.model_type = config.model_type
         self.feature_extractor = AutoFeatureExtractor.from_pretrained(name)
-        model = AutoModel.from_pretrained(name)
+        model = AutoModel.from_pretrained(name, **_float32_kwarg(transformers.__version__))
         if self.model_type == "whisper":
             model = model.get_encoder()
         elif self.model_type == "clap":
@@ -88,7 +113,8 @@ class HFExtractor(Extractor):
         elif self.model_type == "clap":
             self.min_samples = int(fe.hop_length)
         elif self.model_type == "audio-spectrogram-transformer":
-            self.min_samples = int(0.025 * self.sample_rate)  # one 25 ms fbank window
+            self.min_samples = _AST_WIN * self.sample_rate // 1000  # one 25 ms fbank window
+            self.max_samples = self._ast_frames_to_samples(int(fe.max_length))
         else:
             self.min_samples = int(getattr(fe, "hop_length", 160) or 160) * 2
         # number of hidden states: one probe run on silence
@@ -103,10 +129,54 @@ class HFExtractor(Extractor):
         import transformers
 
         cfg = self.model.config
-        return {"model_type": self.model_type, "transformers": transformers.__version__,
-                "name_or_path": str(getattr(cfg, "_name_or_path", self.name)),
-                "commit": getattr(cfg, "_commit_hash", None),
-                "n_hidden_states": self._n_hidden}
+        d = {"model_type": self.model_type, "transformers": transformers.__version__,
+             "name_or_path": str(getattr(cfg, "_name_or_path", self.name)),
+             "commit": getattr(cfg, "_commit_hash", None),
+             "n_hidden_states": self._n_hidden, "load_dtype": "float32"}
+        if self.max_samples is not None:
+            d["max_samples"] = int(self.max_samples)
+        if self.model_type == "clap":
+            d.update(window_samples=int(self.feature_extractor.nb_max_samples),
+                     enable_fusion=self._clap_fusion(), is_longer=False,
+                     longer_clips="cropped to their first window")
+        if self.model_type == "audio-spectrogram-transformer":
+            d["pooled_tokens"] = ("patch tokens whose time span starts inside the clip's fbank "
+                                  "frames (mean/max/stats); 'first' is the CLS token")
+        return d
+
+    def frame_rate(self, layer: str) -> float:
+        """Output frames per second of ``layer`` (0.0 when frames are tokens, not time)."""
+        if self.model_type == "whisper":
+            return self.sample_rate / (2 * self.feature_extractor.hop_length)
+        strides = getattr(self.model.config, "conv_stride", None)
+        if strides and self.model_type != "clap":
+            return self.sample_rate / math.prod(strides)
+        return 0.0
+
+    def frame_mask(self, n_samples: int, layer: str) -> np.ndarray | None:
+        """Frames of ``layer`` that pooling averages over for a clip of ``n_samples``.
+
+        None (every frame) except for AST: only the patch tokens whose time span starts
+        inside the clip's fbank frames; the CLS/distillation tokens and the patches that
+        cover only zero padding are left out.
+        """
+        if self.model_type != "audio-spectrogram-transformer":
+            return None
+        cfg = self.model.config
+        n_freq = (cfg.num_mel_bins - cfg.patch_size) // cfg.frequency_stride + 1
+        n_time = (cfg.max_length - cfg.patch_size) // cfg.time_stride + 1
+        hop = _AST_HOP * self.sample_rate // 1000
+        n_valid = 1 + (n_samples - self.min_samples) // hop  # fbank frames of the clip
+        covers = np.arange(n_time) * cfg.time_stride < n_valid
+        mask = np.zeros(2 + n_freq * n_time, bool)
+        mask[2:] = np.tile(covers, n_freq)
+        return mask
+
+    def _ast_frames_to_samples(self, n_frames: int) -> int:
+        return (n_frames - 1) * (_AST_HOP * self.sample_rate // 1000) + self.min_samples
+
+    def _clap_fusion(self) -> bool:
+        return bool(getattr(self.model.config, "enable_fusion", False))
 
     def _inputs(self, waves: np.ndarray) -> dict:
         fe = self.feature_extractor
@@ -118,10 +188,12 @@ class HFExtractor(Extractor):
         if self.model_type == "clap":
             max_len = int(fe.nb_max_samples)
             batch = [w[:max_len] for w in batch]
-            fusion = bool(getattr(self.model.config, "enable_fusion", False))
             enc = fe(batch, sampling_rate=self.sample_rate, return_tensors="pt",
-                     truncation="fusion" if fusion else "rand_trunc", padding="repeatpad")
-            return {"input_features": enc["input_features"], "is_longer": enc["is_longer"]}
+                     truncation="fusion" if self._clap_fusion() else "rand_trunc",
+                     padding="repeatpad")
+            # no clip is longer than the window (cropped above): never the fusion branch
+            is_longer = self._torch.zeros_like(enc["is_longer"], dtype=self._torch.bool)
+            return {"input_features": enc["input_features"], "is_longer": is_longer}
         enc = fe(np.stack(batch), sampling_rate=self.sample_rate, return_tensors="pt")
         keys = ("input_values", "input_features")
         return {k: v for k, v in enc.items() if k in keys}

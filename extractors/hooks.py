@@ -5,18 +5,34 @@ returns a module that takes a waveform batch
 ``(batch, n_samples)`` float32 tensor. Its sample rate is the module's ``sample_rate``
 attribute (16 kHz when absent); its minimum input length the ``min_samples`` attribute
 (1 when absent). Layers are the names of ``named_modules()``; a forward hook on each
-requested module captures its output:
+requested module captures its output (tuple/list outputs: the first tensor, as
+transformers layers return ``(hidden, ...)``; dict-like outputs: ``last_hidden_state`` or
+the first tensor value).
 
-* tuple/list outputs: the first tensor (as transformers layers return ``(hidden, ...)``);
-  dict-like outputs: ``last_hidden_state`` or the first tensor value;
-* ``(batch,)`` -> one frame, one feature; ``(batch, n_features)`` -> one frame;
-* ``(batch, a, b)`` is read as ``(batch, n_frames, n_features)``, except for channels-first
-  modules (``Conv1d``, ``ConvTranspose1d``, ``BatchNorm1d``, ``InstanceNorm1d``,
-  ``MaxPool1d``, ``AvgPool1d``, or any module with ``alignjax_channels_first = True``),
-  read as ``(batch, n_features, n_frames)``;
-* 4-D and higher: everything after the batch axis is flattened into one frame.
+The layout of every hooked output is known, never guessed from the module's type. Unless
+the module declares it, it is inferred from three probe passes over low-level noise
+(batch 2 and batch 3 of one clip length, batch 2 of a longer clip): the axis that follows
+the batch size is the batch axis, the axis that follows the clip length is time. So the
+time-major outputs of ``nn.LSTM``, ``nn.GRU``, ``nn.MultiheadAttention`` or
+``nn.TransformerEncoderLayer`` (``batch_first=False``: time, batch, features) and the
+channels-first outputs of any module (a conv block, its ``GroupNorm``, its ``GELU``:
+batch, channels, time) are all stored as ``(batch, n_frames, n_features)``:
+
+* a time axis: moved after the batch axis; every other axis is flattened into features,
+  in order (``(batch, channels, freq, time)`` -> ``(batch, time, channels * freq)``);
+* no time axis: ``(batch,)`` -> one frame, one feature; ``(batch, n)`` -> one frame;
+  ``(batch, n_tokens, n_features)`` -> tokens as frames (frame rate 0); other shapes ->
+  everything after the batch axis flattened into one frame.
+
+A module whose output has no identifiable batch axis, or several axes that follow the clip
+length (e.g. time x time attention weights), fails with its name unless it declares its
+layout: ``alignjax_layout``, a string with one letter per axis, ``B`` for batch, ``T`` for
+time (at most one) and any other letter for a feature axis (``"TBF"`` for a time-major
+output, ``"BHTF"`` ...). ``alignjax_channels_first = True`` is the same as ``"BFT"``.
 
 A module called several times in one forward pass keeps the output of its last call.
+Frame rates are measured from two dry runs unless the hooked module declares its own
+``alignjax_frame_rate_hz``.
 
 Requested names are checked before any audio is processed; an unknown name raises
 :class:`~extractors.spec.LayerError` listing every available name.
@@ -33,16 +49,72 @@ from alignjax._validation import InvalidOptionError
 
 from .spec import Extractor
 
-__all__ = ["TorchExtractor", "as_frames"]
+__all__ = ["TorchExtractor", "LayoutError", "as_frames", "infer_layout"]
 
 
-def _channels_first(module) -> bool:
-    from torch import nn
+class LayoutError(InvalidOptionError):
+    """The layout of a hooked module's output cannot be determined."""
 
-    if getattr(module, "alignjax_channels_first", False):
-        return True
-    return isinstance(module, (nn.Conv1d, nn.ConvTranspose1d, nn.BatchNorm1d,
-                               nn.InstanceNorm1d, nn.MaxPool1d, nn.AvgPool1d))
+
+def _declared_layout(module) -> str | None:
+    layout = getattr(module, "alignjax_layout", None)
+    if layout is None and getattr(module, "alignjax_channels_first", False):
+        layout = "BFT"
+    return layout
+
+
+def _check_layout(name: str, layout, ndim: int) -> str:
+    if (not isinstance(layout, str) or len(layout) != ndim or layout.count("B") != 1
+            or layout.count("T") > 1):
+        raise LayoutError(
+            f"layer {name!r}: alignjax_layout {layout!r} does not describe its {ndim}-D output; "
+            f"give one letter per axis, one 'B' (batch), at most one 'T' (time), e.g. "
+            f"{'BTF'[:ndim]!r}"
+        )
+    return layout
+
+
+def infer_layout(name: str, shapes: Sequence[tuple[int, ...]]) -> str:
+    """Layout of an output from its shapes in three probe passes.
+
+    Parameters
+    ----------
+    name : str
+        Module name (for the error message).
+    shapes : (shape_a, shape_b, shape_c)
+        Shapes for batch 2 and batch 3 of one clip length, and batch 2 of a longer clip.
+
+    Returns
+    -------
+    str
+        One letter per axis: ``B`` batch, ``T`` time, ``F`` feature (see the module
+        docstring).
+    """
+    a, b, c = (tuple(s) for s in shapes)
+    hint = ("; declare it on the module, e.g. module.alignjax_layout = 'TBF' (one letter per "
+            "axis: B batch, T time, others features)")
+    if not len(a) == len(b) == len(c) or len(a) == 0:
+        raise LayoutError(f"layer {name!r}: its output changes rank with the input "
+                          f"({a}, {b}, {c}); it cannot be stored as frames")
+    by_batch = [i for i in range(len(a)) if a[i] != b[i]]
+    if len(by_batch) != 1 or (a[by_batch[0]], b[by_batch[0]]) != (2, 3):
+        raise LayoutError(f"layer {name!r}: no single axis of its output follows the batch size "
+                          f"(shapes {a} for 2 clips, {b} for 3){hint}")
+    batch = by_batch[0]
+    by_time = [i for i in range(len(a)) if a[i] != c[i]]
+    if batch in by_time:
+        raise LayoutError(f"layer {name!r}: its batch axis changes with the clip length "
+                          f"({a} vs {c}){hint}")
+    if len(by_time) > 1:
+        raise LayoutError(f"layer {name!r}: several axes of its output follow the clip length "
+                          f"({a} for a short clip, {c} for a longer one){hint}")
+    layout = ["F"] * len(a)
+    layout[batch] = "B"
+    if by_time:
+        layout[by_time[0]] = "T"
+    elif len(a) == 3 and batch == 0:
+        layout[1] = "T"  # (batch, n_tokens, n_features): tokens as frames
+    return "".join(layout)
 
 
 def _first_tensor(out):
@@ -66,15 +138,13 @@ def _first_tensor(out):
     return None
 
 
-def as_frames(t, *, channels_first: bool = False):
-    """Reshape a module output to (batch, n_frames, n_features) (see the module docstring)."""
-    if t.dim() == 1:
-        return t[:, None, None]
-    if t.dim() == 2:
-        return t[:, None, :]
-    if t.dim() == 3:
-        return t.transpose(1, 2) if channels_first else t
-    return t.reshape(t.shape[0], 1, -1)
+def as_frames(t, layout: str):
+    """Reshape a module output to (batch, n_frames, n_features) given its ``layout``."""
+    order = [layout.index("B")] + ([layout.index("T")] if "T" in layout else [])
+    order += [i for i, ax in enumerate(layout) if ax not in "BT"]
+    t = t.permute(*order)
+    n_frames = t.shape[1] if "T" in layout else 1
+    return t.reshape(t.shape[0], n_frames, -1)
 
 
 class TorchExtractor(Extractor):
@@ -112,6 +182,7 @@ class TorchExtractor(Extractor):
         self.min_samples = int(getattr(model, "min_samples", 1))
         self.max_samples = getattr(model, "max_samples", None)
         self._modules = {name: m for name, m in model.named_modules() if name}
+        self._layouts: dict[str, str] = {}
         self._torch = torch
 
     def layer_names(self) -> list[str]:
@@ -124,25 +195,28 @@ class TorchExtractor(Extractor):
         return {"class": type(self.model).__qualname__, "torch": torch.__version__,
                 "n_parameters": int(n_params)}
 
-    def forward(self, waves: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray]:
+    def frame_rate(self, layer: str) -> float | None:
+        """The module's ``alignjax_frame_rate_hz`` if it declares one (else measured)."""
+        rate = getattr(self._modules[layer], "alignjax_frame_rate_hz", None)
+        return None if rate is None else float(rate)
+
+    def _capture(self, waves: np.ndarray, layers: Sequence[str]) -> dict:
+        """One forward pass; the raw output tensor of each layer (its last call)."""
         torch = self._torch
         captured: dict[str, object] = {}
         handles = []
 
-        def make_hook(name, module):
-            cf = _channels_first(module)
-
+        def make_hook(name):
             def hook(_mod, _inp, out):
                 t = _first_tensor(out)
                 if t is None:
                     raise InvalidOptionError(f"layer {name!r} returned no tensor ({type(out).__name__})")
-                captured[name] = as_frames(t.detach(), channels_first=cf).float().cpu().numpy()
+                captured[name] = t.detach()
 
             return hook
 
         for name in layers:
-            module = self._modules[name]
-            handles.append(module.register_forward_hook(make_hook(name, module)))
+            handles.append(self._modules[name].register_forward_hook(make_hook(name)))
         try:
             with torch.no_grad():
                 self.model(torch.from_numpy(np.asarray(waves, np.float32)).to(self.device))
@@ -152,4 +226,41 @@ class TorchExtractor(Extractor):
         missing = [n for n in layers if n not in captured]
         if missing:
             raise InvalidOptionError(f"layers {missing} were not called during the forward pass")
-        return {n: captured[n] for n in layers}
+        return captured
+
+    def _probe_lengths(self) -> tuple[int, int]:
+        n1 = max(self.min_samples, self.sample_rate // 4)
+        n2 = 2 * n1
+        if self.max_samples is not None and n2 > self.max_samples:
+            n1, n2 = max(self.min_samples, self.max_samples // 2), int(self.max_samples)
+        if n1 >= n2:
+            raise LayoutError(f"{self.spec}: min_samples {self.min_samples} and max_samples "
+                              f"{self.max_samples} leave no room for two probe lengths; declare "
+                              "alignjax_layout on every hooked module")
+        return n1, n2
+
+    def layouts(self, layers: Sequence[str]) -> dict[str, str]:
+        """Each layer's output layout (declared, else inferred; see the module docstring)."""
+        todo = [n for n in layers if n not in self._layouts
+                and _declared_layout(self._modules[n]) is None]
+        if todo:
+            n1, n2 = self._probe_lengths()
+            noise = np.random.default_rng(0).standard_normal((3, n2)).astype(np.float32) * 0.01
+            runs = [self._capture(noise[:2, :n1], todo), self._capture(noise[:3, :n1], todo),
+                    self._capture(noise[:2, :n2], todo)]
+            for name in todo:
+                self._layouts[name] = infer_layout(name, [tuple(r[name].shape) for r in runs])
+        return {n: self._layouts.get(n) or _declared_layout(self._modules[n]) for n in layers}
+
+    def forward(self, waves: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray]:
+        layouts = self.layouts(layers)
+        captured = self._capture(waves, layers)
+        out = {}
+        for name in layers:
+            t = captured[name]
+            layout = _check_layout(name, layouts[name], t.dim())
+            if t.shape[layout.index("B")] != len(waves):
+                raise LayoutError(f"layer {name!r}: output {tuple(t.shape)} has no batch axis of "
+                                  f"size {len(waves)} where its layout {layout!r} puts it")
+            out[name] = as_frames(t, layout).float().cpu().numpy()
+        return out

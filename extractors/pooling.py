@@ -21,7 +21,8 @@ def fit_frames(x: np.ndarray, n_frames: int) -> np.ndarray:
     return np.pad(x, pad)
 
 
-def pool(x: np.ndarray, method: str = "mean", *, n_frames: int | None = None) -> np.ndarray:
+def pool(x: np.ndarray, method: str = "mean", *, n_frames: int | None = None,
+         mask: np.ndarray | None = None) -> np.ndarray:
     """Pool activations over frames.
 
     Parameters
@@ -35,6 +36,9 @@ def pool(x: np.ndarray, method: str = "mean", *, n_frames: int | None = None) ->
         end to ``n_frames``.
     n_frames : int, optional
         Required for ``none``.
+    mask : ndarray of bool, shape (n_frames_in,), optional
+        Frames that ``mean``, ``max`` and ``stats`` pool over (default: all); ignored by
+        ``first`` and ``none``.
 
     Returns
     -------
@@ -42,6 +46,11 @@ def pool(x: np.ndarray, method: str = "mean", *, n_frames: int | None = None) ->
     """
     check_choice(method, "pooling", POOLINGS)
     x = np.asarray(x)
+    if mask is not None and method in ("mean", "max", "stats"):
+        mask = np.asarray(mask, bool)
+        if mask.shape != x.shape[-2:-1] or not mask.any():
+            raise ValueError(f"mask of shape {mask.shape} selects no frame of {x.shape[-2]}")
+        x = x[..., mask, :]
     if method == "mean":
         return x.mean(axis=-2)
     if method == "max":

@@ -5,6 +5,9 @@ by length, equal lengths only, never zero-padded together), so a resumed run fee
 model exactly the batches an uninterrupted run would and the store ends with the same
 bytes; a batch that still has pending rows is recomputed whole and its rows rewritten with
 identical values. A finished store is recognised from its manifest and left untouched.
+The batch size and device are recorded; an interrupted store is resumed only with the
+ones it was started with (another device, or another batch size, can change the last bits
+of a model's output).
 """
 
 from __future__ import annotations
@@ -115,12 +118,17 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
     pooling : {'mean', 'max', 'first', 'stats', 'none'}
         ``none`` keeps frames, cropped/zero-padded at the end to a common count per layer
         (``n_frames`` if given, else the frames of the longest clip), and records the frame
-        rate.
+        rate and, per layer and stimulus, the number of frames that are not padding
+        (``n_valid_frames``; see :meth:`alignjax.store.FeatureStore.valid_frames`).
+        ``mean``/``max``/``stats`` pool over the frames the extractor declares for the clip
+        (:meth:`~extractors.spec.Extractor.frame_mask`; AST: the patch tokens covering it).
     batch_size : int
         Clips per forward pass. Only clips of equal length share a batch.
     device : {'cpu', 'cuda'}
     dtype : {'float32', 'float16'}
-        Storage dtype (the model runs in float32).
+        Storage dtype (the model is loaded and run in float32). A value that float16
+        cannot hold (beyond +-65504) stops the extraction with an error naming the layer
+        and the stimulus; nothing is written for it.
     duration : float, optional
         Crop or zero-pad every clip to this many seconds (recorded).
     n_frames : int, optional
@@ -178,6 +186,7 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
                             ((k, *v) for k, v in diff.items()))
                 + "; choose another --out directory or delete the old store"
             )
+        _check_resume_run(out, m.get("settings", {}), batch_size, device)
     elif out.exists() and any(p.name != MANIFEST + ".tmp" for p in out.iterdir()):
         # (a lone manifest.json.tmp is what a kill during the very first write leaves)
         raise StoreError(f"{out} exists, is not empty and holds no feature store; refusing to "
@@ -203,6 +212,8 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
         "layers": names,
         "resampler": "soxr_hq (librosa.resample)",
         "model": ext.describe(),
+        "batch_size": batch_size,
+        "device": device,
     }
     if frames is not None:
         dur = (max(n for n in lengths if n is not None) if any(n is not None for n in lengths)
@@ -253,20 +264,15 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
                 by_len.setdefault(w.shape[0], []).append(i)
             for n, idx in sorted(by_len.items()):
                 acts = ext.forward(np.stack([waves[i] for i in idx]), names)
-                rows = {}
+                rows, n_valid = {}, {}
                 for row, i in enumerate(idx):
-                    values = {}
-                    for name in names:
-                        a = acts[name][row]
-                        if not np.isfinite(a).all():
-                            raise StoreError(
-                                f"{spec} produced NaN/inf in layer {name!r} for stimulus "
-                                f"{stims[i].id!r}; nothing was written for it"
-                            )
-                        p = pool(a, pooling, n_frames=None if frames is None else frames[name])
-                        values[name] = p.astype(np_dtype)
-                    rows[i] = values
-                writer.write_rows(rows)
+                    rows[i] = {name: _pooled(ext, acts[name][row], n, name, pooling, frames,
+                                             np_dtype, f"{spec}, stimulus {stims[i].id!r}")
+                               for name in names}
+                    if frames is not None:
+                        n_valid[i] = {name: min(acts[name].shape[1], frames[name])
+                                      for name in names}
+                writer.write_rows(rows, n_valid_frames=n_valid)
                 if bar is not None:
                     bar.update(sum(i in pending for i in idx))
     finally:
@@ -275,18 +281,54 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
     return writer.finish()
 
 
-def _frame_rates(ext: Extractor, layers: list[str], sr: int) -> dict[str, float]:
-    """Frames per second of each layer, from two dry runs (1 s and 2 s of silence).
+def _pooled(ext: Extractor, a: np.ndarray, n_samples: int, name: str, pooling: str,
+            frames: dict[str, int] | None, dtype: np.dtype, where: str) -> np.ndarray:
+    """One clip's activations of one layer, pooled and cast; raise on NaN/inf or overflow."""
+    if not np.isfinite(a).all():
+        raise StoreError(f"{where}: the model produced NaN/inf in layer {name!r}; nothing "
+                         "was written for it")
+    mask = ext.frame_mask(n_samples, name) if pooling in ("mean", "max", "stats") else None
+    p = pool(a, pooling, n_frames=None if frames is None else frames[name], mask=mask)
+    with np.errstate(over="ignore"):  # an overflow is reported below, with its place
+        cast = p.astype(dtype)
+    if not np.isfinite(cast).all():
+        raise StoreError(
+            f"{where}: layer {name!r} holds values up to {float(np.abs(p).max()):.4g}, beyond "
+            f"what {dtype.name} can store (they would become inf); nothing was written for it. "
+            "Extract with --dtype float32 (or leave that layer out with --layers)"
+        )
+    return cast
 
+
+def _check_resume_run(out: Path, old: dict, batch_size: int, device: str) -> None:
+    """Refuse to resume an interrupted store with another batch size or device."""
+    for key, new in (("batch_size", batch_size), ("device", device)):
+        if key in old and old[key] != new:
+            flag = "--" + key.replace("_", "-")
+            raise StoreError(
+                f"{out} is an interrupted extraction started with {key} {old[key]!r}, now "
+                f"{new!r}; another {key.replace('_', ' ')} can change the last bits of the "
+                f"activations, so resume it with {flag} {old[key]} (or start a new --out)"
+            )
+
+
+def _frame_rates(ext: Extractor, layers: list[str], sr: int) -> dict[str, float]:
+    """Frames per second of each layer: declared by the extractor, else measured.
+
+    Measured from two dry runs (1 s and 2 s of silence) for extractors that declare none;
     0.0 for layers whose frame count does not follow the clip length (e.g. AST tokens).
     """
+    declared = {k: ext.frame_rate(k) for k in layers}
+    if all(v is not None for v in declared.values()):
+        return {k: float(v) for k, v in declared.items()}
     n1 = max(sr, ext.min_samples)
     n2 = 2 * n1
     if ext.max_samples is not None and n2 > ext.max_samples:
         n1, n2 = ext.max_samples // 2, ext.max_samples
     a1 = ext.forward(np.zeros((1, n1), np.float32), layers)
     a2 = ext.forward(np.zeros((1, n2), np.float32), layers)
-    return {k: float((a2[k].shape[1] - a1[k].shape[1]) / ((n2 - n1) / sr)) for k in layers}
+    return {k: float(declared[k] if declared[k] is not None
+                     else (a2[k].shape[1] - a1[k].shape[1]) / ((n2 - n1) / sr)) for k in layers}
 
 
 def layer_table(spec: str, *, device: str = "cpu", seconds: float = 1.0) -> list[tuple[str, tuple]]:

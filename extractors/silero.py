@@ -1,8 +1,13 @@
 """``silero``: the Silero voice-activity detector (v5, 16 kHz) as a hookable torch network.
 
-silero-vad ships its 16 kHz weights as ``silero_vad/data/silero_vad_16k.safetensors``
-(install with ``pip install --no-deps silero-vad``; it is never imported here). They are
-loaded into a port of the network written for this package, so every stage is a layer.
+The weights are those ``silero_vad.load_silero_vad()`` runs: the 16 kHz branch of the
+TorchScript model the package ships, ``silero_vad/data/silero_vad.jit`` (its ONNX files
+hold the same weights), read offline with ``torch.jit.load`` and loaded into a port of the
+network written for this package, so every stage is a layer (install the package with
+``pip install --no-deps silero-vad``; it is never imported here). The package's
+``silero_vad_16k.safetensors`` is *not* used: it holds other weights (shipped for a
+tinygrad example), whose speech probabilities differ from the package's model by up to
+0.78.
 
 The detector is streaming: audio is cut into 512-sample chunks (32 ms; the last one
 zero-padded), each prefixed with the last 64 samples of the previous chunk (zeros for the
@@ -11,7 +16,7 @@ spectrum (a learned STFT as a strided convolution, 4 frames per chunk). Four con
 reduce it to one 128-d vector per chunk, an LSTM cell carries state across chunks, and a
 1x1 conv + sigmoid gives the speech probability.
 
-Layers, one frame per chunk: ``stft`` (129 x 4, flattened), ``conv1`` (128 x 4), ``conv2``
+Layers, one frame per chunk (31.25 frames/s): ``stft`` (129 x 4, flattened), ``conv1`` (128 x 4), ``conv2``
 (64 x 2), ``conv3`` (64), ``conv4`` (128), ``lstm`` (128, the hidden state) and ``prob``
 (1, the speech probability).
 """
@@ -29,7 +34,8 @@ from alignjax._validation import InvalidOptionError
 
 from .spec import Extractor
 
-__all__ = ["SileroExtractor", "silero_weights_path", "SileroNet", "CHUNK", "CONTEXT"]
+__all__ = ["SileroExtractor", "silero_weights_path", "silero_state_dict", "SileroNet", "CHUNK",
+           "CONTEXT"]
 
 SAMPLE_RATE = 16000
 CHUNK = 512
@@ -40,17 +46,39 @@ LAYERS = ("stft", "conv1", "conv2", "conv3", "conv4", "lstm", "prob")
 
 
 def silero_weights_path() -> Path:
-    """Locate ``silero_vad/data/silero_vad_16k.safetensors`` without importing silero_vad."""
+    """Locate ``silero_vad/data/silero_vad.jit`` without importing silero_vad."""
     spec = importlib.util.find_spec("silero_vad")
     if spec is None or not spec.submodule_search_locations:
         raise InvalidOptionError(
             "silero: needs the silero-vad package for its weights; install it with "
             "`pip install --no-deps silero-vad`"
         )
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "silero_vad_16k.safetensors"
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "silero_vad.jit"
     if not path.is_file():
         raise InvalidOptionError(f"silero weights {path} not found in the silero-vad package")
     return path
+
+
+def silero_state_dict(path: Path | None = None) -> dict:
+    """The 16 kHz weights of silero-vad's TorchScript model, named as :func:`SileroNet`'s.
+
+    Parameters
+    ----------
+    path : Path, optional
+        The ``silero_vad.jit`` file (default: the installed package's).
+    """
+    import torch
+
+    jit = torch.jit.load(str(path or silero_weights_path()), map_location="cpu")
+    renames = [("stft.forward_basis_buffer", "stft_conv.weight"), ("decoder.rnn.", "lstm_cell."),
+               ("decoder.decoder.2.", "final_conv.")]
+    renames += [(f"encoder.{i}.reparam_conv.", f"conv{i + 1}.") for i in range(4)]
+    state = {}
+    for key, value in jit._model.state_dict().items():
+        for old, new in renames:
+            key = key.replace(old, new)
+        state[key] = value.detach().clone()
+    return state
 
 
 def _build_net():
@@ -58,7 +86,7 @@ def _build_net():
     from torch import nn
 
     class _SileroNet(nn.Module):
-        """Silero VAD v5 (16 kHz); parameter names match the shipped safetensors."""
+        """Silero VAD v5 (16 kHz); see :func:`silero_state_dict` for its weights."""
 
         def __init__(self):
             super().__init__()
@@ -118,7 +146,6 @@ class SileroExtractor(Extractor):
 
     def __init__(self, *, device: str = "cpu"):
         import torch
-        from safetensors.torch import load_file
 
         self.spec = "silero"
         self.sample_rate = SAMPLE_RATE
@@ -129,21 +156,32 @@ class SileroExtractor(Extractor):
         path = silero_weights_path()
         self._sha = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         net = SileroNet()
-        net.load_state_dict(load_file(str(path)))
+        net.load_state_dict(silero_state_dict(path))
         self.net = net.eval().to(device)
 
     def layer_names(self) -> list[str]:
         return list(LAYERS)
 
     def describe(self) -> dict:
-        return {"weights": "silero_vad_16k.safetensors", "weights_sha256": self._sha,
-                "chunk": CHUNK, "context": CONTEXT}
+        return {"weights": "silero_vad.jit (16 kHz branch, as load_silero_vad() runs)",
+                "weights_sha256": self._sha, "chunk": CHUNK, "context": CONTEXT,
+                "frame_rate_hz": SAMPLE_RATE / CHUNK}
+
+    def frame_rate(self, layer: str) -> float:
+        return SAMPLE_RATE / CHUNK  # 31.25
 
     def forward(self, waves: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray]:
+        """Run each clip on its own (the LSTM cell's matmul gives other last bits for other
+        batch sizes), so the activations do not depend on the batch size."""
         torch = self._torch
+        waves = torch.from_numpy(np.asarray(waves, np.float32)).to(self.device)
+        parts: dict[str, list] = {name: [] for name in layers}
         with torch.no_grad():
-            out = self.net(torch.from_numpy(np.asarray(waves, np.float32)).to(self.device))
-        return {name: out[name].float().cpu().numpy() for name in layers}
+            for wave in waves:
+                out = self.net(wave[None])
+                for name in layers:
+                    parts[name].append(out[name].float().cpu().numpy())
+        return {name: np.concatenate(v) for name, v in parts.items()}
 
     def speech_probability(self, wave: np.ndarray) -> np.ndarray:
         """Per-chunk speech probability (n_chunks,) of one waveform."""

@@ -73,6 +73,29 @@ class Extractor:
         """JSON-able facts that determine the features (configuration, weights file hash)."""
         return {}
 
+    def frame_rate(self, layer: str) -> float | None:
+        """Output frames per second of ``layer``, exactly; 0.0 for frames that are not time.
+
+        None when the adapter cannot declare it (it is then measured from two dry runs).
+        """
+        return None
+
+    def frame_mask(self, n_samples: int, layer: str) -> np.ndarray | None:
+        """Boolean mask over the frames of ``layer`` that pooling uses, for one clip.
+
+        Parameters
+        ----------
+        n_samples : int
+            Length of the clip at ``sample_rate``.
+        layer : str
+
+        Returns
+        -------
+        ndarray of bool, shape (n_frames,), or None
+            None (the default) means every frame the model outputs for the clip.
+        """
+        return None
+
     def resolve_layers(self, layers: Sequence[str] | None) -> list[str]:
         """Check requested layer names (None = all); raise :class:`LayerError` listing names."""
         names = self.layer_names()

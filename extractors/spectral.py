@@ -34,15 +34,26 @@ CQT_N_BINS = 72  # 6 octaves: 100 Hz .. 6.4 kHz
 MODULATION_SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)  # cycles / octave
 MODULATION_RATES = (2.0, 4.0, 8.0, 16.0, 32.0)  # Hz
 _REL_BANDWIDTH = 1.0 / 3.0  # Gaussian sd as a fraction of the centre modulation frequency
+# every parameter of the baselines, passed explicitly (not librosa's defaults) and recorded
+MEL_PARAMS = dict(n_fft=N_FFT, hop_length=HOP, win_length=N_FFT, window="hann", center=True,
+                  pad_mode="constant", power=2.0, n_mels=N_MELS, fmin=0.0, htk=False,
+                  norm="slaney")  # fmax: sample_rate / 2
+DB_PARAMS = dict(ref=1.0, amin=1e-10, top_db=None)  # power_to_db
+MFCC_PARAMS = dict(n_mfcc=N_MFCC, dct_type=2, norm="ortho", lifter=0)
+CQT_PARAMS = dict(hop_length=HOP, fmin=CQT_FMIN, n_bins=CQT_N_BINS,
+                  bins_per_octave=CQT_BINS_PER_OCTAVE, tuning=0.0, filter_scale=1, norm=1,
+                  sparsity=0.01, window="hann", scale=True, pad_mode="constant",
+                  res_type="soxr_hq")
+CQT_DB_PARAMS = dict(ref=1.0, amin=1e-5, top_db=None)  # amplitude_to_db
 
 
 def log_mel(wave: np.ndarray, *, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Log-mel spectrogram in dB, shape (n_frames, 64); 25 ms-ish windows, 10 ms hop."""
     import librosa
 
-    m = librosa.feature.melspectrogram(y=wave, sr=sample_rate, n_fft=N_FFT, hop_length=HOP,
-                                       n_mels=N_MELS, power=2.0)
-    return librosa.power_to_db(m, ref=1.0, amin=1e-10, top_db=None).T.astype(np.float32)
+    m = librosa.feature.melspectrogram(y=wave, sr=sample_rate, fmax=sample_rate / 2,
+                                       **MEL_PARAMS)
+    return librosa.power_to_db(m, **DB_PARAMS).T.astype(np.float32)
 
 
 def mfcc(wave: np.ndarray, *, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -50,15 +61,14 @@ def mfcc(wave: np.ndarray, *, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     import librosa
 
     db = log_mel(wave, sample_rate=sample_rate).T
-    return librosa.feature.mfcc(S=db, n_mfcc=N_MFCC).T.astype(np.float32)
+    return librosa.feature.mfcc(S=db, **MFCC_PARAMS).T.astype(np.float32)
 
 
 def _log_frequency_spectrogram(wave: np.ndarray, sample_rate: int) -> np.ndarray:
     import librosa
 
-    c = np.abs(librosa.cqt(wave, sr=sample_rate, hop_length=HOP, fmin=CQT_FMIN,
-                           n_bins=CQT_N_BINS, bins_per_octave=CQT_BINS_PER_OCTAVE))
-    return librosa.amplitude_to_db(c, ref=1.0, amin=1e-5, top_db=None)  # (n_bins, n_frames)
+    c = np.abs(librosa.cqt(wave, sr=sample_rate, **CQT_PARAMS))
+    return librosa.amplitude_to_db(c, **CQT_DB_PARAMS)  # (n_bins, n_frames)
 
 
 def _one_sided_gaussian(freqs: np.ndarray, centre: float) -> np.ndarray:
@@ -103,7 +113,9 @@ class SpectralExtractor(Extractor):
     Layers: ``logmel`` (n_frames, 64), ``mfcc`` (n_frames, 20), and for modulation
     ``modulation`` (1, n_scales * n_rates * 2 * 72) plus ``modulation_scale_rate``
     (1, n_scales * n_rates * 2, averaged over frequency). Modulation features are already
-    averaged over time, so they have a single frame.
+    averaged over time, so they have a single frame, and need at least one period of the
+    slowest rate (0.5 s at 2 Hz): shorter clips are refused. Log-mel and MFCC frames come
+    at exactly 100 per second.
     """
 
     KINDS = ("mel", "mfcc", "modulation")
@@ -117,7 +129,8 @@ class SpectralExtractor(Extractor):
         self.kind = kind
         self.spec = f"spectral:{kind}"
         self.sample_rate = SAMPLE_RATE
-        self.min_samples = N_FFT if kind != "modulation" else 2 * HOP
+        self.min_samples = (N_FFT if kind != "modulation"
+                            else int(np.ceil(SAMPLE_RATE / min(MODULATION_RATES))))
         self.max_samples = None
 
     def layer_names(self) -> list[str]:
@@ -128,14 +141,20 @@ class SpectralExtractor(Extractor):
         import librosa
 
         d = {"librosa": librosa.__version__, "n_fft": N_FFT, "hop": HOP}
-        if self.kind == "mel":
-            d["n_mels"] = N_MELS
-        elif self.kind == "mfcc":
-            d.update(n_mels=N_MELS, n_mfcc=N_MFCC)
-        else:
+        if self.kind in ("mel", "mfcc"):
+            d.update(melspectrogram={**MEL_PARAMS, "fmax": self.sample_rate / 2},
+                     power_to_db=DB_PARAMS, n_mels=N_MELS)
+        if self.kind == "mfcc":
+            d.update(mfcc=MFCC_PARAMS, n_mfcc=N_MFCC)
+        if self.kind == "modulation":
             d.update(fmin=CQT_FMIN, bins_per_octave=CQT_BINS_PER_OCTAVE, n_bins=CQT_N_BINS,
-                     scales=list(MODULATION_SCALES), rates=list(MODULATION_RATES))
+                     cqt=CQT_PARAMS, amplitude_to_db=CQT_DB_PARAMS,
+                     scales=list(MODULATION_SCALES), rates=list(MODULATION_RATES),
+                     relative_bandwidth=_REL_BANDWIDTH, min_samples=self.min_samples)
         return d
+
+    def frame_rate(self, layer: str) -> float:
+        return 0.0 if self.kind == "modulation" else self.sample_rate / HOP
 
     def forward(self, waves: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray]:
         out: dict[str, list] = {name: [] for name in layers}

@@ -22,7 +22,7 @@ _CONV = dict(conv_dim=(16, 16), conv_stride=(5, 2), conv_kernel=(10, 3),
 
 
 def build_random_model(family: str, root, *, size: str = "tiny", seed: int = 0,
-                       do_normalize: bool = True) -> Path:
+                       do_normalize: bool = True, fusion: bool = False) -> Path:
     """Save a randomly initialised model of ``family`` to ``root/family``; return that path.
 
     Parameters
@@ -35,6 +35,8 @@ def build_random_model(family: str, root, *, size: str = "tiny", seed: int = 0,
         ``torch.manual_seed`` before initialisation.
     do_normalize : bool
         The waveform feature extractor's per-clip normalisation (wav2vec2-like families).
+    fusion : bool
+        CLAP only: ``enable_fusion=True`` (as the fused LAION CLAP checkpoints).
     """
     check_choice(family, "family", FAMILIES)
     check_choice(size, "size", ("tiny", "base"))
@@ -48,6 +50,9 @@ def build_random_model(family: str, root, *, size: str = "tiny", seed: int = 0,
     T.utils.logging.disable_progress_bar()
     torch.manual_seed(seed)
     path = Path(root) / (family if size == "tiny" else f"{family}-{size}")
+    if fusion:
+        check_choice(family, "family (fusion)", ("clap",))
+        path = path.with_name(f"{path.name}-fusion")
     if size == "base":
         config = T.Wav2Vec2Config()
         fe = T.Wav2Vec2FeatureExtractor(do_normalize=do_normalize, return_attention_mask=False)
@@ -75,7 +80,7 @@ def build_random_model(family: str, root, *, size: str = "tiny", seed: int = 0,
     elif family == "clap":
         audio = dict(hidden_size=32, patch_embeds_hidden_size=16, depths=[1, 1],
                      num_attention_heads=[2, 2], window_size=4, spec_size=64, num_mel_bins=16,
-                     patch_size=4, patch_stride=(4, 4), projection_dim=16, enable_fusion=False)
+                     patch_size=4, patch_stride=(4, 4), projection_dim=16, enable_fusion=fusion)
         text = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                     intermediate_size=64, vocab_size=64, max_position_embeddings=32,
                     projection_dim=16)

@@ -131,3 +131,24 @@ def test_write_rows_equals_row_by_row(tmp_path, rng):
     many = w.finish()
     for name in ("manifest.json", "a.npy", "b.x.npy"):
         assert (one.path / name).read_bytes() == (many.path / name).read_bytes()
+
+
+def test_valid_frames_mask(tmp_path, rng):
+    ids = ["a", "b", "c"]
+    w = StoreWriter(tmp_path / "st", spec="test:model", stimulus_ids=ids)
+    x = rng.normal(size=(3, 5, 2)).astype(np.float32)
+    w.write_rows({0: {"t": x[0], "p": x[0, 0]}, 2: {"t": x[2], "p": x[2, 0]}},
+                 n_valid_frames={0: {"t": 5}, 2: {"t": 2}})
+    w.skip(1, "unreadable")
+    store = w.finish()
+    np.testing.assert_array_equal(store.n_valid_frames("t"), [5, 0, 2])
+    mask = store.valid_frames("t")
+    assert mask.shape == (3, 5) and mask.dtype == bool
+    np.testing.assert_array_equal(mask.sum(1), [5, 0, 2])
+    assert mask[2, :2].all() and not mask[2, 2:].any()
+    with pytest.raises(StoreError, match="pooled over frames"):
+        store.valid_frames("p")
+    w2 = StoreWriter(tmp_path / "old", spec="test:model", stimulus_ids=ids)
+    w2.write_rows({i: {"t": x[i]} for i in range(3)})
+    with pytest.raises(StoreError, match="no n_valid_frames"):
+        w2.finish().valid_frames("t")

@@ -11,10 +11,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .._validation import StimulusMismatchError
+from .._validation import StimulusMismatchError, StoreError
 from ..rdm import rdm, rdm_from_distributions
 from ..rsa import noise_ceiling, partial_compare, rsa_bootstrap, rsa_permutation_test
-from ..store import load_layers, load_responses
+from ..store import MANIFEST, FeatureStore, load_layers, load_responses
 
 __all__ = ["run_rsa", "run_behaviour_rsa", "layer_rdms"]
 
@@ -40,7 +40,34 @@ def _layers_with_ids(features, layers):
             "brain or behaviour data; use a feature store, or put a stimulus_ids.txt (one id per "
             "line) next to the .npy files"
         )
+    _refuse_ragged_frames(features, ls.names)
     return ls
+
+
+def _refuse_ragged_frames(features, names) -> None:
+    """Refuse time-resolved layers whose stimuli have different numbers of valid frames.
+
+    Their rows are zero-padded at the end to a common length; flattened into an RDM, the
+    padding of one stimulus would be compared with the activations of another.
+    """
+    if isinstance(features, FeatureStore):
+        store = features
+    elif isinstance(features, (str, os.PathLike)) and (Path(features) / MANIFEST).is_file():
+        store = FeatureStore(features)
+    else:
+        return
+    keep = ~np.isin(store.stimulus_ids, list(store.skipped))
+    for name in names:
+        if len(store.shape(name)) != 3 or "n_valid_frames" not in store.manifest["layers"][name]:
+            continue
+        n = store.n_valid_frames(name)[keep]
+        if n.size and n.min() != n.max():
+            raise StoreError(
+                f"{features}: layer {name!r} holds frames zero-padded at the end to "
+                f"{store.shape(name)[1]} (valid frames per stimulus from {n.min()} to {n.max()}); "
+                "an RDM of its flattened frames would compare padding with activations. Extract "
+                "with --duration (equal-length clips) or a --pooling other than 'none'"
+            )
 
 
 def _write_table(path: Path, rows: list[dict]) -> None:

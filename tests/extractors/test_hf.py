@@ -148,3 +148,72 @@ def test_hf_missing_directory_config(tmp_path):
 
     with pytest.raises(InvalidOptionError, match="config.json"):
         load_extractor(f"hf:{tmp_path / 'empty_model'}")
+
+
+def test_fused_clap_is_deterministic_and_batch_invariant(tiny_dir):
+    """Fusion checkpoints: transformers marks one random clip per batch as longer."""
+    ext = load_extractor(f"hf:{tiny_dir('clap', fusion=True)}")
+    assert ext.describe()["enable_fusion"] is True and ext.describe()["is_longer"] is False
+    w = _waves(4, 1.0, 48000)
+    name = ext.layer_names()[-1]
+    runs = [ext.forward(w, [name])[name] for _ in range(4)]
+    for r in runs[1:]:
+        np.testing.assert_array_equal(r, runs[0])
+    one = np.concatenate([ext.forward(w[i:i + 1], [name])[name] for i in range(4)])
+    np.testing.assert_allclose(one, runs[0], rtol=1e-5, atol=1e-6)
+
+
+def test_ast_refuses_clips_past_its_window(tiny_dir, tmp_path):
+    ext = load_extractor(f"hf:{tiny_dir('ast')}")
+    # tiny AST: max_length = 64 fbank frames (25 ms windows, 10 ms hop) -> 63*160 + 400
+    assert ext.max_samples == 10480
+    with pytest.raises(AudioError, match=r"longer than the 0\.66 s .*--duration"):
+        ext.check_length(10481)
+    d = tmp_path / "s"
+    d.mkdir()
+    write_tone(d / "a.wav", seconds=0.5)
+    write_tone(d / "b.wav", seconds=1.0)
+    with pytest.raises(AudioError, match="'b'.*longer than"):
+        extract(f"hf:{tiny_dir('ast')}", d, tmp_path / "st", progress=False)
+    store = extract(f"hf:{tiny_dir('ast')}", d, tmp_path / "ok", duration=0.6, progress=False)
+    assert store.complete
+
+
+def test_ast_pools_only_tokens_covering_the_clip(tiny_dir):
+    ext = load_extractor(f"hf:{tiny_dir('ast')}")
+    name = "hidden_states.2"
+    # 0.2 s -> 18 fbank frames; patches start every 16 frames: time columns 0 and 1 of 4
+    n = int(0.2 * SR)
+    mask = ext.frame_mask(n, name)
+    assert mask.shape == (10,) and not mask[:2].any()  # CLS and distillation tokens
+    np.testing.assert_array_equal(mask[2:], [1, 1, 0, 0] * 2)
+    from extractors.pooling import pool
+
+    w = _waves(1, 0.2, SR)
+    a = ext.forward(w, [name])[name][0]
+    np.testing.assert_allclose(pool(a, "mean", mask=mask), a[[2, 3, 6, 7]].mean(0), rtol=1e-6)
+    full = int(0.6 * SR)  # 58 frames: every time column starts inside the clip
+    assert ext.frame_mask(full, name)[2:].all()
+
+
+def test_float16_checkpoint_loads_in_float32(tiny_dir, tmp_path):
+    import shutil
+
+    import torch
+    import transformers as T
+
+    src = tiny_dir("wav2vec2")
+    half = tmp_path / "half"
+    T.AutoModel.from_pretrained(src).to(torch.float16).save_pretrained(half)
+    shutil.copy(src / "preprocessor_config.json", half)
+    assert "float16" in (half / "config.json").read_text()
+    ext = load_extractor(f"hf:{half}")
+    assert ext.model.dtype == torch.float32
+    out = ext.forward(_waves(1, 0.5, SR), ["hidden_states.2"])["hidden_states.2"]
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+
+
+def test_declared_frame_rates(tiny_dir):
+    assert load_extractor(f"hf:{tiny_dir('wav2vec2')}").frame_rate("hidden_states.1") == 1600.0
+    assert load_extractor(f"hf:{tiny_dir('whisper')}").frame_rate("hidden_states.1") == 50.0
+    assert load_extractor(f"hf:{tiny_dir('ast')}").frame_rate("hidden_states.1") == 0.0

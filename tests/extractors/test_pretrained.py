@@ -47,33 +47,47 @@ def test_crepe_layers_and_frames():
     assert np.isfinite(silent).all()
 
 
-@needs_silero
-def test_silero_port_reproduces_torchscript_model():
-    """The port, given the TorchScript model's own weights, reproduces its output."""
+def _package_probabilities(x):
+    """Speech probability per 512-sample chunk from silero-vad's own model."""
     import torch
 
-    from extractors.silero import CHUNK, SileroNet, silero_weights_path
+    from extractors.silero import CHUNK
 
-    jit = torch.jit.load(str(silero_weights_path().parent / "silero_vad.jit"), map_location="cpu")
-    state = {}
-    for k, v in jit._model.state_dict().items():
-        k = (k.replace("stft.forward_basis_buffer", "stft_conv.weight")
-             .replace("decoder.rnn.", "lstm_cell.").replace("decoder.decoder.2.", "final_conv."))
-        for i in range(4):
-            k = k.replace(f"encoder.{i}.reparam_conv.", f"conv{i + 1}.")
-        state[k] = v
-    net = SileroNet()
-    net.load_state_dict(state)
-    net.eval()
+    load_silero_vad = pytest.importorskip("silero_vad").load_silero_vad
+
+    model = load_silero_vad()
+    n = -(-x.size // CHUNK)
+    x = np.pad(x, (0, n * CHUNK - x.size))
+    with torch.no_grad():
+        return np.array([model(torch.from_numpy(x[i * CHUNK:(i + 1) * CHUNK])[None], SR).item()
+                         for i in range(n)])
+
+
+@needs_silero
+def test_silero_extractor_reproduces_the_package_model():
+    """The extractor, with the weights it loads, gives load_silero_vad()'s probabilities."""
+    from extractors.silero import CHUNK, SileroExtractor
+
     rng = np.random.default_rng(0)
-    t = np.arange(CHUNK * 12) / SR
+    t = np.arange(CHUNK * 12 + 100) / SR  # the last chunk is zero-padded by both
     x = (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 4 * t))
          + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
-    with torch.no_grad():
-        ours = net(torch.from_numpy(x)[None])["prob"][0, :, 0].numpy()
-        jit.reset_states()
-        ref = np.array([jit(torch.from_numpy(x[i * CHUNK:(i + 1) * CHUNK])[None], SR).item()
-                        for i in range(12)])
+    ext = SileroExtractor()
+    np.testing.assert_allclose(ext.speech_probability(x), _package_probabilities(x), atol=1e-4)
+    assert ext.frame_rate("prob") == 31.25
+
+
+@needs_silero
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+def test_silero_extractor_matches_the_package_model_on_speech():
+    from extractors.silero import SileroExtractor
+    from extractors.synth import _espeak
+
+    speech = _espeak("voice activity detection on a short english sentence", "en", SR, 3 * SR)
+    speech = (0.5 * speech / np.abs(speech).max()).astype(np.float32)
+    ours = SileroExtractor().speech_probability(speech)
+    ref = _package_probabilities(speech)
+    assert ref.max() > 0.8  # it is speech to the package's model
     np.testing.assert_allclose(ours, ref, atol=1e-4)
 
 
@@ -107,3 +121,18 @@ def test_cuda_matches_cpu(tiny_dir):
         a, b = cpu.forward(w, names), gpu.forward(w, names)
         for n in names:
             np.testing.assert_allclose(a[n], b[n], rtol=1e-3, atol=1e-3)
+
+
+@needs_silero
+def test_silero_store_records_exact_frame_rate_and_valid_frames(tmp_path):
+    from extract_helpers import write_tone
+    from extractors.run import extract
+
+    d = tmp_path / "s"
+    d.mkdir()
+    write_tone(d / "a.wav", seconds=0.3)  # 4800 samples -> 10 chunks
+    write_tone(d / "b.wav", seconds=0.5)  # 8000 samples -> 16 chunks
+    store = extract("silero", d, tmp_path / "st", pooling="none", layers=["prob"],
+                    progress=False)
+    assert store.settings["frame_rate_hz"] == {"prob": 31.25}
+    np.testing.assert_array_equal(store.n_valid_frames("prob"), [10, 16])

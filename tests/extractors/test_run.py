@@ -79,7 +79,7 @@ def test_poolings(stim_copy, tmp_path, pooling):
     if pooling == "none":
         assert x.shape == (16, 26, 20)
         s = store.settings
-        assert s["n_frames"] == {"mfcc": 26} and abs(s["frame_rate_hz"]["mfcc"] - 100) < 1
+        assert s["n_frames"] == {"mfcc": 26} and s["frame_rate_hz"]["mfcc"] == 100.0
 
 
 def test_pooling_none_pads_to_longest(tmp_path):
@@ -91,9 +91,15 @@ def test_pooling_none_pads_to_longest(tmp_path):
     x = np.asarray(store["logmel"])
     assert x.shape == (2, 51, 64)
     assert not x[0, 31:].any() and x[0, :31].all()
+    # the padding is zeros, not silence (-100 dB): the store says which frames are real
+    np.testing.assert_array_equal(store.n_valid_frames("logmel"), [31, 51])
+    mask = store.valid_frames("logmel")
+    assert mask.shape == (2, 51) and mask[0, :31].all() and not mask[0, 31:].any()
+    assert mask[1].all()
     store2 = extract("spectral:mel", d, tmp_path / "st2", pooling="none", n_frames=10,
                      progress=False)
     np.testing.assert_array_equal(store2["logmel"], x[:, :10])
+    np.testing.assert_array_equal(store2.n_valid_frames("logmel"), [10, 10])
 
 
 def test_float16_and_batching_never_pads(stim_copy, tmp_path):
@@ -262,3 +268,50 @@ def test_sigkill_resume_is_byte_identical(stim_copy, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "clip/s" in r.stderr or "clip" in r.stderr  # the progress bar
     assert _snapshot(out) == _snapshot(ref)
+
+
+def test_float16_overflow_fails_naming_layer_and_stimulus(tmp_path):
+    d = tmp_path / "s"
+    d.mkdir()
+    write_tone(d / "loud.wav", seconds=0.1)
+    spec = "torch:layout_models:build_overflow"
+    with pytest.raises(StoreError, match="'loud'.*layer 'big'.*float16.*--dtype float32"):
+        extract(spec, d, tmp_path / "h", dtype="float16", progress=False)
+    m = json.loads((tmp_path / "h" / "manifest.json").read_text())
+    assert not m["complete"] and not m["layers"]
+    store = extract(spec, d, tmp_path / "h2", dtype="float16", layers=["small"], progress=False)
+    assert store.complete and np.isfinite(store["small"]).all()
+    assert extract(spec, d, tmp_path / "f", progress=False).complete
+
+
+def test_resume_with_other_batch_size_or_device_is_refused(stim_copy, tmp_path, monkeypatch):
+    monkeypatch.setenv("SLOW_MODEL_SLEEP", "0")
+    (stim_copy / "zz_bad.wav").write_bytes(b"not audio")  # unknown length: batched last
+    out = tmp_path / "st"
+    with pytest.raises(AudioError, match="zz_bad"):
+        extract(SLOW, stim_copy, out, batch_size=4, progress=False)
+    assert json.loads((out / "manifest.json").read_text())["settings"]["batch_size"] == 4
+    with pytest.raises(StoreError, match="batch_size 4, now 2.*--batch-size 4"):
+        extract(SLOW, stim_copy, out, batch_size=2, on_error="skip", progress=False)
+    store = extract(SLOW, stim_copy, out, batch_size=4, on_error="skip", progress=False)
+    assert store.complete and list(store.skipped) == ["zz_bad"]
+    # a finished store is left as it is, whatever the batch size
+    assert extract(SLOW, stim_copy, out, batch_size=2, on_error="skip", progress=False).complete
+
+
+def test_rsa_refuses_frames_padded_to_different_lengths(tmp_path):
+    from alignjax.studies.rsa import run_rsa
+
+    d = tmp_path / "s"
+    d.mkdir()
+    for k, sec in enumerate((0.3, 0.5, 0.5, 0.4)):
+        write_tone(d / f"t{k}.wav", freq=300 + 100 * k, seconds=sec)
+    brain = tmp_path / "brain.npz"
+    ids = [f"t{k}" for k in range(4)]
+    np.savez(brain, stimulus_ids=np.array(ids), s1=np.random.default_rng(0).normal(size=(4, 5)))
+    ragged = extract("spectral:mel", d, tmp_path / "ragged", pooling="none", progress=False)
+    with pytest.raises(StoreError, match="'logmel'.*padded.*from 31 to 51.*--duration"):
+        run_rsa(ragged.path, brain, tmp_path / "out", n_perm=10, progress=False)
+    even = extract("spectral:mel", d, tmp_path / "even", pooling="none", duration=0.5,
+                   progress=False)
+    run_rsa(even.path, brain, tmp_path / "out2", n_perm=10, progress=False)

@@ -106,3 +106,25 @@ def test_synth_cli_all_categories(tmp_path, capsys):
                                              "fm", "clicks"]
     assert rows[3]["direction"] in ("up", "down") and float(rows[6]["rate_hz"]) > 0
     assert main(["synth", "--out", str(tmp_path / "x"), "--categories", "laser"]) == 2
+
+
+def test_modulation_refuses_clips_shorter_than_its_slowest_rate():
+    from extractors.audio import AudioError
+
+    ext = SpectralExtractor("modulation")
+    assert ext.min_samples == SR // 2  # one period of 2 Hz
+    with pytest.raises(AudioError, match="shorter than the 8000 samples"):
+        ext.check_length(int(0.02 * SR))
+    ext.check_length(SR // 2)
+
+
+def test_spectral_parameters_are_recorded_in_full():
+    d = SpectralExtractor("mfcc").describe()
+    mel = d["melspectrogram"]
+    for key in ("fmin", "fmax", "norm", "power", "window", "center", "htk", "n_fft"):
+        assert key in mel, key
+    assert mel["fmax"] == SR / 2 and mel["norm"] == "slaney" and d["mfcc"]["dct_type"] == 2
+    m = SpectralExtractor("modulation").describe()
+    assert m["cqt"]["window"] == "hann" and m["amplitude_to_db"]["amin"] == 1e-5
+    assert SpectralExtractor("mel").frame_rate("logmel") == 100.0
+    assert SpectralExtractor("modulation").frame_rate("modulation") == 0.0
