@@ -576,7 +576,8 @@ def run_pipeline(path, *, dry_run: bool = False, force: bool = False, progress: 
         if d.run:
             running.add(step.name)
         if dry_run:
-            log(f"{tag}: {'would run' if d.run else 'up to date'} ({d.reason}) -> {step.out}")
+            log(f"{tag}: " + (f"would run ({d.reason})" if d.run else "up to date")
+                + f" -> {step.out}")
             state.record(step, "would run" if d.run else "up to date", d.reason)
             continue
         if not d.run:
