@@ -83,6 +83,10 @@ def claim(cfg, steps, remove: list[Path]) -> None:
             shutil.rmtree(p)
         elif p.exists():
             p.unlink()
+        parent = p.parent  # an analysis folder left empty goes too
+        while parent != cfg.out and _inside(parent, cfg.out) and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
     state = cfg.out / provenance.STATE_DIR
     state.mkdir(parents=True, exist_ok=True)
     provenance.sweep(cfg.out)

@@ -291,8 +291,8 @@ def _check_analysis(cfg: Config, a: dict, stimuli: list) -> None:
         elif a["kind"] == "probe":
             _check_probe(o, [s.labels for s in stimuli])
     except InvalidFoldsError as exc:
-        raise PipelineError(f"{_analysis_where(cfg, a, key)}: {exc} (with the {len(stimuli)} "
-                            "stimuli of [stimuli]); use fewer folds") from None
+        raise PipelineError(f"{_analysis_where(cfg, a, key)}: {exc} ([stimuli] holds "
+                            f"{len(stimuli)} stimuli); set {key} lower") from None
     except AlignjaxInputError as exc:
         raise PipelineError(f"{_analysis_where(cfg, a, 'kind')}: {exc}") from None
 
