@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -25,6 +26,7 @@ __all__ = ["file_sha256", "text_sha256", "fingerprint", "describe_file", "descri
            "store_fingerprint", "MISSING"]
 
 MISSING = "missing"
+_RACY_NS = 2_000_000_000
 _CACHE: dict[str, tuple[list, str]] = {}
 
 
@@ -41,7 +43,8 @@ def file_sha256(path: str | os.PathLike) -> str:
     """SHA-256 of a file's bytes, or :data:`MISSING`; cached by (size, mtime, ctime, inode).
 
     A file rewritten in place changes its mtime and ctime, a file replaced by a rename its
-    inode, so a cached hash is reused only for the very same bytes on disk.
+    inode, so a cached hash is reused only for the very same bytes on disk. Files modified
+    in the last two seconds are not cached (their next change might keep the same stamp).
     """
     path = Path(path)
     try:
@@ -58,7 +61,10 @@ def file_sha256(path: str | os.PathLike) -> str:
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
-    _CACHE[key] = (stamp, h.hexdigest())
+    # a file modified within the file system's timestamp granularity of now could change
+    # again without changing its stamp ("racily clean", as git calls it): not cached
+    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _RACY_NS:
+        _CACHE[key] = (stamp, h.hexdigest())
     return h.hexdigest()
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import re
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -447,7 +446,8 @@ def plan(cfg: Config, *, progress: bool = True) -> list[Step]:
                            **kw)
 
         steps.append(Step(f"extract/{m['name']}", "extract", stores[m["name"]], opts,
-                          {"stimuli": fp.describe_stimuli(src), "model": fp.describe_model(m["spec"])},
+                          {"stimuli": fp.describe_stimuli(src),
+                           "model": fp.describe_model(m["spec"])},
                           run_extract))
     for a in cfg.analyses:
         opts = resolve_options(a, seed)
@@ -564,7 +564,7 @@ def run_pipeline(path, *, dry_run: bool = False, force: bool = False, progress: 
     orphans = ownership.check(cfg, steps, force=force)
     if dry_run:
         for p in orphans:
-            log(f"would remove {p} (written by {'another' if force else 'an earlier version of this'} config)")
+            log(f"would remove {p} (not a step of this config)")
     else:
         ownership.claim(cfg, steps, orphans)
         fp.load_cache(cfg.out / STATE_DIR / "hash-cache.json")

@@ -75,6 +75,10 @@ def _jsonable(obj):
     return json.loads(json.dumps(obj, default=str))
 
 
+def _locate(desc: dict) -> str:
+    return desc.get("path") or desc.get("spec") or ""
+
+
 def _what_changed(step: Step, fps: dict[str, str], record: dict) -> list[str]:
     reasons = []
     if record.get("kind") != step.kind:
@@ -82,13 +86,13 @@ def _what_changed(step: Step, fps: dict[str, str], record: dict) -> list[str]:
     old_opts, new_opts = record.get("options") or {}, _jsonable(step.options)
     for k in sorted(set(old_opts) | set(new_opts)):
         if old_opts.get(k) != new_opts.get(k):
-            reasons.append(f"option {k}: {str(old_opts.get(k))[:60]} -> {str(new_opts.get(k))[:60]}")
+            old, new = str(old_opts.get(k))[:60], str(new_opts.get(k))[:60]
+            reasons.append(f"option {k}: {old} -> {new}")
     old_in = record.get("inputs") or {}
     for label in sorted(set(old_in) | set(fps)):
         old = (old_in.get(label) or {}).get("sha256")
         if old != fps.get(label):
-            desc = step.inputs.get(label) or old_in.get(label) or {}
-            where = desc.get("path") or desc.get("spec") or ""
+            where = _locate(step.inputs.get(label) or old_in.get(label) or {})
             what = "is missing" if fps.get(label) == MISSING else "changed"
             reasons.append(f"input {label} ({where}) {what}")
     return reasons
@@ -153,8 +157,7 @@ def execute(decision: StepDecision, *, root: Path, config: dict) -> dict:
     changed = [label for label in before if after.get(label) != before[label]]
     if changed:
         shutil.rmtree(tmp, ignore_errors=True)
-        where = ", ".join(f"{label} ({step.inputs[label].get('path') or step.inputs[label].get('spec')})"
-                          for label in changed)
+        where = ", ".join(f"{label} ({_locate(step.inputs[label])})" for label in changed)
         raise StepError(f"step {step.name}: input {where} changed while the step ran, so its "
                         "results were discarded; rerun the pipeline when the inputs are final")
     record = {

@@ -142,8 +142,9 @@ def weight_files(spec: str) -> list[tuple[str, Path]]:
         root = Path(rest)
         if not root.is_dir():
             return []
-        return [(p.relative_to(root).as_posix(), p) for p in sorted(root.rglob("*"))
-                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)]
+        files = [p for p in sorted(root.rglob("*")) if p.is_file()]
+        return [(p.relative_to(root).as_posix(), p) for p in files
+                if not any(part.startswith(".") for part in p.relative_to(root).parts)]
     if prefix == "torch":
         module = rest.split(":")[0]
         found = importlib.util.find_spec(module)

@@ -202,7 +202,8 @@ def _metadata() -> str:
             {"key": "machine", "value": f"{platform.machine()} {platform.system()}"},
             {"key": "JAX devices", "value": devices},
             {"key": "x64", "value": str(bool(jax.config.jax_enable_x64))},
-            {"key": "alignjax commit", "value": provenance.alignjax_commit() or "not a git checkout"},
+            {"key": "alignjax commit",
+             "value": provenance.alignjax_commit() or "not a git checkout"},
             {"key": "written", "value": provenance.now()}]
     return ("<h2>This report was written with</h2>" + _table(info, ["key", "value"])
             + _table(vers, ["package", "version"]))
@@ -215,7 +216,9 @@ _SUMMARY_FILES = {"rsa": "rsa.json", "behaviour_rsa": "behaviour_rsa.json",
 def _summary_of(st) -> dict | None:
     """The step's JSON summary, if its step.json lists it among the step's outputs."""
     name = _SUMMARY_FILES.get(st["kind"])
-    return _load_json(Path(st["out"]) / name) if name and Path(st["out"], name) in st.files else None
+    if not name or Path(st["out"], name) not in st.files:
+        return None
+    return _load_json(Path(st["out"]) / name)
 
 
 def _groups_of(steps, kind: str) -> list[tuple[str, dict[str, dict]]]:
@@ -262,8 +265,9 @@ def build_report(run_dir, out=None, *, title: str | None = None) -> Path:
             continue
         summary = _summary_of(st)
         pngs = [p for p in st.files if p.suffix == ".png"]
-        label = html.escape(st["step"]) + (
-            f" <span class=stalemark>stale: {html.escape(st['reason'])}</span>" if st["stale"] else "")
+        label = html.escape(st["step"])
+        if st["stale"]:
+            label += f" <span class=stalemark>stale: {html.escape(st['reason'])}</span>"
         finished = (st["record"] or {}).get("finished")
         label += f" <span class=meta>({html.escape(str(finished))})</span>" if finished else ""
         if st["kind"] in ("rsa", "behaviour_rsa") and summary:

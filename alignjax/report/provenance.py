@@ -88,7 +88,8 @@ def banner(steps: list[StepInfo], note: str) -> str:
     stale = [s for s in steps if s["stale"]]
     extra = f" ({html.escape(note)})" if note else ""
     if not stale:
-        return f"<p class=meta>Every result below matches its current inputs and options{extra}.</p>"
+        return ("<p class=meta>Every result below matches its current inputs and "
+                f"options{extra}.</p>")
     items = "".join(f"<li>{html.escape(s['step'])}: {html.escape(s['reason'])}</li>" for s in stale)
     return (f"<div class=stale><b>{len(stale)} of {len(steps)} steps are stale or missing</b>: "
             "their results (marked below) do not match the current inputs or options; rerun "
@@ -104,7 +105,8 @@ def provenance_section(steps: list[StepInfo], pipeline: dict | None, table) -> s
         rows.append({"step": s["step"], "status": ("stale: " if s["stale"] else "current: ")
                      + s["reason"], "finished": rec.get("finished"),
                      "seconds": rec.get("seconds"),
-                     "alignjax": vers.get("alignjax"), "commit": (rec.get("alignjax_commit") or "")[:12],
+                     "alignjax": vers.get("alignjax"),
+                     "commit": (rec.get("alignjax_commit") or "")[:12],
                      "jax": vers.get("jax"), "numpy": vers.get("numpy"), "torch": vers.get("torch"),
                      "config sha256": (rec.get("config_sha256") or "")[:12]})
     out = "<h2>Provenance of each result</h2>" + table(

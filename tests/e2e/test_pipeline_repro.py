@@ -258,7 +258,7 @@ def test_a_second_config_is_refused_unless_forced(study):
     _run(first)
     second = _config(study, RSA, name="other.toml")
     for dry in (True, False):
-        with pytest.raises(ValueError, match=r"holds the results of another pipeline config.*--force"):
+        with pytest.raises(ValueError, match=r"results of another pipeline config.*--force"):
             run_pipeline(second, dry_run=dry, **QUIET)
     assert _ran(_run(second, force=True)) == {"extract/mel", "rsa-fmri/mel"}
     assert not (study / "out" / "rsa-first").exists()
@@ -335,7 +335,8 @@ def test_dry_run_predicts_exactly_what_the_run_does(study):
             'spec = "spectral:mel"', 'spec = "spectral:mel"\nbatch_size = 4')),
          {"extract/mel", "rsa-fmri/mel", "probe-category/mel"}),
         ("deleted result", lambda r: shutil.rmtree(r / "out" / "rsa-fmri"), {"rsa-fmri/mel"}),
-        ("interrupted result", lambda r: (r / "out" / "probe-category" / "mel" / "step.json").unlink(),
+        ("interrupted result",
+         lambda r: (r / "out" / "probe-category" / "mel" / "step.json").unlink(),
          {"probe-category/mel"}),
         ("new analysis", lambda r: cfg.write_text(cfg.read_text() + RSA.replace(
             'kind = "rsa"', 'kind = "rsa"\nname = "rsa-b"')), {"rsa-b/mel"}),
@@ -403,3 +404,17 @@ def test_two_from_scratch_runs_are_identical_apart_from_timing(study):
     probe = json.loads(second["probe-category/mel/probe.json"])
     assert {"seed", "folds", "inner_folds", "n_perm", "class_weight"} <= set(probe)
     assert "n_perm = 10" in json.loads(second["pipeline.json"])["config_text"]
+
+
+def test_model_weights_are_fingerprinted_by_content(tmp_path):
+    from alignjax.fingerprint import describe_model, fingerprint
+
+    model = tmp_path / "checkpoint"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"\0" * 64)
+    desc = describe_model(f"hf:{model}")
+    before = fingerprint(desc)
+    (model / "model.safetensors").write_bytes(b"\1" * 64)  # retrained, same size
+    assert fingerprint(desc) != before
+    assert fingerprint(describe_model("crepe:tiny")) != fingerprint(describe_model("crepe:full"))
