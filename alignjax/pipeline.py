@@ -293,7 +293,8 @@ def _check_analysis(cfg: Config, a: dict, stimuli: list) -> None:
         raise PipelineError(f"{_analysis_where(cfg, a, key)}: {exc} ([stimuli] holds "
                             f"{len(stimuli)} stimuli); set {key} lower") from None
     except AlignjaxInputError as exc:
-        raise PipelineError(f"{_analysis_where(cfg, a, 'kind')}: {exc}") from None
+        key = next((k for k in ("n_perm", "standardize") if str(exc).startswith(k)), "kind")
+        raise PipelineError(f"{_analysis_where(cfg, a, key)}: {exc}") from None
 
 
 def _check_probe(o: dict, labels: list[dict]) -> None:
