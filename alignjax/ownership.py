@@ -3,8 +3,8 @@
 An output folder belongs to one pipeline config: ``.alignjax/owner.json`` records the
 config's path, content hash and the step folders it wrote. Another config is refused
 unless it is forced to take the folder over, which deletes the old config's results.
-Step folders the owning config no longer plans are removed, so a report never shows
-results of analyses that are gone from the config.
+Step folders of analyses the owning config no longer plans are kept (commenting an
+analysis out does not delete its results) but no longer reported.
 """
 
 from __future__ import annotations
@@ -52,10 +52,10 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def check(cfg, steps, *, force: bool = False) -> list[Path]:
-    """Refuse a folder another config owns (unless ``force``); return folders to remove.
+    """Refuse a folder another config owns (unless ``force``); return what to remove.
 
-    Those are the step folders the owner wrote that the current plan does not hold (all of
-    them when a foreign owner is forced out), plus its ``pipeline.json`` and report then.
+    When a foreign owner is forced out: every step folder it wrote, its ``pipeline.json``
+    and its report. Nothing otherwise.
     """
     out = cfg.out
     owner = _owner(out)
@@ -68,11 +68,10 @@ def check(cfg, steps, *, force: bool = False) -> list[Path]:
             f"{cfg.path} would overwrite them. Give this config its own output folder "
             "([study] out = \"...\"), or run it with --force to take the folder over (this "
             "deletes the results the other config wrote there)")
-    planned = {str(s.out) for s in steps}
-    old = [Path(p) for p in owner.get("steps", [])]
-    gone = [p for p in old if (foreign or str(p) not in planned) and p.exists() and _inside(p, out)]
-    if foreign:
-        gone += [p for p in (out / "pipeline.json", out / "report.html") if p.exists()]
+    if not foreign:
+        return []
+    gone = [Path(p) for p in owner.get("steps", []) if Path(p).exists() and _inside(Path(p), out)]
+    gone += [p for p in (out / "pipeline.json", out / "report.html") if p.exists()]
     return sorted(set(gone))
 
 
@@ -87,12 +86,14 @@ def claim(cfg, steps, remove: list[Path]) -> None:
         while parent != cfg.out and _inside(parent, cfg.out) and not any(parent.iterdir()):
             parent.rmdir()
             parent = parent.parent
+    owner = _owner(cfg.out)
+    kept = owner.get("steps", []) if owner and owner.get("config") == str(cfg.path) else []
     state = cfg.out / provenance.STATE_DIR
     state.mkdir(parents=True, exist_ok=True)
     provenance.sweep(cfg.out)
-    provenance.write_json(state / OWNER, {"config": str(cfg.path),
-                                          "config_sha256": text_sha256(cfg.text),
-                                          "steps": [str(s.out) for s in steps]})
+    provenance.write_json(state / OWNER, {
+        "config": str(cfg.path), "config_sha256": text_sha256(cfg.text),
+        "steps": sorted(set(kept) | {str(s.out) for s in steps})})
 
 
 class RunState:

@@ -565,7 +565,7 @@ def run_pipeline(path, *, dry_run: bool = False, force: bool = False, progress: 
     orphans = ownership.check(cfg, steps, force=force)
     if dry_run:
         for p in orphans:
-            log(f"would remove {p} (not a step of this config)")
+            log(f"would remove {p} (written by the config being taken over)")
     else:
         ownership.claim(cfg, steps, orphans)
         fp.load_cache(cfg.out / STATE_DIR / "hash-cache.json")
