@@ -418,3 +418,16 @@ def test_model_weights_are_fingerprinted_by_content(tmp_path):
     (model / "model.safetensors").write_bytes(b"\1" * 64)  # retrained, same size
     assert fingerprint(desc) != before
     assert fingerprint(describe_model("crepe:tiny")) != fingerprint(describe_model("crepe:full"))
+
+
+def test_the_demo_ground_truth_is_recomputed_not_read_from_an_old_file(tmp_path):
+    from alignjax.report.html import build_report
+    from alignjax.studies.demo import DEMO_NAME
+
+    (tmp_path / "pipeline.json").write_text(json.dumps({"study": {"name": DEMO_NAME},
+                                                        "steps": []}))
+    (tmp_path / "ground_truth.json").write_text(json.dumps({"checks": [
+        {"what": "old check", "expected": "x", "found": "OLD-FINDING", "passed": True}]}))
+    html = build_report(tmp_path).read_text()
+    assert "Planted ground truth" in html and "OLD-FINDING" not in html
+    assert "RSA: best layer over all models" in html  # recomputed: nothing found now
