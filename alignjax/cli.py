@@ -128,9 +128,13 @@ def _add_run(sub) -> None:
         "run", help="run a pipeline described by a TOML file (steps skipped when unchanged)",
         description="Validate the pipeline file and its inputs, then run each step (extraction "
                     "per model, then each analysis per model) into its own folder; a step whose "
-                    "inputs and options are unchanged since its last run is skipped.")
+                    "inputs (by content) and options are unchanged since its last run, and whose "
+                    "upstream steps do not run, is skipped.")
     p.add_argument("pipeline", help="pipeline TOML file")
-    p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the steps a run would run, and why, then exit (writes nothing)")
+    p.add_argument("--force", action="store_true",
+                   help="take over an output folder that another config wrote (deletes its results)")
     p.add_argument("--report", action="store_true", help="write report.html after the run")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_run)
@@ -139,7 +143,8 @@ def _add_run(sub) -> None:
 def _cmd_run(args) -> int:
     from .pipeline import load_config, run_pipeline
 
-    run_pipeline(args.pipeline, dry_run=args.dry_run, progress=not args.no_progress)
+    run_pipeline(args.pipeline, dry_run=args.dry_run, force=args.force,
+                 progress=not args.no_progress)
     if args.report and not args.dry_run:
         from .report.html import build_report
 

@@ -3,10 +3,13 @@
 A TOML file names the stimuli, the models (spec strings), the brain/behaviour files and
 the analyses. The pipeline is planned into steps (one extraction per model, then one
 step per analysis x model); each step writes into its own folder under the study's
-``out`` directory with a ``step.json`` holding a hash of its inputs and options, and is
-skipped on a rerun when that hash is unchanged. Everything that can be checked cheaply
-(files exist, specs parse, option names, stimulus ids of the data files) is checked
-before the first step starts.
+``out`` directory, atomically, with a ``step.json`` holding the content fingerprints of
+its inputs, its resolved options and its provenance (:mod:`alignjax.steps`). A step is
+skipped on a rerun only when its inputs' contents and options are unchanged and no step
+it depends on runs. An output folder belongs to one config (:mod:`alignjax.ownership`).
+Everything that can be checked cheaply (files exist, specs parse, option names, unique
+names, stimulus ids of the data files, fold counts against stimulus and class counts) is
+checked before the first step starts.
 
 Schema (see ``pipelines/seed003.toml`` for a full example)::
 
@@ -19,12 +22,9 @@ Schema (see ``pipelines/seed003.toml`` for a full example)::
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import sys
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,9 +33,13 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from . import ownership
 from ._validation import AlignjaxInputError
+from .provenance import STATE_DIR
+from .steps import Step
 
-__all__ = ["PipelineError", "load_config", "plan", "run_pipeline", "Step"]
+__all__ = ["PipelineError", "load_config", "plan", "run_pipeline", "pipeline_status",
+           "resolve_options", "Step"]
 
 
 class PipelineError(AlignjaxInputError):
@@ -54,8 +58,8 @@ _ANALYSES = {
             "n_boot", "control", "control_layer"},
     "encode": {"data", "alphas", "outer_folds", "inner_folds", "stratify", "score",
                "extend_alphas", "standardize", "layers", "n_perm"},
-    "probe": {"target", "where", "Cs", "folds", "transfer_train", "transfer_test", "n_perm",
-              "layers", "standardize"},
+    "probe": {"target", "where", "Cs", "folds", "inner_folds", "class_weight", "transfer_train",
+              "transfer_test", "n_perm", "layers", "standardize"},
     "behaviour_rsa": {"data", "metric", "method", "n_perm", "layers", "smoothing"},
 }
 _COMMON = {"kind", "name", "models"}
@@ -85,43 +89,6 @@ class Config:
         return p if p.is_absolute() else (self.root / p)
 
 
-@dataclass
-class Step:
-    """One unit of work: its folder, what it depends on, and how to run it."""
-
-    name: str
-    kind: str
-    out: Path
-    options: dict
-    inputs: list[Path]
-    run: Callable[[], Any] = field(repr=False)
-
-    def fingerprint(self) -> str:
-        h = hashlib.sha256()
-        h.update(json.dumps({"kind": self.kind, "options": self.options}, sort_keys=True,
-                            default=str).encode())
-        for p in self.inputs:
-            h.update(_fingerprint_path(p).encode())
-        return h.hexdigest()[:20]
-
-
-def _fingerprint_path(p: Path) -> str:
-    """Content hash of a file, or of a feature store's manifest, or of a folder listing."""
-    p = Path(p)
-    if (p / "manifest.json").is_file():
-        return hashlib.sha256((p / "manifest.json").read_bytes()).hexdigest()
-    if p.is_file():
-        h = hashlib.sha256()
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
-    if p.is_dir():
-        entries = sorted((str(q.relative_to(p)), q.stat().st_size) for q in p.rglob("*") if q.is_file())
-        return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
-    return "missing"
-
-
 def _line_of(text: str, key: str) -> int | None:
     m = re.search(rf"^\s*{re.escape(key)}\s*=", text, flags=re.M)
     return text[: m.start()].count("\n") + 1 if m else None
@@ -141,6 +108,30 @@ def _check_keys(entry: dict, allowed: set, section: str, cfg_path: Path, text: s
                 f"{_where(cfg_path, text, key, section)}: unknown option {key!r}{hint}; "
                 f"expected one of {', '.join(sorted(allowed))}"
             )
+
+
+def _table_lines(text: str, section: str) -> list[int]:
+    """Line numbers of the ``[[section]]`` headers, in order."""
+    return [text[: m.start()].count("\n") + 1
+            for m in re.finditer(rf"^\s*\[\[\s*{section}\s*\]\]", text, flags=re.M)]
+
+
+def _check_unique(names: list[str], section: str, path: Path, text: str,
+                  explicit: list[bool] | None = None) -> None:
+    """Refuse a name used by two entries of ``[[section]]``, giving the line of each."""
+    lines = _table_lines(text, section)
+    seen: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        seen.setdefault(name, []).append(i)
+    for name, idx in seen.items():
+        if len(idx) > 1:
+            where = " and ".join(f"#{i + 1}" + (f" (line {lines[i]})" if i < len(lines) else "")
+                                 for i in idx)
+            default = ("; it is the default name of each, so set name = \"...\" in at least "
+                       "one" if explicit is not None and not any(explicit[i] for i in idx) else "")
+            raise PipelineError(
+                f"{path}: [[{section}]] {where} share the name {name!r}, so their results "
+                f"would overwrite each other{default}; give each entry a distinct name")
 
 
 def load_config(path) -> Config:
@@ -175,9 +166,9 @@ def load_config(path) -> Config:
         for req in ("name", "spec"):
             if req not in m:
                 raise PipelineError(f"{path}: [[models]] #{i + 1} needs {req!r}")
-        if m["name"] in names:
-            raise PipelineError(f"{path}: model name {m['name']!r} is used twice")
         names.add(m["name"])
+    _check_unique([m["name"] for m in models], "models", path, text)
+    _check_unique([d.get("name") for d in raw.get("data", [])], "data", path, text)
     data = {}
     for i, d in enumerate(raw.get("data", [])):
         _check_keys(d, _SECTIONS["data"], f"[[data]] #{i + 1}", path, text)
@@ -188,7 +179,7 @@ def load_config(path) -> Config:
             raise PipelineError(f"{_where(path, text, 'kind', f'[[data]] #{i + 1}')}: kind must be "
                                 f"one of {_DATA_KINDS}, got {d['kind']!r}")
         data[d["name"]] = dict(d)
-    analyses = []
+    analyses, explicit = [], []
     for i, a in enumerate(raw.get("analyses", [])):
         a = dict(a)
         kind = a.get("kind")
@@ -209,8 +200,13 @@ def load_config(path) -> Config:
         if kind == "probe" and "target" not in a:
             raise PipelineError(f"{path}: [[analyses]] #{i + 1} (probe) needs a 'target' "
                                 "label column")
+        explicit.append("name" in a)
         a.setdefault("name", f"probe-{a['target']}" if kind == "probe" else f"{kind}-{a['data']}")
         analyses.append(a)
+    _check_unique([a["name"] for a in analyses], "analyses", path, text, explicit)
+    if "features" in {a["name"] for a in analyses}:
+        raise PipelineError(f"{path}: an analysis may not be named 'features' (the folder of the "
+                            "feature stores)")
     return Config(path, text, study, stimuli, models, data, analyses)
 
 
@@ -253,7 +249,85 @@ def _validate_inputs(cfg: Config) -> list:
                 raise PipelineError(
                     f"{_where(cfg.path, cfg.text, key, 'analysis ' + repr(a['name']))}: label column "
                     f"{col!r} is not in the stimulus CSV (columns: {sorted(labels)})")
+    for a in cfg.analyses:
+        _check_analysis(cfg, a, stimuli)
     return stimuli
+
+
+def _analysis_where(cfg: Config, a: dict, key: str) -> str:
+    """``file line N, analysis 'name'`` for ``key`` inside that analysis's table."""
+    starts = _table_lines(cfg.text, "analyses") + [cfg.text.count("\n") + 2]
+    i = cfg.analyses.index(a)
+    lines = cfg.text.splitlines()[starts[i] - 1: starts[i + 1] - 1]
+    hit = next((starts[i] + k for k, line in enumerate(lines)
+                if re.match(rf"\s*{re.escape(key)}\s*=", line)), starts[i])
+    return f"{cfg.path} line {hit}, analysis {a['name']!r}"
+
+
+def _check_analysis(cfg: Config, a: dict, stimuli: list) -> None:
+    """Fold counts against stimulus and class counts, and options a study cannot honour.
+
+    Done before the first step, so a run never fails late on what the config already says.
+    """
+    import numpy as np
+
+    from ._validation import InvalidFoldsError
+    from .folds import resolve_folds
+
+    o = resolve_options(a, int(cfg.study.get("seed", 0)))
+    key = "folds"
+    try:
+        if a["kind"] == "encode":
+            strat = (np.array([s.labels.get(o["stratify"], "") for s in stimuli])
+                     if o["stratify"] else None)
+            key = "outer_folds"
+            outer = resolve_folds(o["outer_folds"], len(stimuli), seed=o["seed"], stratify=strat)
+            key = "inner_folds"
+            for f, test in enumerate(outer):
+                tr = np.flatnonzero(~test)
+                resolve_folds(o["inner_folds"], len(tr), seed=o["seed"] + 1 + f,
+                              stratify=None if strat is None else strat[tr])
+        elif a["kind"] == "probe":
+            _check_probe(o, [s.labels for s in stimuli])
+    except InvalidFoldsError as exc:
+        raise PipelineError(f"{_analysis_where(cfg, a, key)}: {exc} ([stimuli] holds "
+                            f"{len(stimuli)} stimuli); set {key} lower") from None
+    except AlignjaxInputError as exc:
+        key = next((k for k in ("n_perm", "standardize") if str(exc).startswith(k)), "kind")
+        raise PipelineError(f"{_analysis_where(cfg, a, key)}: {exc}") from None
+
+
+def _check_probe(o: dict, labels: list[dict]) -> None:
+    import numpy as np
+
+    from ._validation import InvalidFoldsError, InvalidOptionError
+
+    def subset(expr):
+        col, _, val = str(expr).partition("=")
+        return np.array([lab.get(col.strip(), "").strip() == val.strip() for lab in labels])
+
+    y = np.array([lab.get(o["target"], "").strip() for lab in labels])
+    keep = (y != "") & (subset(o["where"]) if o["where"] else True)
+
+    def need(mask, k, what):
+        _, counts = np.unique(y[mask], return_counts=True)
+        if counts.size and counts.min() < k:
+            raise InvalidFoldsError(f"a class of {o['target']!r} has only {int(counts.min())} "
+                                    f"stimuli in {what}, fewer than the {k} folds")
+
+    if not o["standardize"] and not _probe_accepts("standardize"):
+        raise InvalidOptionError("standardize = false is not supported by probe analyses in "
+                                 "this alignjax (probes always standardise with training-fold "
+                                 "statistics); remove the option")
+    if o["transfer_train"] is None:
+        need(keep, o["folds"], "the probed stimuli")
+        return
+    if o["n_perm"]:
+        raise InvalidOptionError("n_perm is not supported for transfer probes (transfer_train/"
+                                 "transfer_test): no permutation test of transfer accuracy "
+                                 "exists yet; remove n_perm or the transfer split")
+    need(keep & subset(o["transfer_train"]), o["inner_folds"], "the transfer training subset")
+    need(keep & subset(o["transfer_test"]), o["folds"], "the transfer test subset")
 
 
 def _load_judgements(path: Path, ids: list[str], name: str):
@@ -282,46 +356,116 @@ def _load_judgements(path: Path, ids: list[str], name: str):
     return order, counts[[pos[s] for s in order]]
 
 
+# --------------------------------------------------------------------------- options
+
+
+def _defaults(kind: str) -> dict:
+    """Every option of an analysis kind with its default value (resolved, JSON-able)."""
+    from .studies.encode import DEFAULT_ALPHAS
+    from .studies.probe import DEFAULT_CS
+
+    return {
+        "rsa": dict(method="spearman", metric="correlation", brain_metric="correlation",
+                    n_perm=1000, layers=None, alternative="greater", n_boot=0, control=None,
+                    control_layer=None),
+        "behaviour_rsa": dict(metric="symmetric_kl", method="spearman", n_perm=1000,
+                              layers=None, smoothing=1e-2),
+        "encode": dict(alphas=DEFAULT_ALPHAS, outer_folds=5, inner_folds=5, stratify=None,
+                       score="r2", extend_alphas=False, standardize=True, layers=None, n_perm=0),
+        "probe": dict(target=None, where=None, Cs=list(DEFAULT_CS), folds=5, inner_folds=3,
+                      class_weight=None, transfer_train=None, transfer_test=None, n_perm=0,
+                      layers=None, standardize=True),
+    }[kind]
+
+
+_INTS = {"n_perm", "n_boot", "outer_folds", "inner_folds", "folds", "batch_size", "n_frames"}
+_BOOLS = {"extend_alphas", "standardize"}
+
+
+def resolve_options(a: dict, seed: int) -> dict:
+    """An analysis's options with every default filled in and values normalised.
+
+    Spelling out a default gives the same options (and fingerprint) as leaving it out.
+    """
+    from .studies.encode import parse_alphas
+
+    opts = _defaults(a["kind"])
+    opts.update({k: v for k, v in a.items() if k not in _COMMON and k != "data"})
+    for k in _INTS & set(opts):
+        opts[k] = None if opts[k] is None else int(opts[k])
+    for k in _BOOLS & set(opts):
+        opts[k] = bool(opts[k])
+    if "smoothing" in opts:
+        opts["smoothing"] = float(opts["smoothing"])
+    if "alphas" in opts:
+        opts["alphas"] = [float(x) for x in parse_alphas(opts["alphas"])]
+    if "Cs" in opts:
+        opts["Cs"] = [float(x) for x in opts["Cs"]]
+    if opts.get("layers") is not None:
+        opts["layers"] = list(opts["layers"])
+    opts["seed"] = seed
+    return opts
+
+
+def _extract_options(cfg: Config, m: dict) -> dict:
+    return {"spec": m["spec"], "pooling": m.get("pooling", "mean"), "layers": m.get("layers"),
+            "batch_size": int(m.get("batch_size", 8)), "dtype": m.get("dtype", "float32"),
+            "n_frames": None if m.get("n_frames") is None else int(m["n_frames"]),
+            "duration": None if cfg.stimuli.get("duration") is None
+            else float(cfg.stimuli["duration"]),
+            "device": m.get("device", "cpu")}
+
+
+def _label_columns(opts: dict) -> list[str]:
+    cols = [opts.get("target"), opts.get("stratify")]
+    for key in ("where", "transfer_train", "transfer_test"):
+        if opts.get(key):
+            cols.append(str(opts[key]).split("=", 1)[0].strip())
+    return [c for c in cols if c]
+
+
 # --------------------------------------------------------------------------- planning
 
 
 def plan(cfg: Config, *, progress: bool = True) -> list[Step]:
     """The ordered steps of a pipeline (nothing runs)."""
+    from . import fingerprint as fp
+
     out = cfg.out
     seed = int(cfg.study.get("seed", 0))
     src = cfg.resolve(cfg.stimuli["path"])
     steps: list[Step] = []
-    stores = {}
+    stores = {m["name"]: out / "features" / m["name"] for m in cfg.models}
     for m in cfg.models:
-        store = out / "features" / m["name"]
-        stores[m["name"]] = store
-        opts = {k: m[k] for k in ("spec", "pooling", "layers", "batch_size", "dtype", "n_frames")
-                if k in m}
-        opts["duration"] = cfg.stimuli.get("duration")
+        opts = _extract_options(cfg, m)
 
-        def run_extract(m=m, store=store, opts=opts):
+        def run_extract(folder, opts=opts):
             from extractors.run import extract
 
-            kw = {k: v for k, v in opts.items() if k != "spec" and v is not None}
-            return extract(m["spec"], src, store, device=m.get("device", "cpu"),
-                           progress=progress, **kw)
+            kw = {k: v for k, v in opts.items() if k not in ("spec", "device") and v is not None}
+            return extract(opts["spec"], src, folder, device=opts["device"], progress=progress,
+                           **kw)
 
-        steps.append(Step(f"extract/{m['name']}", "extract", store, opts, [src], run_extract))
+        steps.append(Step(f"extract/{m['name']}", "extract", stores[m["name"]], opts,
+                          {"stimuli": fp.describe_stimuli(src),
+                           "model": fp.describe_model(m["spec"])},
+                          run_extract))
     for a in cfg.analyses:
-        models = a.get("models") or [m["name"] for m in cfg.models]
-        opts = {k: v for k, v in a.items() if k not in _COMMON}
-        for mname in models:
-            step_out = out / a["name"] / mname
-            inputs = [stores[mname]]
-            if "data" in a and a["kind"] != "probe":
-                inputs.append(cfg.resolve(cfg.data[a["data"]]["path"]))
-            if a["kind"] in ("probe", "encode"):
-                inputs.append(src)
-            if a.get("control"):
-                inputs.append(stores[a["control"]])
-            runner = _runner(cfg, a, stores[mname], step_out, seed, progress, stores)
-            steps.append(Step(f"{a['name']}/{mname}", a["kind"], step_out,
-                              dict(opts, seed=seed), inputs, runner))
+        opts = resolve_options(a, seed)
+        for mname in a.get("models") or [m["name"] for m in cfg.models]:
+            inputs = {"features": fp.describe_store(stores[mname])}
+            upstream = [f"extract/{mname}"]
+            if "data" in a:
+                inputs["data"] = fp.describe_file(cfg.resolve(cfg.data[a["data"]]["path"]))
+            if _label_columns(opts):
+                inputs["labels"] = fp.describe_labels(src, _label_columns(opts))
+            if opts.get("control"):
+                inputs["control"] = fp.describe_store(stores[opts["control"]])
+                upstream.append(f"extract/{opts['control']}")
+            runner = _runner(cfg, a, opts, stores[mname], progress, stores)
+            steps.append(Step(f"{a['name']}/{mname}", a["kind"], out / a["name"] / mname,
+                              dict(opts, **({"data": a["data"]} if "data" in a else {})),
+                              inputs, runner, upstream))
     return steps
 
 
@@ -332,58 +476,63 @@ def _labels_for(cfg: Config, column: str, ids: list[str]):
     return [stimuli[i].get(column, "") for i in ids]
 
 
-def _runner(cfg: Config, a: dict, store: Path, out: Path, seed: int, progress: bool,
-            stores_all: dict[str, Path]):
-    kind = a["kind"]
-    layers = a.get("layers")
+def _probe_accepts(name: str) -> bool:
+    import inspect
 
-    def rsa():
+    from .studies.probe import run_probe
+
+    return name in inspect.signature(run_probe).parameters
+
+
+def _runner(cfg: Config, a: dict, o: dict, store: Path, progress: bool,
+            stores_all: dict[str, Path]) -> Callable[[Path], Any]:
+    """``run(folder)`` for one analysis of one model, with the resolved options ``o``."""
+    kind = a["kind"]
+    data = cfg.resolve(cfg.data[a["data"]]["path"]) if "data" in a else None
+
+    def rsa(out):
         from .studies.rsa import run_rsa
 
-        return run_rsa(store, cfg.resolve(cfg.data[a["data"]]["path"]), out,
-                       method=a.get("method", "spearman"), metric=a.get("metric", "correlation"),
-                       brain_metric=a.get("brain_metric", "correlation"),
-                       n_perm=int(a.get("n_perm", 1000)), seed=seed,
-                       alternative=a.get("alternative", "greater"), layers=layers,
-                       n_boot=int(a.get("n_boot", 0)),
-                       control=stores_all[a["control"]] if a.get("control") else None,
-                       control_layer=a.get("control_layer"), progress=progress)
+        return run_rsa(store, data, out, method=o["method"], metric=o["metric"],
+                       brain_metric=o["brain_metric"], n_perm=o["n_perm"], seed=o["seed"],
+                       alternative=o["alternative"], layers=o["layers"], n_boot=o["n_boot"],
+                       control=stores_all[o["control"]] if o["control"] else None,
+                       control_layer=o["control_layer"], progress=progress)
 
-    def behaviour():
-        from .studies.rsa import run_behaviour_rsa
+    def behaviour(out):
         from .store import open_store
+        from .studies.rsa import run_behaviour_rsa
 
         ids = open_store(store).valid_ids()
-        judged, counts = _load_judgements(cfg.resolve(cfg.data[a["data"]]["path"]), ids, a["data"])
+        judged, counts = _load_judgements(data, ids, a["data"])
         return run_behaviour_rsa(store, counts, out, stimulus_ids=judged, judgement_name=a["data"],
-                                 metric=a.get("metric", "symmetric_kl"),
-                                 method=a.get("method", "spearman"),
-                                 n_perm=int(a.get("n_perm", 1000)), seed=seed, layers=layers,
-                                 smoothing=float(a.get("smoothing", 1e-2)), progress=progress)
+                                 metric=o["metric"], method=o["method"], n_perm=o["n_perm"],
+                                 seed=o["seed"], layers=o["layers"], smoothing=o["smoothing"],
+                                 progress=progress)
 
-    def encode():
-        from .studies.encode import run_encode
+    def encode(out):
         from .store import open_store
+        from .studies.encode import run_encode
 
         stratify = None
-        if a.get("stratify"):
-            stratify = _labels_for(cfg, a["stratify"], open_store(store).valid_ids())
-        return run_encode(store, cfg.resolve(cfg.data[a["data"]]["path"]), out,
-                          alphas=a.get("alphas"), outer_folds=int(a.get("outer_folds", 5)),
-                          inner_folds=int(a.get("inner_folds", 5)), stratify=stratify,
-                          score=a.get("score", "r2"), extend_alphas=bool(a.get("extend_alphas", False)),
-                          standardize=bool(a.get("standardize", True)), layers=layers, seed=seed,
-                          n_perm=int(a.get("n_perm", 0)), progress=progress)
+        if o["stratify"]:
+            stratify = _labels_for(cfg, o["stratify"], open_store(store).valid_ids())
+        return run_encode(store, data, out, alphas=o["alphas"], outer_folds=o["outer_folds"],
+                          inner_folds=o["inner_folds"], stratify=stratify, score=o["score"],
+                          extend_alphas=o["extend_alphas"], standardize=o["standardize"],
+                          layers=o["layers"], seed=o["seed"], n_perm=o["n_perm"],
+                          progress=progress)
 
-    def probe():
+    def probe(out):
         from .studies.probe import run_probe
 
-        return run_probe(store, cfg.resolve(cfg.stimuli["path"]), out, target=a["target"],
-                         log=lambda msg: None,
-                         where=a.get("where"), Cs=a.get("Cs"), folds=int(a.get("folds", 5)),
-                         transfer_train=a.get("transfer_train"),
-                         transfer_test=a.get("transfer_test"), n_perm=int(a.get("n_perm", 0)),
-                         layers=layers, seed=seed, progress=progress)
+        extra = {"standardize": o["standardize"]} if _probe_accepts("standardize") else {}
+        return run_probe(store, cfg.resolve(cfg.stimuli["path"]), out, target=o["target"],
+                         log=lambda msg: None, where=o["where"], Cs=o["Cs"], folds=o["folds"],
+                         inner_folds=o["inner_folds"], class_weight=o["class_weight"],
+                         transfer_train=o["transfer_train"], transfer_test=o["transfer_test"],
+                         n_perm=o["n_perm"], layers=o["layers"], seed=o["seed"],
+                         progress=progress, **extra)
 
     return {"rsa": rsa, "behaviour_rsa": behaviour, "encode": encode, "probe": probe}[kind]
 
@@ -391,60 +540,75 @@ def _runner(cfg: Config, a: dict, store: Path, out: Path, seed: int, progress: b
 # --------------------------------------------------------------------------- running
 
 
-def _done(step: Step, fp: str) -> bool:
-    meta = step.out / "step.json"
-    if not meta.is_file():
-        return False
-    try:
-        info = json.loads(meta.read_text())
-    except json.JSONDecodeError:
-        return False
-    return info.get("fingerprint") == fp and info.get("finished", False)
-
-
-def run_pipeline(path, *, dry_run: bool = False, progress: bool = True,
+def run_pipeline(path, *, dry_run: bool = False, force: bool = False, progress: bool = True,
                  log: Callable[[str], None] = print) -> list[dict]:
     """Validate, plan and run a pipeline; returns one record per step.
 
-    Each record has ``step``, ``status`` (``"ran"``, ``"skipped"`` or ``"planned"``),
-    ``seconds`` and ``out``.
+    Each record has ``step``, ``status`` (``"ran"``, ``"skipped"``, ``"would run"`` or
+    ``"up to date"``; the last two with ``dry_run``), ``reason``, ``seconds`` and ``out``.
+    A dry run writes nothing and lists exactly the steps a run would run, with the reason.
+    ``force`` lets this config take over an output folder another config wrote (deleting
+    that config's results).
+
+    Raises
+    ------
+    PipelineError
+        Invalid config or inputs (before any step runs), or the output folder belongs to
+        another config.
     """
+    from . import fingerprint as fp
+    from .steps import decide, execute
+
     cfg = load_config(path)
     _validate_inputs(cfg)
     steps = plan(cfg, progress=progress)
-    records = []
-    cfg.out.mkdir(parents=True, exist_ok=True)
+    orphans = ownership.check(cfg, steps, force=force)
+    if dry_run:
+        for p in orphans:
+            log(f"would remove {p} (written by the config being taken over)")
+    else:
+        ownership.claim(cfg, steps, orphans)
+        fp.load_cache(cfg.out / STATE_DIR / "hash-cache.json")
+    state = ownership.RunState(cfg, steps, dry_run=dry_run)
+    running: set[str] = set()
     for k, step in enumerate(steps, 1):
-        # extraction fingerprints depend only on options + stimuli; analyses on the store
-        # manifest, which exists once the extraction step has run
-        fp = step.fingerprint()
+        tag = f"[{k}/{len(steps)}] {step.name}"
+        d = decide(step, running)
+        if d.run:
+            running.add(step.name)
         if dry_run:
-            state = "up to date" if _done(step, fp) else "would run"
-            log(f"[{k}/{len(steps)}] {step.name:<40s} {state:<11s} -> {step.out}")
-            records.append({"step": step.name, "status": "planned", "out": str(step.out),
-                            "up_to_date": state == "up to date"})
+            log(f"{tag}: " + (f"would run ({d.reason})" if d.run else "up to date")
+                + f" -> {step.out}")
+            state.record(step, "would run" if d.run else "up to date", d.reason)
             continue
-        if _done(step, fp):
-            log(f"[{k}/{len(steps)}] {step.name}: up to date, skipped")
-            records.append({"step": step.name, "status": "skipped", "seconds": 0.0,
-                            "out": str(step.out)})
+        if not d.run:
+            log(f"{tag}: up to date, skipped")
+            state.record(step, "skipped", d.reason)
             continue
-        log(f"[{k}/{len(steps)}] {step.name} ...")
-        t0 = time.perf_counter()
-        step.out.mkdir(parents=True, exist_ok=True)
-        step.run()
-        secs = time.perf_counter() - t0
-        info = {"step": step.name, "kind": step.kind, "fingerprint": step.fingerprint(),
-                "options": step.options, "inputs": [str(p) for p in step.inputs],
-                "seconds": secs, "finished": True}
-        tmp = step.out / "step.json.tmp"
-        tmp.write_text(json.dumps(info, indent=1, default=str))
-        tmp.replace(step.out / "step.json")
-        log(f"[{k}/{len(steps)}] {step.name}: done in {secs:.1f} s")
-        records.append({"step": step.name, "status": "ran", "seconds": secs, "out": str(step.out)})
+        log(f"{tag} ({d.reason}) ...")
+        try:
+            rec = execute(d, root=cfg.out, config=ownership.config_id(cfg))
+        except BaseException:
+            state.record(step, "failed", d.reason)
+            state.save(finished=False)
+            fp.save_cache(cfg.out / STATE_DIR / "hash-cache.json")
+            raise
+        log(f"{tag}: done in {rec['seconds']:.1f} s")
+        state.record(step, "ran", d.reason, rec["seconds"])
+        state.save(finished=False)
     if not dry_run:
-        (cfg.out / "pipeline.json").write_text(json.dumps(
-            {"config": str(cfg.path), "study": cfg.study,
-             "stimuli": str(cfg.resolve(cfg.stimuli["path"]).resolve()), "steps": records},
-            indent=1))
-    return records
+        state.save(finished=True)
+        fp.save_cache(cfg.out / STATE_DIR / "hash-cache.json")
+    return state.records
+
+
+def pipeline_status(path) -> list[dict]:
+    """Per step of a pipeline: whether its results are current, and if not, why.
+
+    What a dry run would say, without logging: ``[{"step", "stale", "reason", "out"}]``.
+    """
+    from .steps import decide_all
+
+    cfg = load_config(path)
+    return [{"step": d.step.name, "stale": d.run, "reason": d.reason, "out": str(d.step.out)}
+            for d in decide_all(plan(cfg, progress=False))]

@@ -405,8 +405,28 @@ class StoreWriter:
                 info.setdefault("n_valid_frames", [0] * self.n)[index] = int(count)
         for name in touched:
             self.manifest["layers"][name]["done"] = _pack_mask(self._done[name])
+            self.manifest["layers"][name].pop("sha256", None)
+        self._hash_completed()
         if rows:
             _atomic_write_json(self.path / MANIFEST, self.manifest)
+
+    def _hash_completed(self) -> None:
+        """Record ``sha256`` (of the ``.npy`` file) for each layer whose rows are all written.
+
+        Readers fingerprint a store by these hashes (:func:`alignjax.fingerprint.store_fingerprint`)
+        instead of reading every layer; a later write to a layer drops its hash until the
+        layer is complete again.
+        """
+        from .fingerprint import file_sha256
+
+        skipped = set(self.manifest["skipped"])
+        expected = np.array([s not in skipped for s in self.manifest["stimulus_ids"]], bool)
+        for name, done in self._done.items():
+            info = self.manifest["layers"][name]
+            if "sha256" not in info and done[expected].all():
+                if name in self._maps:
+                    self._maps[name].flush()
+                info["sha256"] = file_sha256(self.path / info["file"])
 
     def skip(self, index: int, reason: str) -> None:
         """Record that stimulus ``index`` could not be processed (listed in the manifest)."""
@@ -424,7 +444,9 @@ class StoreWriter:
         for arr in self._maps.values():
             arr.flush()
         self._maps.clear()
-        if not self.manifest["complete"]:
+        if not self.manifest["complete"] or not all(
+                "sha256" in info for info in self.manifest["layers"].values()):
+            self._hash_completed()
             self.manifest["complete"] = True
             _atomic_write_json(self.path / MANIFEST, self.manifest)
         return FeatureStore(self.path)

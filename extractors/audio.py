@@ -111,14 +111,16 @@ def list_stimuli(source) -> list[Stimulus]:
 
 
 def stimuli_fingerprint(stimuli: list[Stimulus]) -> str:
-    """A hash of (id, file name, file size) of every stimulus, to refuse a foreign store."""
+    """A hash of (id, content hash of the audio file) of every stimulus.
+
+    Content, not name or size: a clip replaced by another of the same size changes it.
+    Hashes are cached by file size and mtime (:func:`alignjax.fingerprint.file_sha256`).
+    """
+    from alignjax.fingerprint import file_sha256
+
     h = hashlib.sha256()
     for s in stimuli:
-        try:
-            size = s.path.stat().st_size
-        except OSError:
-            size = -1
-        h.update(f"{s.id}\0{s.path.name}\0{size}\n".encode())
+        h.update(f"{s.id}\0{file_sha256(s.path)}\n".encode())
     return h.hexdigest()[:16]
 
 

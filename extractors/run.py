@@ -178,7 +178,7 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
         old = m.get("settings", {}).get("request") or {}
         if old != request:
             diff = {k: (old.get(k), request[k]) for k in request if old.get(k) != request[k]}
-            hint = (" (the stimulus files changed size since that run)"
+            hint = (" (the content of the stimulus files changed since that run)"
                     if "stimuli_fingerprint" in diff else "")
             raise StoreError(
                 f"{out} holds a store of {spec} made with other settings{hint}: "

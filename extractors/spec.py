@@ -17,13 +17,14 @@ A spec string selects an adapter by its prefix:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from alignjax._validation import AlignjaxInputError, InvalidOptionError
 
-__all__ = ["Extractor", "LayerError", "parse_spec", "load_extractor", "PREFIXES"]
+__all__ = ["Extractor", "LayerError", "parse_spec", "load_extractor", "weight_files", "PREFIXES"]
 
 PREFIXES = ("hf", "torch", "crepe", "silero", "spectral")
 
@@ -142,6 +143,46 @@ def parse_spec(spec: str) -> tuple[str, str]:
             "'torch:mypkg.models:build', 'crepe:tiny', 'silero', 'spectral:mel')"
         )
     return prefix, rest
+
+
+def weight_files(spec: str) -> list[tuple[str, Path]]:
+    """The files that hold a model's weights (and configuration), without loading it.
+
+    ``hf:DIR`` gives every file of a local directory (a hub id gives its name only, with
+    no files: pin a revision or use a local copy to have its weights fingerprinted);
+    ``torch:module:factory`` the module's source file; ``crepe`` and ``silero`` the weight
+    files their packages ship; ``spectral`` none.
+
+    Returns
+    -------
+    list of (name, path)
+        ``name`` is stable across machines (relative to the model directory or package).
+    """
+    import importlib.util
+
+    prefix, rest = parse_spec(spec)
+    if prefix == "hf":
+        root = Path(rest)
+        if not root.is_dir():
+            return []
+        files = [p for p in sorted(root.rglob("*")) if p.is_file()]
+        return [(p.relative_to(root).as_posix(), p) for p in files
+                if not any(part.startswith(".") for part in p.relative_to(root).parts)]
+    if prefix == "torch":
+        module = rest.split(":")[0]
+        found = importlib.util.find_spec(module)
+        return [(module, Path(found.origin))] if found is not None and found.origin else []
+    if prefix == "crepe":
+        from .crepe import crepe_weights_path
+
+        path = crepe_weights_path(rest or "full")
+        return [(path.name, path)]
+    if prefix == "silero":
+        from .silero import silero_weights_path
+
+        path = silero_weights_path()
+        return [(path.name, path)]
+    return []
 
 
 def load_extractor(spec: str, *, device: str = "cpu") -> Extractor:

@@ -1,9 +1,12 @@
 """Self-contained HTML report of a pipeline run directory (``alignjax report DIR``).
 
-The report reads what the steps wrote (``step.json``, ``*.json`` summaries, ``*.png``
-figures), embeds every figure as a base64 data URI, and adds RDMs ordered by stimulus
-category, the planted ground truth next to the findings when the run is the demo
-(``ground_truth.json``), and run metadata (versions, devices, seeds, timings).
+The report is built from the ``step.json`` files (:mod:`.provenance`): it shows each
+step's results (the ``*.json`` summaries and ``*.png`` figures its ``step.json`` lists,
+embedded as base64 data URIs), marks results whose inputs or options changed since as
+stale (with a banner at the top), and adds RDMs ordered by stimulus category, the planted
+ground truth next to the findings when the run is the demo (recomputed from the current
+results), and the provenance of every result (date, versions, commit, options, config
+text). It is written atomically.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ import base64
 import html
 import io
 import json
+import os
 import platform
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+
+from .. import provenance
 
 __all__ = ["build_report"]
 
@@ -30,6 +35,8 @@ th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
 figure{display:inline-block;margin:.4em;vertical-align:top} figure img{max-width:100%;border:1px solid #eee}
 figcaption{font-size:.8em;color:#555;text-align:center} .ok{color:#1a7f37;font-weight:600} .bad{color:#b42318;font-weight:600}
 .grid{display:flex;flex-wrap:wrap;gap:.4em}
+.stale{background:#fff4e5;border:1px solid #f0b429;padding:.5em 1em;margin:1em 0}
+.stalemark{color:#b42318;font-size:.8em;font-weight:600} pre{font-size:.75em;overflow-x:auto}
 """
 
 
@@ -74,7 +81,11 @@ def _load_json(path: Path):
         return None
 
 
-def _section_rsa(step_dir: Path, summary: dict, title: str) -> str:
+def _figures(pngs: list[Path]) -> str:
+    return "".join(_figure(_png(p), p.stem) for p in pngs)
+
+
+def _section_rsa(pngs: list[Path], summary: dict, title: str) -> str:
     layers = summary["layers"]
     r, p = summary.get("group_r", []), summary.get("group_p_fwe", [])
     mean_r = summary.get("mean_subject_r") or []
@@ -100,22 +111,22 @@ def _section_rsa(step_dir: Path, summary: dict, title: str) -> str:
     if summary.get("group_test"):
         nc_txt += "; group-RDM test: fixed effects over stimuli (not a test across subjects)"
     ctrl = f"; control regressed out: {html.escape(summary['control'])}" if summary.get("control") else ""
-    figs = "".join(_figure(_png(p), p.stem) for p in sorted(step_dir.glob("*.png")))
-    return (f"<h3>{html.escape(title)}</h3><p class=meta>{summary.get('n_perm')} permutations, "
+    figs = _figures(pngs)
+    return (f"<h3>{title}</h3><p class=meta>{summary.get('n_perm')} permutations, "
             f"method {summary.get('method')}{nc_txt}{ctrl}; best layer "
             f"<b>{html.escape(str(summary.get('best_layer_group')))}</b></p>"
             f"<div class=grid>{figs}</div>{_table(rows, cols)}")
 
 
-def _section_generic(step_dir: Path, summary: dict | None, title: str) -> str:
-    figs = "".join(_figure(_png(p), p.stem) for p in sorted(step_dir.glob("*.png")))
+def _section_generic(pngs: list[Path], summary: dict | None, title: str) -> str:
+    figs = _figures(pngs)
     text = ""
     if summary:
         keep = {k: v for k, v in summary.items()
                 if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
         keep.update({k: v for k, v in summary.items() if isinstance(v, bool)})
         text = _table([{"key": k, "value": v} for k, v in list(keep.items())[:25]], ["key", "value"])
-    return f"<h3>{html.escape(title)}</h3><div class=grid>{figs}</div>{text}"
+    return f"<h3>{title}</h3><div class=grid>{figs}</div>{text}"
 
 
 def _category_of(labels_csv) -> dict | None:
@@ -168,10 +179,13 @@ def _rdm_section(steps: list[dict], labels_csv) -> str:
     return "<h2>RDMs by stimulus category</h2><div class=grid>" + "".join(figs) + "</div>"
 
 
-def _ground_truth(run_dir: Path) -> str:
-    gt = _load_json(run_dir / "ground_truth.json")
-    if not gt:
+def _ground_truth(run_dir: Path, pipeline: dict | None) -> str:
+    """The demo's planted truth beside what the current results find (recomputed here)."""
+    from ..studies.demo import DEMO_NAME, ground_truth_checks
+
+    if ((pipeline or {}).get("study") or {}).get("name") != DEMO_NAME:
         return ""
+    gt = ground_truth_checks(run_dir)
     rows = []
     for check in gt.get("checks", []):
         ok = check.get("passed")
@@ -185,50 +199,40 @@ def _ground_truth(run_dir: Path) -> str:
             f"</p>{table}")
 
 
-def _metadata(run_dir: Path, pipeline: dict | None) -> str:
+def _metadata() -> str:
+    """Where the report itself was written (the versions of each result are in its provenance)."""
     import jax
 
-    vers = []
-    for pkg in ("alignjax", "jax", "jaxlib", "numpy", "scipy", "torch", "transformers", "librosa"):
-        try:
-            vers.append({"package": pkg, "version": metadata.version(pkg)})
-        except metadata.PackageNotFoundError:
-            pass
+    vers = [{"package": k, "version": v} for k, v in provenance.versions().items()]
     devices = ", ".join(f"{d.platform}:{d.device_kind}" for d in jax.devices())
     info = [{"key": "python", "value": platform.python_version()},
             {"key": "machine", "value": f"{platform.machine()} {platform.system()}"},
             {"key": "JAX devices", "value": devices},
-            {"key": "x64", "value": str(bool(jax.config.jax_enable_x64))}]
-    if pipeline:
-        info.append({"key": "config", "value": pipeline.get("config", "")})
-        info.append({"key": "seed", "value": str(pipeline.get("study", {}).get("seed", 0))})
-    steps = (pipeline or {}).get("steps", [])
-    step_rows = [{"step": s["step"], "status": s["status"], "seconds": s.get("seconds")}
-                 for s in steps]
-    bench = ""
-    bench_file = run_dir / "timings.json"
-    if bench_file.is_file():
-        t = _load_json(bench_file) or {}
-        bench = _table([{"stage": k, "seconds": v} for k, v in t.items()], ["stage", "seconds"],
-                       {"seconds": "{:.2f}"})
-    return ("<h2>Run metadata</h2>" + _table(info, ["key", "value"]) + _table(vers, ["package", "version"])
-            + (_table(step_rows, ["step", "status", "seconds"], {"seconds": "{:.2f}"}) if step_rows else "")
-            + bench)
+            {"key": "x64", "value": str(bool(jax.config.jax_enable_x64))},
+            {"key": "alignjax commit",
+             "value": provenance.alignjax_commit() or "not a git checkout"},
+            {"key": "written", "value": provenance.now()}]
+    return ("<h2>This report was written with</h2>" + _table(info, ["key", "value"])
+            + _table(vers, ["package", "version"]))
 
 
 _SUMMARY_FILES = {"rsa": "rsa.json", "behaviour_rsa": "behaviour_rsa.json",
                   "encode": "summary.json", "probe": "probe.json"}
 
 
-def _groups_of(steps: list[dict], kind: str) -> list[tuple[str, dict[str, dict]]]:
+def _summary_of(st) -> dict | None:
+    """The step's JSON summary, if its step.json lists it among the step's outputs."""
+    name = _SUMMARY_FILES.get(st["kind"])
+    if not name or Path(st["out"], name) not in st.files:
+        return None
+    return _load_json(Path(st["out"]) / name)
+
+
+def _groups_of(steps, kind: str) -> list[tuple[str, dict[str, dict]]]:
     """Steps of one kind grouped by analysis name -> [(name, {model: summary})]."""
     groups: dict[str, dict[str, dict]] = {}
     for st in steps:
-        out = Path(st["out"])
-        meta = _load_json(out / "step.json") or {}
-        if (meta.get("kind") or st["step"].split("/")[0]) != kind:
-            continue
-        summary = _load_json(out / _SUMMARY_FILES[kind])
+        summary = _summary_of(st) if st["kind"] == kind else None
         if summary:
             name, _, model = st["step"].partition("/")
             groups.setdefault(name, {})[model or name] = summary
@@ -251,51 +255,53 @@ _TITLES = {"rsa": "RSA with brain data", "behaviour_rsa": "RSA with behaviour",
 
 
 def build_report(run_dir, out=None, *, title: str | None = None) -> Path:
-    """Write ``report.html`` for a pipeline or demo run directory; return its path."""
+    """Write ``report.html`` for a pipeline or demo run directory (atomically); return its path."""
+    from .provenance import banner, collect_steps, provenance_section
+
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         from .._validation import AlignjaxInputError
 
         raise AlignjaxInputError(f"{run_dir} is not a directory of results")
     pipeline = _load_json(run_dir / "pipeline.json")
-    steps = [s for s in (pipeline or {}).get("steps", [])]
-    if not steps:  # a plain directory of step folders
-        steps = [{"step": str(p.parent.relative_to(run_dir)), "status": "found", "out": str(p.parent)}
-                 for p in sorted(run_dir.rglob("step.json"))]
+    steps, note = collect_steps(run_dir, pipeline)
+    shown = [st for st in steps if st.get("record")]
     by_kind: dict[str, list[str]] = {}
-    for st in steps:
-        meta = _load_json(Path(st["out"]) / "step.json") or {}
-        kind = meta.get("kind") or st["step"].split("/")[0]
-        if kind == "extract":
+    for st in shown:
+        if st["kind"] == "extract":
             continue
-        step_dir = Path(st["out"])
-        summary = None
-        for name in ("rsa.json", "behaviour_rsa.json", "summary.json", "probe.json"):
-            if (step_dir / name).is_file():
-                summary = _load_json(step_dir / name)
-                break
-        label = st["step"]
-        if kind in ("rsa", "behaviour_rsa") and summary:
-            sec = _section_rsa(step_dir, summary, label)
+        summary = _summary_of(st)
+        pngs = [p for p in st.files if p.suffix == ".png"]
+        label = html.escape(st["step"])
+        if st["stale"]:
+            label += f" <span class=stalemark>stale: {html.escape(st['reason'])}</span>"
+        finished = (st["record"] or {}).get("finished")
+        label += f" <span class=meta>({html.escape(str(finished))})</span>" if finished else ""
+        if st["kind"] in ("rsa", "behaviour_rsa") and summary:
+            sec = _section_rsa(pngs, summary, label)
         else:
-            sec = _section_generic(step_dir, summary, label)
-        by_kind.setdefault(kind, []).append(sec)
+            sec = _section_generic(pngs, summary, label)
+        by_kind.setdefault(st["kind"], []).append(sec)
     parts = [f"<h1>{html.escape(title or 'alignjax report')}</h1>",
-             f"<p class=meta>{html.escape(str(run_dir.resolve()))}</p>", _ground_truth(run_dir)]
-    parts.append(_rdm_section([s for s in steps if Path(s["out"], "rsa.json").is_file()],
+             f"<p class=meta>{html.escape(str(run_dir.resolve()))}</p>", banner(steps, note),
+             _ground_truth(run_dir, pipeline)]
+    parts.append(_rdm_section([s for s in shown if _summary_of(s) and s["kind"] == "rsa"],
                               (pipeline or {}).get("stimuli")))
     for kind in ("rsa", "behaviour_rsa", "encode", "probe"):
         if kind in by_kind:
-            over = "".join(_overview(kind, group) for group in _groups_of(steps, kind))
+            over = "".join(_overview(kind, group) for group in _groups_of(shown, kind))
             details = ("<details><summary>per model: figures and tables</summary>"
                        + "".join(by_kind.pop(kind)) + "</details>")
             parts.append(f"<h2>{_TITLES[kind]}</h2>{over}{details}")
     for kind, secs in by_kind.items():
         parts.append(f"<h2>{html.escape(kind)}</h2>" + "".join(secs))
-    parts.append(_metadata(run_dir, pipeline))
+    parts.append(provenance_section(steps, pipeline, _table))
+    parts.append(_metadata())
     doc = ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
            f"<title>{html.escape(title or 'alignjax report')}</title><style>{_CSS}</style></head>"
            f"<body>{''.join(parts)}</body></html>")
     out = Path(out) if out else run_dir / "report.html"
-    out.write_text(doc, encoding="utf-8")
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(doc, encoding="utf-8")
+    os.replace(tmp, out)
     return out

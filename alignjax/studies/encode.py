@@ -104,6 +104,8 @@ def run_encode(features, brain, out: str | os.PathLike, *, alphas=None, outer_fo
     summary.update({"analysis": "encode", "features": str(features), "brain": str(brain),
                     "alphas": [float(a) for a in alphas], "outer_folds": outer_folds,
                     "inner_folds": inner_folds, "score": score, "seed": seed,
+                    "stratify": None if stratify is None else [str(c) for c in stratify],
+                    "extend_alphas": extend_alphas, "standardize": standardize,
                     "n_stimuli": int(res.prediction.shape[0]),
                     "best_layer_counts": dict(zip(names, counts.tolist())),
                     "n_perm": n_perm,
