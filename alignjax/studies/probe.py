@@ -92,10 +92,6 @@ def run_probe(features, labels, out: str | os.PathLike, *, target: str,
     if (transfer_train is None) != (transfer_test is None):
         raise InvalidOptionError("give both transfer_train and transfer_test (--train-where and "
                                  "--test-where) for a transfer probe")
-    if transfer_train is not None and n_perm:
-        raise InvalidOptionError(f"n_perm={n_perm} was given for a transfer probe, but there is no "
-                                 "permutation test of transfer accuracy; use n_perm=0 (or no "
-                                 "--n-perm) with --train-where/--test-where")
     if transfer_train is not None:
         tc, tv = parse_where(transfer_train, columns)
         ec, ev = parse_where(transfer_test, columns)
@@ -180,7 +176,7 @@ def run_probe(features, labels, out: str | os.PathLike, *, target: str,
     summary = {"analysis": "probe", "features": str(features), "labels": str(labels),
                "target": target, "where": where, "n_stimuli": int(len(y)), "layers": table,
                "seed": seed, "folds": folds, "inner_folds": inner_folds, "n_perm": n_perm,
-               "class_weight": class_weight, **detail}
+               "class_weight": class_weight, "standardize": standardize, **detail}
     with open(out / "probe.json", "w", encoding="utf-8") as fh:
         json.dump(summary, fh, indent=1)
     for r in table:

@@ -360,11 +360,17 @@ def test_fold_counts_and_unsupported_options_fail_before_any_step(study):
     with pytest.raises(PipelineError, match=rf"line {line}, analysis 'encode-fmri': cannot make "
                                             r"30 folds from 14 stimuli.*set outer_folds lower"):
         run_pipeline(cfg, **QUIET)
-    transfer = PROBE.replace("folds = 2", 'folds = 2\ntransfer_train = "category=impact"\n'
-                             'transfer_test = "category=noise"\nn_perm = 10')
-    with pytest.raises(PipelineError, match="n_perm is not supported for transfer probes"):
-        run_pipeline(_config(study, transfer), **QUIET)
     assert not (study / "out").exists()
+
+
+def test_probe_options_are_passed_on(study):
+    """standardize and a transfer probe's n_perm reach the probe, and are recorded."""
+    probe = PROBE.replace("folds = 2", "folds = 2\nstandardize = false\nn_perm = 5")
+    _run(_config(study, probe))
+    [summary] = (study / "out").glob("probe-category/*/probe.json")
+    s = json.loads(summary.read_text())
+    assert s["standardize"] is False and s["n_perm"] == 5
+    assert all(r["p"] is not None for r in s["layers"])
 
 
 _TIMING = {"seconds", "started", "finished"}
