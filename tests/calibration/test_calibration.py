@@ -210,3 +210,35 @@ def test_fdr_bh_controls_the_false_discovery_rate():
         any_null.append((aj.fdr_bh(p_null) < ALPHA).any())
     assert np.mean(fdp) <= ALPHA * 40 / 50 + 0.01  # BH: FDR = alpha * m0 / m
     assert np.mean(any_null) <= ALPHA + 3.3 * np.sqrt(ALPHA * (1 - ALPHA) / 400)
+
+
+# --------------------------------------------------------------------------- slow variants
+# Larger versions for a release check, outside CI: pytest -m slow tests/calibration
+
+
+@pytest.mark.slow
+def test_slow_probe_cli_path_nested_C_is_calibrated():
+    """The issue's `alignjax probe --n-perm` case: 80 noise layers, 9 C values, 5 x 3 folds."""
+    ps = []
+    for ds in range(4):
+        rng = np.random.default_rng(700 + ds)
+        y = rng.permutation(np.repeat([0, 1], 20))
+        layers = [rng.standard_normal((40, 8)) for _ in range(20)]
+        r = aj.probe_permutation_test(layers, y, Cs=np.logspace(-4, 4, 9), inner_folds=3,
+                                      folds=5, n_perm=99, seed=ds, perm_batch=25)
+        ps.append(r.p)
+    _not_anticonservative(np.concatenate(ps))
+
+
+@pytest.mark.slow
+def test_slow_encoding_permutation_test_is_uniform():
+    ps = []
+    for ds in range(40):
+        rng = np.random.default_rng(800 + ds)
+        X = rng.standard_normal((40, 10))
+        r = aj.encoding_permutation_test([X], rng.standard_normal((40, 5)),
+                                         alphas=np.logspace(-1, 4, 6), folds=4, n_perm=99,
+                                         seed=ds, encode_options={"inner_folds": 3})
+        ps.append(r.p)
+    _rate_ok(np.concatenate(ps))
+    _uniform(np.concatenate(ps))
