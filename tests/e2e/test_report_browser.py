@@ -1,10 +1,12 @@
 """The HTML report loads in headless Chromium with no console errors, every figure sized."""
 
+import json
 import shutil
 
 import numpy as np
 import pytest
 
+from alignjax.provenance import output_hashes
 from alignjax.report.html import build_report
 from alignjax.studies.rsa import run_rsa
 from alignjax.store import StoreWriter
@@ -24,7 +26,9 @@ def _run_dir(tmp_path, rng):
     step = tmp_path / "rsa-fmri" / "m"
     run_rsa(tmp_path / "features" / "m", tmp_path / "brain.npz", step, n_perm=20, n_boot=10,
             progress=False)
-    (step / "step.json").write_text('{"kind": "rsa", "finished": true}')
+    # the report embeds only the files a step's record lists among its outputs
+    record = {"kind": "rsa", "finished": True, "outputs": output_hashes(step)}
+    (step / "step.json").write_text(json.dumps(record))
     return tmp_path
 
 
