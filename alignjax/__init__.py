@@ -4,7 +4,7 @@ The JAX core: RDMs, permutation-tested RSA, voxel-wise ridge encoding and linear
 It never imports torch; the feature extractors live in the separate ``extractors`` package.
 """
 
-from ._validation import (
+from .errors import (
     AlignjaxInputError,
     ConstantRDMError,
     InvalidFoldsError,

@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from alignjax._validation import InvalidOptionError, StoreError, check_choice, check_positive_int
+from alignjax.errors import InvalidOptionError, StoreError, check_choice, check_positive_int
 from alignjax.store import MANIFEST, FeatureStore, StoreWriter
 
 from .audio import AudioError, Stimulus, expected_length, list_stimuli, load_audio, stimuli_fingerprint
@@ -158,7 +158,7 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
                              else list_stimuli(stimuli))
     ids = [s.id for s in stims]
     if len(set(ids)) != len(ids):
-        from alignjax._validation import StimulusMismatchError
+        from alignjax.errors import StimulusMismatchError
 
         raise StimulusMismatchError("stimulus ids must be unique")
     request = _request(spec, layers, pooling, duration, dtype, n_frames, stimuli_fingerprint(stims))

@@ -18,3 +18,29 @@ def test_all_lists_strings_that_exist():
     for name in alignjax.__all__:
         assert isinstance(name, str)
         assert hasattr(alignjax, name), name
+
+
+def _alignjax_imports(path):
+    """(module, name) of every import of alignjax in a source file (name None for `import`)."""
+    import ast
+
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            yield from ((a.name, None) for a in node.names if a.name.split(".")[0] == "alignjax")
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and \
+                node.module.split(".")[0] == "alignjax":
+            yield from ((node.module, a.name) for a in node.names)
+
+
+def test_extractors_import_only_public_alignjax_names():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "extractors"
+    files = sorted(root.rglob("*.py"))
+    assert files
+    private = [f"{p.relative_to(root.parent)}: {mod}" + (f" import {name}" if name else "")
+               for p in files for mod, name in _alignjax_imports(p)
+               if any(part.startswith("_") for part in mod.split("."))
+               or (name is not None and name.startswith("_"))]
+    assert not private, "extractors/ imports private alignjax modules or names:\n" + \
+        "\n".join(private)
