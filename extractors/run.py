@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from alignjax.errors import InvalidOptionError, StoreError, check_choice, check_positive_int
-from alignjax.store import MANIFEST, FeatureStore, StoreWriter
+from alignjax.io import MANIFEST, FeatureStore, StoreWriter
 
 from .audio import AudioError, Stimulus, expected_length, list_stimuli, load_audio, stimuli_fingerprint
 from .pooling import POOLINGS, pool
@@ -119,7 +119,7 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
         ``none`` keeps frames, cropped/zero-padded at the end to a common count per layer
         (``n_frames`` if given, else the frames of the longest clip), and records the frame
         rate and, per layer and stimulus, the number of frames that are not padding
-        (``n_valid_frames``; see :meth:`alignjax.store.FeatureStore.valid_frames`).
+        (``n_valid_frames``; see :meth:`alignjax.io.FeatureStore.valid_frames`).
         ``mean``/``max``/``stats`` pool over the frames the extractor declares for the clip
         (:meth:`~extractors.spec.Extractor.frame_mask`; AST: the patch tokens covering it).
     batch_size : int
@@ -141,7 +141,7 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
 
     Returns
     -------
-    alignjax.store.FeatureStore
+    alignjax.io.FeatureStore
     """
     check_choice(pooling, "pooling", POOLINGS)
     check_choice(dtype, "dtype", DTYPES)

@@ -14,7 +14,7 @@ import numpy as np
 from .._validation import StimulusMismatchError, StoreError, check_finite
 from ..rdm import rdm, rdm_from_distributions
 from ..rsa import noise_ceiling, partial_compare, rsa_bootstrap, rsa_permutation_test
-from ..store import MANIFEST, FeatureStore, load_layers, load_responses
+from ..io import MANIFEST, FeatureStore, load_layers, load_responses
 
 __all__ = ["run_rsa", "run_behaviour_rsa", "layer_rdms"]
 
@@ -209,7 +209,7 @@ def run_behaviour_rsa(features, counts: np.ndarray, out: str | os.PathLike, *,
     ``behaviour_rsa.png``.
     """
     from .._validation import match_ids
-    from ..store import LayerSet
+    from ..io import LayerSet
 
     t0 = time.perf_counter()
     out = Path(out)

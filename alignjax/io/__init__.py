@@ -1,0 +1,32 @@
+"""Reading and writing what alignjax analyses: the feature store, model layers, responses.
+
+- :mod:`alignjax.io.store`: the feature store (:func:`open_store`, :class:`FeatureStore`,
+  :class:`StoreWriter`) and its manifest (:class:`Manifest`, :class:`LayerInfo`).
+- :mod:`alignjax.io.layers`: :func:`load_layers` from a store, ``.npy``/``.npz`` files or arrays.
+- :mod:`alignjax.io.responses`: :func:`load_responses`, with a loader per file type
+  (:func:`register_loader`).
+
+NumPy only: nothing here imports jax or torch.
+"""
+
+from .layers import LayerSet, load_layers
+from .responses import Responses, load_responses, register_loader, response_formats
+from .store import (FORMAT_VERSION, MANIFEST, FeatureStore, LayerInfo, Manifest, StoreWriter,
+                    open_store, read_manifest)
+
+__all__ = [
+    "FeatureStore",
+    "StoreWriter",
+    "Manifest",
+    "LayerInfo",
+    "open_store",
+    "read_manifest",
+    "MANIFEST",
+    "FORMAT_VERSION",
+    "LayerSet",
+    "load_layers",
+    "Responses",
+    "load_responses",
+    "register_loader",
+    "response_formats",
+]
