@@ -12,20 +12,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import (  # noqa: F401  (re-exported for the core modules)
-    AlignjaxInputError,
-    ConstantRDMError,
-    InvalidFoldsError,
-    InvalidOptionError,
-    NonFiniteError,
-    ShapeMismatchError,
-    StimulusMismatchError,
-    StoreError,
-    ZeroVarianceError,
-    check_choice,
-    check_positive_int,
-    check_unique_ids,
-)
+# the core modules import the public error classes and checks from here as well
+from .errors import *  # noqa: F401,F403
+from .errors import (AlignjaxInputError, NonFiniteError, ShapeMismatchError,
+                     StimulusMismatchError, check_unique_ids)
 
 
 def _describe_positions(mask: np.ndarray, labels: Sequence[str] | None, limit: int = 5) -> str:

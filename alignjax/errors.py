@@ -99,10 +99,8 @@ def check_choice(value, name: str, choices: Sequence[str]) -> str:
 
     Parameters
     ----------
-    value : object
-        The option's value.
-    name : str
-        The option's name, as the message shows it (e.g. ``"pooling"``).
+    value, name
+        As for :func:`check_positive_int`.
     choices : sequence of str
         The allowed values, listed in the message.
 

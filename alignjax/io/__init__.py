@@ -14,19 +14,6 @@ from .responses import Responses, load_responses, register_loader, response_form
 from .store import (FORMAT_VERSION, MANIFEST, FeatureStore, LayerInfo, Manifest, StoreWriter,
                     open_store, read_manifest)
 
-__all__ = [
-    "FeatureStore",
-    "StoreWriter",
-    "Manifest",
-    "LayerInfo",
-    "open_store",
-    "read_manifest",
-    "MANIFEST",
-    "FORMAT_VERSION",
-    "LayerSet",
-    "load_layers",
-    "Responses",
-    "load_responses",
-    "register_loader",
-    "response_formats",
-]
+from . import layers as _layers, responses as _responses, store as _store
+
+__all__ = _store.__all__ + _layers.__all__ + _responses.__all__
