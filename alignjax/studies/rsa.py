@@ -92,6 +92,8 @@ def _control_rdm(control, control_layer, ids, metric):
 
     idx = match_ids(ids, cls.stimulus_ids, what="the features", other_what=f"the control {control}")
     X = np.asarray(cls.arrays[0], dtype=np.float32)[idx]
+    check_finite(X, f"layer {cls.names[0]!r} of the control {control}", labels=list(ids),
+                 axis_name="stimulus")
     return np.asarray(rdm(X.reshape(X.shape[0], -1), metric=metric)), cls.names[0]
 
 
