@@ -6,8 +6,8 @@ from :mod:`alignjax.io`.
 
 from .io.layers import LayerSet, load_layers
 from .io.responses import Responses, load_responses, register_loader
-from .io.store import (FORMAT_VERSION, MANIFEST, FeatureStore, LayerInfo, Manifest, StoreWriter,
-                       open_store, read_manifest)
+from .io.manifest import FORMAT_VERSION, MANIFEST, LayerInfo, Manifest, read_manifest
+from .io.store import FeatureStore, StoreWriter, open_store
 
 __all__ = [
     "FeatureStore",

@@ -1,6 +1,7 @@
 """alignjax.io: the manifest dataclasses, stores written by older code, the loader
 registry, and StoreWriter as a context manager."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 import alignjax.io.responses as responses_module
 from alignjax import store as store_compat
-from alignjax.errors import InvalidOptionError, StoreError
+from alignjax.errors import InvalidOptionError, StimulusMismatchError, StoreError
 from alignjax.fingerprint import file_sha256
 from alignjax.io import (FeatureStore, LayerInfo, Manifest, Responses, StoreWriter, load_layers,
                          load_responses, read_manifest, register_loader, response_formats)
@@ -51,8 +52,8 @@ def test_manifest_json_round_trip_is_byte_identical():
     assert isinstance(t, LayerInfo) and t.shape == (4, 3, 2) and t.n_valid_frames == (3, 2, 0, 1)
     assert m.layers["p"].n_valid_frames is None and len(m.layers["p"].sha256) == 64
     assert m.skipped == {"c": "unreadable"} and m.complete
-    with pytest.raises(Exception):
-        m.complete = False  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        m.complete = False
 
 
 def test_unknown_manifest_keys_are_kept():
@@ -120,7 +121,7 @@ def test_registered_loader_is_used_and_checked(tmp_path, registry):
     assert resp.stimulus_ids == ["a", "b", "c"] and resp.subjects["s1"].shape == (3, 1)
     # the common checks apply to every loader's result
     f.write_text("a\t1\na\t2\n")
-    with pytest.raises(Exception, match="not unique"):
+    with pytest.raises(StimulusMismatchError, match="not unique"):
         load_responses(f)
 
 

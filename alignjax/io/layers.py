@@ -11,7 +11,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..errors import StimulusMismatchError, StoreError
-from .store import MANIFEST, FeatureStore
+from .manifest import MANIFEST
+from .store import FeatureStore
 
 __all__ = ["LayerSet", "load_layers"]
 

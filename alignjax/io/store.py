@@ -7,9 +7,8 @@ One directory per (model, extraction settings)::
                              (sha256 once complete; n_valid_frames for time-resolved layers)
       <layer>.npy            (n_stimuli, n_features) or (n_stimuli, n_frames, n_features)
 
-The manifest is read into typed, frozen dataclasses (:class:`Manifest`, :class:`LayerInfo`)
-with explicit JSON (de)serialisation; the JSON on disk is the one alignjax always wrote
-(``json.dumps(..., indent=1, sort_keys=True)``), so stores written before still open.
+The manifest is read and written as typed, frozen dataclasses (:mod:`alignjax.io.manifest`);
+the JSON on disk is the one alignjax always wrote, so stores written before still open.
 
 Rows are written in place into pre-allocated ``.npy`` files opened as memory maps, and a
 row is marked done in the manifest only after it has been flushed; the manifest is
@@ -27,217 +26,16 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from ..errors import StoreError, check_unique_ids
+from .manifest import MANIFEST, LayerInfo, Manifest, read_manifest, write_manifest
 
-__all__ = [
-    "FeatureStore",
-    "StoreWriter",
-    "Manifest",
-    "LayerInfo",
-    "open_store",
-    "read_manifest",
-    "MANIFEST",
-    "FORMAT_VERSION",
-]
-
-MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
-
-
-# --------------------------------------------------------------------------- manifest
-
-
-def _pack_mask(mask: np.ndarray) -> str:
-    return np.packbits(mask.astype(bool)).tobytes().hex()
-
-
-def _unpack_mask(hexstr: str, n: int) -> np.ndarray:
-    bits = np.unpackbits(np.frombuffer(bytes.fromhex(hexstr), dtype=np.uint8))
-    return bits[:n].astype(bool)
-
-
-_LAYER_KEYS = ("file", "shape", "dtype", "done", "n_valid_frames", "sha256")
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    """One layer's entry of the manifest.
-
-    Attributes
-    ----------
-    file : str
-        The layer's ``.npy`` file, relative to the store directory.
-    shape : tuple of int
-        ``(n_stimuli, n_features)`` or ``(n_stimuli, n_frames, n_features)``.
-    dtype : str
-        NumPy dtype string (``"<f4"``).
-    done : str
-        Hex of the packed bit mask of rows written (see :meth:`done_mask`).
-    n_valid_frames : tuple of int, optional
-        Time-resolved layers: frames of each row that are not end padding.
-    sha256 : str, optional
-        Hash of the ``.npy`` file, recorded once every row is written.
-    extra : mapping
-        Keys this version does not know, kept as they are.
-    """
-
-    file: str
-    shape: tuple[int, ...]
-    dtype: str
-    done: str
-    n_valid_frames: tuple[int, ...] | None = None
-    sha256: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> "LayerInfo":
-        """Build from the layer's JSON object in ``manifest.json``."""
-        nvf = obj.get("n_valid_frames")
-        return cls(file=str(obj["file"]), shape=tuple(int(s) for s in obj["shape"]),
-                   dtype=str(obj["dtype"]), done=str(obj["done"]),
-                   n_valid_frames=None if nvf is None else tuple(int(v) for v in nvf),
-                   sha256=obj.get("sha256"),
-                   extra={k: v for k, v in obj.items() if k not in _LAYER_KEYS})
-
-    def to_json(self) -> dict[str, Any]:
-        """The layer's JSON object, as ``manifest.json`` holds it."""
-        out = dict(self.extra)
-        out.update(file=self.file, shape=list(self.shape), dtype=self.dtype, done=self.done)
-        if self.n_valid_frames is not None:
-            out["n_valid_frames"] = list(self.n_valid_frames)
-        if self.sha256 is not None:
-            out["sha256"] = self.sha256
-        return out
-
-    def done_mask(self, n_stimuli: int) -> np.ndarray:
-        """Rows written, as a bool array of shape (n_stimuli,)."""
-        return _unpack_mask(self.done, n_stimuli)
-
-
-_MANIFEST_KEYS = ("format_version", "spec", "settings", "versions", "stimulus_ids",
-                  "layer_order", "layers", "skipped", "complete")
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """The content of a store's ``manifest.json``.
-
-    Attributes
-    ----------
-    spec : str
-        Model spec string.
-    stimulus_ids : tuple of str
-        Row order of every layer file.
-    settings : mapping
-        Everything that determines the features (request, sample rate, pooling, model
-        settings, batch size, device, frame counts...), as JSON types.
-    versions : mapping
-        Package versions.
-    layer_order : tuple of str
-        Layer names in extraction order.
-    layers : mapping of str to LayerInfo
-    skipped : mapping of str to str
-        Stimulus ids that could not be processed, with the reason.
-    complete : bool
-    format_version : int
-    extra : mapping
-        Top-level keys this version does not know, kept as they are.
-    """
-
-    spec: str
-    stimulus_ids: tuple[str, ...]
-    settings: Mapping[str, Any] = field(default_factory=dict)
-    versions: Mapping[str, str] = field(default_factory=dict)
-    layer_order: tuple[str, ...] = ()
-    layers: Mapping[str, LayerInfo] = field(default_factory=dict)
-    skipped: Mapping[str, str] = field(default_factory=dict)
-    complete: bool = False
-    format_version: int = FORMAT_VERSION
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> "Manifest":
-        """Build from the parsed ``manifest.json`` object."""
-        return cls(spec=obj.get("spec", ""),
-                   stimulus_ids=tuple(str(s) for s in obj["stimulus_ids"]),
-                   settings=dict(obj.get("settings", {})), versions=dict(obj.get("versions", {})),
-                   layer_order=tuple(obj.get("layer_order", ())),
-                   layers={k: LayerInfo.from_json(v) for k, v in obj.get("layers", {}).items()},
-                   skipped=dict(obj.get("skipped", {})), complete=bool(obj.get("complete", False)),
-                   format_version=obj.get("format_version"),
-                   extra={k: v for k, v in obj.items() if k not in _MANIFEST_KEYS})
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``manifest.json`` object (fresh containers; JSON types only)."""
-        out = json.loads(json.dumps(dict(self.extra)))
-        out.update(format_version=self.format_version, spec=self.spec,
-                   settings=json.loads(json.dumps(dict(self.settings))),
-                   versions=dict(self.versions), stimulus_ids=list(self.stimulus_ids),
-                   layer_order=list(self.layer_order),
-                   layers={k: v.to_json() for k, v in self.layers.items()},
-                   skipped=dict(self.skipped), complete=self.complete)
-        return out
-
-    def to_text(self) -> str:
-        """``manifest.json`` as written: sorted keys, indent 1, a final newline."""
-        return json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n"
-
-    def with_layer(self, name: str, info: LayerInfo) -> "Manifest":
-        """A copy with ``name``'s entry set (appended to ``layer_order`` if new)."""
-        order = self.layer_order if name in self.layers else self.layer_order + (name,)
-        return replace(self, layers={**self.layers, name: info}, layer_order=order)
-
-    def skipped_mask(self) -> np.ndarray:
-        """Rows of skipped stimuli, as a bool array of shape (n_stimuli,)."""
-        return np.array([s in self.skipped for s in self.stimulus_ids], dtype=bool)
-
-
-def read_manifest(path: str | os.PathLike) -> Manifest:
-    """Read and check the manifest of the store directory ``path``.
-
-    Raises
-    ------
-    StoreError
-        No manifest, invalid JSON, missing fields or an unsupported format version.
-    """
-    path = Path(path)
-    mpath = path / MANIFEST
-    if not mpath.is_file():
-        raise StoreError(
-            f"{path} is not a feature store (no {MANIFEST}); run the extractor first, "
-            "or pass a directory of per-layer .npy files"
-        )
-    try:
-        with open(mpath, encoding="utf-8") as fh:
-            obj = json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise StoreError(f"{mpath} is not valid JSON ({exc}); the store is corrupt") from exc
-    if obj.get("format_version") != FORMAT_VERSION:
-        raise StoreError(
-            f"{mpath}: unsupported format_version {obj.get('format_version')!r} "
-            f"(this alignjax reads {FORMAT_VERSION})"
-        )
-    try:
-        return Manifest.from_json(obj)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise StoreError(f"{mpath} lacks or garbles the field {exc}; the store is corrupt") from exc
-
-
-def _write_manifest(path: Path, manifest: Manifest) -> None:
-    """Replace ``path/manifest.json`` atomically (temporary file, fsync, rename)."""
-    target = path / MANIFEST
-    tmp = target.with_name(target.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(manifest.to_text())
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
+__all__ = ["FeatureStore", "StoreWriter", "open_store"]
 
 
 def _layer_filename(name: str, taken: Iterable[str]) -> str:
@@ -455,7 +253,7 @@ class StoreWriter:
             self.path.mkdir(parents=True, exist_ok=True)
             self._meta = Manifest(spec=spec, stimulus_ids=tuple(ids), settings=settings,
                                   versions=dict(versions or {}))
-            _write_manifest(self.path, self._meta)
+            write_manifest(self.path, self._meta)
         self.n = len(ids)
         self._maps: dict[str, np.memmap] = {}
         self._done = {name: info.done_mask(self.n) for name, info in self._meta.layers.items()}
@@ -527,9 +325,7 @@ class StoreWriter:
             arr = np.lib.format.open_memmap(self.path / fname, mode="w+", dtype=row.dtype,
                                             shape=shape)
             arr.flush()
-            self._meta = self._meta.with_layer(name, LayerInfo(
-                file=fname, shape=shape, dtype=row.dtype.str,
-                done=_pack_mask(np.zeros(self.n, bool))))
+            self._meta = self._meta.with_layer(name, LayerInfo.new(fname, shape, row.dtype.str))
             self._done[name] = np.zeros(self.n, bool)
         else:
             arr = np.lib.format.open_memmap(self.path / info.file, mode="r+")
@@ -563,11 +359,11 @@ class StoreWriter:
                 self._done[name][index] = True
         self._record_frames(n_valid_frames or {})
         for name in touched:
-            self._meta = self._meta.with_layer(name, replace(
-                self._meta.layers[name], done=_pack_mask(self._done[name]), sha256=None))
+            self._meta = self._meta.with_layer(name, self._meta.layers[name].with_done(
+                self._done[name]))
         self._hash_completed()
         if rows:
-            _write_manifest(self.path, self._meta)
+            write_manifest(self.path, self._meta)
 
     def _put_rows(self, rows: Mapping[int, Mapping[str, np.ndarray]]) -> set[str]:
         """Copy rows into the layer memory maps; the names of the layers written."""
@@ -623,7 +419,7 @@ class StoreWriter:
         """Record that stimulus ``index`` could not be processed (listed in the manifest)."""
         skipped = {**self._meta.skipped, self._meta.stimulus_ids[index]: str(reason)}
         self._meta = replace(self._meta, skipped=skipped)
-        _write_manifest(self.path, self._meta)
+        write_manifest(self.path, self._meta)
 
     def finish(self) -> FeatureStore:
         """Check every non-skipped row is written, mark the store complete, return a reader."""
@@ -638,5 +434,5 @@ class StoreWriter:
                 info.sha256 is None for info in self._meta.layers.values()):
             self._hash_completed()
             self._meta = replace(self._meta, complete=True)
-            _write_manifest(self.path, self._meta)
+            write_manifest(self.path, self._meta)
         return FeatureStore(self.path)
