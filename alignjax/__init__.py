@@ -4,7 +4,7 @@ The JAX core: RDMs, permutation-tested RSA, voxel-wise ridge encoding and linear
 It never imports torch; the feature extractors live in the separate ``extractors`` package.
 """
 
-from ._validation import (
+from .errors import (
     AlignjaxInputError,
     ConstantRDMError,
     InvalidFoldsError,
@@ -33,7 +33,7 @@ from .probes import (
 from .ridge import RidgeCVResult, ridge_cv, ridge_fit
 from .encoding import EncodingResult, encode, encoding_permutation_test
 from .stats import fdr_bh, permutation_pvalues, rankdata
-from .store import FeatureStore, StoreWriter, load_layers, load_responses, open_store
+from .io import FeatureStore, StoreWriter, load_layers, load_responses, open_store
 
 __version__ = "0.1.0"
 

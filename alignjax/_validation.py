@@ -1,8 +1,9 @@
-"""Host-side input validation shared by every kernel.
+"""Host-side input validation shared by the kernels of the JAX core (internal).
 
 Every check runs on NumPy arrays before anything is traced by ``jax.jit`` and raises a
-subclass of :class:`AlignjaxInputError` (itself a ``ValueError``) whose message says what
-was wrong, where, and what to do about it.
+subclass of :class:`alignjax.errors.AlignjaxInputError` (itself a ``ValueError``) whose
+message names the input, says what was wrong, where, and what to do about it. The
+exception classes and the checks other packages use are public, in :mod:`alignjax.errors`.
 """
 
 from __future__ import annotations
@@ -11,63 +12,20 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = [
-    "AlignjaxInputError",
-    "NonFiniteError",
-    "ZeroVarianceError",
-    "ShapeMismatchError",
-    "StimulusMismatchError",
-    "InvalidFoldsError",
-    "InvalidOptionError",
-    "ConstantRDMError",
-    "StoreError",
-]
-
-
-class AlignjaxInputError(ValueError):
-    """Base class for every input error raised by alignjax."""
-
-
-class NonFiniteError(AlignjaxInputError):
-    """An array holds NaN or inf where finite values are required."""
-
-
-class ZeroVarianceError(AlignjaxInputError):
-    """A row or column has zero variance where a correlation needs variance."""
-
-
-class ConstantRDMError(AlignjaxInputError):
-    """An RDM is constant, so a correlation with it is undefined."""
-
-
-class ShapeMismatchError(AlignjaxInputError):
-    """Array shapes do not agree with each other or with what a function expects."""
-
-
-class StimulusMismatchError(AlignjaxInputError):
-    """Stimulus ids of two data sources do not match."""
-
-
-class InvalidFoldsError(AlignjaxInputError):
-    """Cross-validation folds are not disjoint, not covering, or empty."""
-
-
-class InvalidOptionError(AlignjaxInputError):
-    """An option has a value outside the allowed set or range."""
-
-
-class StoreError(AlignjaxInputError):
-    """A feature store is missing, incomplete or inconsistent with a request."""
+# the core modules import the public error classes and checks from here as well
+from .errors import *  # noqa: F401,F403
+from .errors import (AlignjaxInputError, NonFiniteError, ShapeMismatchError,
+                     StimulusMismatchError, check_unique_ids)
 
 
 def _describe_positions(mask: np.ndarray, labels: Sequence[str] | None, limit: int = 5) -> str:
-    """Name the first few positions where ``mask`` is true, by label when given."""
+    """Name the first few positions where ``mask`` is true, by label (quoted) when given."""
     idx = np.argwhere(mask)
     shown = []
     for pos in idx[:limit]:
         pos = tuple(int(p) for p in pos)
         if labels is not None and len(pos) >= 1:
-            shown.append(f"{labels[pos[0]]!s}" + (f"{list(pos[1:])}" if len(pos) > 1 else ""))
+            shown.append(f"{str(labels[pos[0]])!r}" + (f"{list(pos[1:])}" if len(pos) > 1 else ""))
         else:
             shown.append(str(pos[0] if len(pos) == 1 else pos))
     more = f" and {len(idx) - limit} more" if len(idx) > limit else ""
@@ -104,37 +62,33 @@ def as_float_array(x, name: str, *, ndim: int | tuple[int, ...] | None = None,
 
 def check_finite(arr: np.ndarray, name: str, *, labels: Sequence[str] | None = None,
                  axis_name: str = "row", allow_nan: bool = False) -> None:
-    """Raise :class:`NonFiniteError` naming the offending rows if ``arr`` has NaN/inf."""
+    """Raise :class:`NonFiniteError` naming the input and its offending rows if it has NaN/inf.
+
+    Parameters
+    ----------
+    arr : ndarray
+        The values; rows are the first axis.
+    name : str
+        The input, as the message names it (e.g. ``"brain responses of subject 'sub2'"``).
+    labels : sequence of str, optional
+        Ids of the rows (stimulus ids); rows are then named ``<axis_name> id '<id>'``,
+        else by position.
+    axis_name : str
+        What a row is (``"stimulus"``).
+    allow_nan : bool
+        Refuse only inf.
+    """
     bad = np.isinf(arr) if allow_nan else ~np.isfinite(arr)
     if bad.any():
         if arr.ndim >= 2:
-            rows = bad.reshape(bad.shape[0], -1).any(axis=1) if arr.ndim > 1 else bad
-            where = _describe_positions(rows, labels)
-        else:
-            where = _describe_positions(bad, labels)
+            bad = bad.reshape(bad.shape[0], -1).any(axis=1)
+        where = _describe_positions(bad, labels)
+        place = f"at {axis_name} id {where}" if labels is not None else f"in {axis_name} {where}"
         kind = "inf" if allow_nan else "NaN or inf"
         raise NonFiniteError(
-            f"{name} contains {kind} values (in {axis_name} {where}); "
+            f"{name} contains {kind} values ({place}); "
             "remove or impute those entries before the analysis"
         )
-
-
-def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
-    """Return ``value`` as int, raising :class:`InvalidOptionError` if it is too small."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InvalidOptionError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise InvalidOptionError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def check_choice(value, name: str, choices: Sequence[str]) -> str:
-    """Raise :class:`InvalidOptionError` unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        raise InvalidOptionError(
-            f"unknown {name} {value!r}; choose one of {', '.join(repr(c) for c in choices)}"
-        )
-    return value
 
 
 def match_ids(reference: Sequence[str], other: Sequence[str], *, what: str,
@@ -144,16 +98,8 @@ def match_ids(reference: Sequence[str], other: Sequence[str], *, what: str,
     Raises :class:`StimulusMismatchError` listing ids missing from ``other`` or duplicated.
     Extra ids in ``other`` are allowed (they are simply not selected).
     """
-    reference = [str(s) for s in reference]
-    other = [str(s) for s in other]
-    for ids, label in ((reference, what), (other, other_what)):
-        if len(set(ids)) != len(ids):
-            seen, dup = set(), []
-            for s in ids:
-                if s in seen:
-                    dup.append(s)
-                seen.add(s)
-            raise StimulusMismatchError(f"{label} has duplicated stimulus ids: {dup[:5]}")
+    reference = check_unique_ids(reference, what)
+    other = check_unique_ids(other, other_what)
     pos = {s: i for i, s in enumerate(other)}
     missing = [s for s in reference if s not in pos]
     if missing:

@@ -301,7 +301,7 @@ def _add_encode(sub) -> None:
 
 
 def _cmd_encode(args) -> int:
-    from .store import load_layers
+    from .io import load_layers
     from .studies.encode import run_encode
 
     layers = None if args.layers is None else [s.strip() for s in args.layers.split(",") if s.strip()]

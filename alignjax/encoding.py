@@ -126,10 +126,11 @@ def _as_layers(layers) -> LayerSet:
 
 def _as_targets(Y, layer_ids, n_stimuli):
     """-> (Y (n_stimuli, n_targets) float, subject names, subject index per target)."""
+    ids = None  # stimulus ids of the rows, to name an offending stimulus by id
     if isinstance(Y, Responses):
         if layer_ids is not None:
             Y = Y.aligned_to(layer_ids)
-        subjects = Y.subjects
+        subjects, ids = Y.subjects, Y.stimulus_ids
     elif isinstance(Y, Mapping):
         subjects = dict(Y)
     else:
@@ -146,7 +147,7 @@ def _as_targets(Y, layer_ids, n_stimuli):
                 f"responses of {name!r} have {arr.shape[0]} stimuli but the features have "
                 f"{n_stimuli}; pass responses with stimulus ids (alignjax.load_responses) to "
                 "match them by id")
-        check_finite(arr, f"responses of {name!r}", axis_name="stimulus")
+        check_finite(arr, f"responses of subject {name!r}", labels=ids, axis_name="stimulus")
         names.append(str(name))
         blocks.append(arr)
         index.append(np.full(arr.shape[1], k))

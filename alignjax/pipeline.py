@@ -215,7 +215,7 @@ def _validate_inputs(cfg: Config) -> list:
     from extractors.audio import list_stimuli
     from extractors.spec import parse_spec
 
-    from .store import load_responses
+    from .io import load_responses
 
     src = cfg.resolve(cfg.stimuli["path"])
     if not src.exists():
@@ -485,7 +485,7 @@ def _runner(cfg: Config, a: dict, o: dict, store: Path, progress: bool,
                        control_layer=o["control_layer"], progress=progress)
 
     def behaviour(out):
-        from .store import open_store
+        from .io import open_store
         from .studies.rsa import run_behaviour_rsa
 
         ids = open_store(store).valid_ids()
@@ -496,7 +496,7 @@ def _runner(cfg: Config, a: dict, o: dict, store: Path, progress: bool,
                                  progress=progress)
 
     def encode(out):
-        from .store import open_store
+        from .io import open_store
         from .studies.encode import run_encode
 
         stratify = None

@@ -1,7 +1,7 @@
 """alignjax extractors: run audio models over sounds and write a feature store.
 
 The torch half of alignjax. ``alignjax`` (the JAX core) never imports this package; it
-reads what this package writes through :mod:`alignjax.store`.
+reads what this package writes through :mod:`alignjax.io`.
 """
 
 from .audio import AudioError, Stimulus, list_stimuli, load_audio

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from alignjax._validation import AlignjaxInputError, StimulusMismatchError
+from alignjax.errors import AlignjaxInputError, StimulusMismatchError
 
 __all__ = [
     "AudioError",

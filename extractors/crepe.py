@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from alignjax._validation import InvalidOptionError
+from alignjax.errors import InvalidOptionError
 
 from .spec import Extractor
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from alignjax._validation import check_choice
+from alignjax.errors import check_choice
 
 __all__ = ["POOLINGS", "pool", "fit_frames"]
 

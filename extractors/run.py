@@ -15,14 +15,16 @@ from __future__ import annotations
 import math
 import sys
 import warnings
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from alignjax._validation import InvalidOptionError, StoreError, check_choice, check_positive_int
-from alignjax.store import MANIFEST, FeatureStore, StoreWriter
+from alignjax.errors import (InvalidOptionError, StoreError, check_choice, check_positive_int,
+                             check_unique_ids)
+from alignjax.io import MANIFEST, FeatureStore, StoreWriter
 
 from .audio import AudioError, Stimulus, expected_length, list_stimuli, load_audio, stimuli_fingerprint
 from .pooling import POOLINGS, pool
@@ -119,7 +121,7 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
         ``none`` keeps frames, cropped/zero-padded at the end to a common count per layer
         (``n_frames`` if given, else the frames of the longest clip), and records the frame
         rate and, per layer and stimulus, the number of frames that are not padding
-        (``n_valid_frames``; see :meth:`alignjax.store.FeatureStore.valid_frames`).
+        (``n_valid_frames``; see :meth:`alignjax.io.FeatureStore.valid_frames`).
         ``mean``/``max``/``stats`` pool over the frames the extractor declares for the clip
         (:meth:`~extractors.spec.Extractor.frame_mask`; AST: the patch tokens covering it).
     batch_size : int
@@ -141,8 +143,40 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
 
     Returns
     -------
-    alignjax.store.FeatureStore
+    alignjax.io.FeatureStore
     """
+    batch_size, n_frames = _check_options(pooling=pooling, dtype=dtype, on_error=on_error,
+                                          batch_size=batch_size, duration=duration,
+                                          n_frames=n_frames)
+    out = Path(out)
+    stims = _stimulus_list(stimuli)
+    ids = [s.id for s in stims]
+    request = _request(spec, layers, pooling, duration, dtype, n_frames, stimuli_fingerprint(stims))
+    if _finished(out, spec, ids, request):
+        if progress:
+            print(f"{out}: the feature store is already complete; nothing to do", file=sys.stderr)
+        return FeatureStore(out)
+    _check_out_dir(out, spec, ids, request, batch_size=batch_size, device=device)
+
+    ext = load_extractor(spec, device=device)
+    names = ext.resolve_layers(layers)
+    lengths = [expected_length(s.path, sample_rate=ext.sample_rate, duration=duration)
+               for s in stims]
+    frames = _common_frames(ext, names, lengths, pooling, n_frames)
+    settings = _settings(ext, names, request, lengths, frames, batch_size=batch_size,
+                         device=device)
+    with StoreWriter(out, spec=spec, stimulus_ids=ids, settings=settings,
+                     versions=_versions()) as writer:
+        run = _Run(spec=spec, ext=ext, names=names, stims=stims, writer=writer,
+                   pooling=pooling, frames=frames, dtype=np.dtype(dtype), duration=duration,
+                   on_error=on_error)
+        _run_batches(run, plan_batches(lengths, batch_size), progress=progress)
+        return writer.finish()
+
+
+def _check_options(*, pooling: str, dtype: str, on_error: str, batch_size: int,
+                   duration: float | None, n_frames: int | None) -> tuple[int, int | None]:
+    """Refuse invalid options before anything is read; -> (batch_size, n_frames) as ints."""
     check_choice(pooling, "pooling", POOLINGS)
     check_choice(dtype, "dtype", DTYPES)
     check_choice(on_error, "on_error", ON_ERROR)
@@ -153,62 +187,75 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
         n_frames = check_positive_int(n_frames, "n_frames")
         if pooling != "none":
             raise InvalidOptionError("n_frames only applies to pooling='none'")
-    out = Path(out)
-    stims: list[Stimulus] = (list(stimuli) if isinstance(stimuli, (list, tuple))
-                             else list_stimuli(stimuli))
-    ids = [s.id for s in stims]
-    if len(set(ids)) != len(ids):
-        from alignjax._validation import StimulusMismatchError
+    return batch_size, n_frames
 
-        raise StimulusMismatchError("stimulus ids must be unique")
-    request = _request(spec, layers, pooling, duration, dtype, n_frames, stimuli_fingerprint(stims))
-    if _finished(out, spec, ids, request):
-        if progress:
-            print(f"{out}: the feature store is already complete; nothing to do", file=sys.stderr)
-        return FeatureStore(out)
-    if (out / MANIFEST).is_file():  # refuse a foreign store before loading any model
+
+def _stimulus_list(stimuli) -> list[Stimulus]:
+    """The stimuli of a folder or CSV (or a given list); their ids must be unique."""
+    stims = list(stimuli) if isinstance(stimuli, (list, tuple)) else list_stimuli(stimuli)
+    source = "the stimulus list" if isinstance(stimuli, (list, tuple)) else f"the stimuli of {stimuli}"
+    check_unique_ids([s.id for s in stims], source)
+    return stims
+
+
+def _check_out_dir(out: Path, spec: str, ids: list[str], request: dict, *, batch_size: int,
+                   device: str) -> None:
+    """Refuse, before any model is loaded, an output directory this run must not write into.
+
+    A store of another model, stimulus set or request; an interrupted store of this request
+    started with another batch size or device; a non-empty directory that is no store.
+    """
+    if (out / MANIFEST).is_file():
         m = FeatureStore(out).manifest
-        for key, new in (("spec", spec), ("stimulus_ids", ids)):
-            if m.get(key) != new:
-                raise StoreError(
-                    f"{out} already holds a feature store with a different "
-                    f"{'model' if key == 'spec' else 'stimulus set'} ({str(m.get(key))[:120]!r}); "
-                    "choose another --out directory or delete the old store"
-                )
-        old = m.get("settings", {}).get("request") or {}
-        if old != request:
-            diff = {k: (old.get(k), request[k]) for k in request if old.get(k) != request[k]}
-            hint = (" (the content of the stimulus files changed since that run)"
-                    if "stimuli_fingerprint" in diff else "")
-            raise StoreError(
-                f"{out} holds a store of {spec} made with other settings{hint}: "
-                + ", ".join(f"{k} was {a!r}, now {b!r}" for k, a, b in
-                            ((k, *v) for k, v in diff.items()))
-                + "; choose another --out directory or delete the old store"
-            )
+        _refuse_foreign_store(out, m, spec, ids, request)
         _check_resume_run(out, m.get("settings", {}), batch_size, device)
     elif out.exists() and any(p.name != MANIFEST + ".tmp" for p in out.iterdir()):
         # (a lone manifest.json.tmp is what a kill during the very first write leaves)
         raise StoreError(f"{out} exists, is not empty and holds no feature store; refusing to "
                          "write into it (choose an empty or new directory)")
 
-    ext = load_extractor(spec, device=device)
-    names = ext.resolve_layers(layers)
-    sr = ext.sample_rate
-    lengths = [expected_length(s.path, sample_rate=sr, duration=duration) for s in stims]
 
-    frames = None
-    if pooling == "none":
-        longest = max((n for n in lengths if n is not None), default=sr)
-        frames = _frames_for(ext, names, longest)
-        if n_frames is not None:
-            frames = {k: n_frames for k in frames}
+def _refuse_foreign_store(out: Path, m: dict, spec: str, ids: list[str], request: dict) -> None:
+    """Refuse the store at ``out`` (manifest ``m``) unless this very request made it."""
+    for key, new in (("spec", spec), ("stimulus_ids", ids)):
+        if m.get(key) != new:
+            raise StoreError(
+                f"{out} already holds a feature store with a different "
+                f"{'model' if key == 'spec' else 'stimulus set'} ({str(m.get(key))[:120]!r}); "
+                "choose another --out directory or delete the old store"
+            )
+    old = m.get("settings", {}).get("request") or {}
+    if old != request:
+        diff = {k: (old.get(k), request[k]) for k in request if old.get(k) != request[k]}
+        hint = (" (the content of the stimulus files changed since that run)"
+                if "stimuli_fingerprint" in diff else "")
+        raise StoreError(
+            f"{out} holds a store of {spec} made with other settings{hint}: "
+            + ", ".join(f"{k} was {a!r}, now {b!r}" for k, (a, b) in diff.items())
+            + "; choose another --out directory or delete the old store"
+        )
+
+
+def _common_frames(ext: Extractor, names: list[str], lengths: Sequence[int | None],
+                   pooling: str, n_frames: int | None) -> dict[str, int] | None:
+    """With ``pooling='none'``, the frame count per layer every row is cropped/padded to."""
+    if pooling != "none":
+        return None
+    longest = max((n for n in lengths if n is not None), default=ext.sample_rate)
+    frames = _frames_for(ext, names, longest)
+    return frames if n_frames is None else {k: n_frames for k in frames}
+
+
+def _settings(ext: Extractor, names: list[str], request: dict, lengths: Sequence[int | None],
+              frames: dict[str, int] | None, *, batch_size: int, device: str) -> dict:
+    """The store's ``settings``: the request plus what the model and the run add to it."""
+    sr = ext.sample_rate
     settings = {
         "request": request,
         "sample_rate": sr,
-        "pooling": pooling,
-        "duration": duration,
-        "dtype": dtype,
+        "pooling": request["pooling"],
+        "duration": request["duration"],
+        "dtype": request["dtype"],
         "layers": names,
         "resampler": "soxr_hq (librosa.resample)",
         "model": ext.describe(),
@@ -216,69 +263,106 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
         "device": device,
     }
     if frames is not None:
-        dur = (max(n for n in lengths if n is not None) if any(n is not None for n in lengths)
-               else sr) / sr
+        known = [n for n in lengths if n is not None]
         settings["n_frames"] = frames
         settings["frame_rate_hz"] = _frame_rates(ext, names, sr)
-        settings["longest_clip_s"] = dur
-    writer = StoreWriter(out, spec=spec, stimulus_ids=ids, settings=settings,
-                         versions=_versions())
-    pending = set(writer.pending())
-    skipped = set(writer.manifest["skipped"])
-    batches = [b for b in plan_batches(lengths, batch_size) if any(i in pending for i in b)]
-    np_dtype = np.dtype(dtype)
+        settings["longest_clip_s"] = (max(known) if known else sr) / sr
+    return settings
 
-    bar = None
+
+@dataclass
+class _Run:
+    """One extraction while it runs over its batches (the loop's shared state)."""
+
+    spec: str
+    ext: Extractor
+    names: list[str]
+    stims: list[Stimulus]
+    writer: StoreWriter
+    pooling: str
+    frames: dict[str, int] | None
+    dtype: np.dtype
+    duration: float | None
+    on_error: str
+    pending: set[int] = field(default_factory=set)
+    skipped: set[str] = field(default_factory=set)
+    bar: Any = None
+
+    def advance(self, indices: Sequence[int]) -> None:
+        """Move the progress bar by the pending rows among ``indices``."""
+        if self.bar is not None:
+            self.bar.update(sum(i in self.pending for i in indices))
+
+
+def _run_batches(run: _Run, batches: list[list[int]], *, progress: bool) -> None:
+    """Extract and write every planned batch that still has pending rows."""
+    run.pending = set(run.writer.pending())
+    run.skipped = set(run.writer.meta.skipped)
+    todo = [b for b in batches if any(i in run.pending for i in b)]
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(pending), unit="clip", desc=f"extract {spec}", file=sys.stderr,
-                   dynamic_ncols=True)
+        run.bar = tqdm(total=len(run.pending), unit="clip", desc=f"extract {run.spec}",
+                       file=sys.stderr, dynamic_ncols=True)
     try:
-        for batch in batches:
-            waves: dict[int, np.ndarray] = {}
-            for i in batch:
-                if stims[i].id in skipped:
-                    continue
-                try:
-                    w = load_audio(stims[i].path, sample_rate=sr, duration=duration)
-                    ext.check_length(w.shape[0], what=f"stimulus {stims[i].id!r} ({stims[i].path})")
-                except AudioError as exc:
-                    if on_error == "stop":
-                        raise AudioError(
-                            f"{exc}\n(rows already written are kept; rerun with --on-error skip "
-                            "to skip such files, or fix the file and rerun to resume)"
-                        ) from None
-                    writer.skip(i, str(exc))
-                    skipped.add(stims[i].id)
-                    if bar is not None and i in pending:
-                        bar.update(1)
-                    continue
-                if not np.any(w):
-                    warnings.warn(f"stimulus {stims[i].id!r} is silent (all samples are zero)",
-                                  stacklevel=2)
-                waves[i] = w
-            # equal lengths only: sub-batch by actual length (header lengths may be off)
-            by_len: dict[int, list[int]] = {}
-            for i, w in waves.items():
-                by_len.setdefault(w.shape[0], []).append(i)
-            for n, idx in sorted(by_len.items()):
-                acts = ext.forward(np.stack([waves[i] for i in idx]), names)
-                rows, n_valid = {}, {}
-                for row, i in enumerate(idx):
-                    rows[i] = {name: _pooled(ext, acts[name][row], n, name, pooling, frames,
-                                             np_dtype, f"{spec}, stimulus {stims[i].id!r}")
-                               for name in names}
-                    if frames is not None:
-                        n_valid[i] = {name: min(acts[name].shape[1], frames[name])
-                                      for name in names}
-                writer.write_rows(rows, n_valid_frames=n_valid)
-                if bar is not None:
-                    bar.update(sum(i in pending for i in idx))
+        for batch in todo:
+            _write_waves(run, _load_waves(run, batch))
     finally:
-        if bar is not None:
-            bar.close()
-    return writer.finish()
+        if run.bar is not None:
+            run.bar.close()
+
+
+def _load_waves(run: _Run, batch: list[int]) -> dict[int, np.ndarray]:
+    """Audio of the batch's stimuli not skipped (unusable ones skipped or stopped on)."""
+    waves: dict[int, np.ndarray] = {}
+    for i in batch:
+        stim = run.stims[i]
+        if stim.id in run.skipped:
+            continue
+        try:
+            w = load_audio(stim.path, sample_rate=run.ext.sample_rate, duration=run.duration)
+            run.ext.check_length(w.shape[0], what=f"stimulus {stim.id!r} ({stim.path})")
+        except AudioError as exc:
+            _skip_or_stop(run, i, exc)
+            continue
+        if not np.any(w):
+            # stacklevel: _load_waves < _run_batches < extract < its caller
+            warnings.warn(f"stimulus {stim.id!r} is silent (all samples are zero)",
+                          stacklevel=4)
+        waves[i] = w
+    return waves
+
+
+def _skip_or_stop(run: _Run, i: int, exc: AudioError) -> None:
+    """``on_error='stop'``: raise, saying how to go on; ``'skip'``: list it in the manifest."""
+    if run.on_error == "stop":
+        raise AudioError(
+            f"{exc}\n(rows already written are kept; rerun with --on-error skip "
+            "to skip such files, or fix the file and rerun to resume)"
+        ) from None
+    run.writer.skip(i, str(exc))
+    run.skipped.add(run.stims[i].id)
+    run.advance([i])
+
+
+def _write_waves(run: _Run, waves: dict[int, np.ndarray]) -> None:
+    """Forward clips of equal length together, pool, and write their rows (one write each)."""
+    # equal lengths only: sub-batch by actual length (header lengths may be off)
+    by_len: dict[int, list[int]] = {}
+    for i, w in waves.items():
+        by_len.setdefault(w.shape[0], []).append(i)
+    for n, idx in sorted(by_len.items()):
+        acts = run.ext.forward(np.stack([waves[i] for i in idx]), run.names)
+        rows, n_valid = {}, {}
+        for row, i in enumerate(idx):
+            where = f"{run.spec}, stimulus {run.stims[i].id!r}"
+            rows[i] = {name: _pooled(run.ext, acts[name][row], n, name, run.pooling, run.frames,
+                                     run.dtype, where) for name in run.names}
+            if run.frames is not None:
+                n_valid[i] = {name: min(acts[name].shape[1], run.frames[name])
+                              for name in run.names}
+        run.writer.write_rows(rows, n_valid_frames=n_valid)
+        run.advance(idx)
 
 
 def _pooled(ext: Extractor, a: np.ndarray, n_samples: int, name: str, pooling: str,

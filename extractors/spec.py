@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from alignjax._validation import AlignjaxInputError, InvalidOptionError
+from alignjax.errors import AlignjaxInputError, InvalidOptionError
 
 __all__ = ["Extractor", "LayerError", "parse_spec", "load_extractor", "weight_files", "PREFIXES"]
 

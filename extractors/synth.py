@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from alignjax._validation import check_positive_int
+from alignjax.errors import check_positive_int
 
 __all__ = ["synthesize", "impact_sound", "CATEGORIES", "MATERIALS", "LABEL_COLUMNS",
            "espeak_available"]
@@ -232,12 +232,12 @@ def synthesize(out, *, n: int = 56, seed: int = 0, sample_rate: int = 16000,
     if speech is None:
         speech = espeak_available()
     if speech and not espeak_available() and categories is None:
-        from alignjax._validation import InvalidOptionError
+        from alignjax.errors import InvalidOptionError
 
         raise InvalidOptionError("speech stimuli need the espeak-ng program (apt-get install espeak-ng)")
     cats = CATEGORIES_BASE + (("speech",) if speech else ())
     if categories is not None:
-        from alignjax._validation import InvalidOptionError
+        from alignjax.errors import InvalidOptionError
 
         cats = tuple(categories)
         bad = [c for c in cats if c not in CATEGORIES_BASE + ("speech",)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alignjax._validation import check_choice
+from alignjax.errors import check_choice
 
 __all__ = ["FAMILIES", "build_random_model"]
 
@@ -41,7 +41,7 @@ def build_random_model(family: str, root, *, size: str = "tiny", seed: int = 0,
     check_choice(family, "family", FAMILIES)
     check_choice(size, "size", ("tiny", "base"))
     if size == "base" and family != "wav2vec2":
-        from alignjax._validation import InvalidOptionError
+        from alignjax.errors import InvalidOptionError
 
         raise InvalidOptionError("size='base' is available for wav2vec2 only")
     import torch

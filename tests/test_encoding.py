@@ -156,6 +156,23 @@ def test_stratified_folds_and_responses_matched_by_id():
         encode(ls, bad, alphas=ALPHAS)
 
 
+def test_nan_in_responses_names_subject_and_stimulus_id():
+    layers, Y, _ = _planted(seed=5, t=3)
+    ids = [f"clip{i:02d}" for i in range(N)]
+    from alignjax.store import LayerSet
+
+    ls = LayerSet(["a", "b", "c"], layers, ids)
+    perm = np.random.default_rng(1).permutation(N)
+    Yp = Y[perm]
+    Yp[7, 1] = np.nan  # row 7 of the file is stimulus ids[perm[7]]
+    resp = Responses([ids[i] for i in perm], {"sub1": Y[perm], "sub2": Yp})
+    with pytest.raises(NonFiniteError) as info:
+        encode(ls, resp, alphas=ALPHAS, outer_folds=3, inner_folds=3)
+    msg = str(info.value)
+    assert "subject 'sub2'" in msg and f"stimulus id '{ids[perm[7]]}'" in msg
+    assert "features" not in msg
+
+
 def test_bad_inputs_raise_clear_errors():
     layers, Y, _ = _planted(seed=4, t=3)
     Ynan = Y.copy()

@@ -18,3 +18,41 @@ def test_all_lists_strings_that_exist():
     for name in alignjax.__all__:
         assert isinstance(name, str)
         assert hasattr(alignjax, name), name
+
+
+
+def _imports(path):
+    """(module, name) of every absolute import in a source file (name None for `import m`)."""
+    import ast
+
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            yield from ((a.name, None) for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield from ((node.module, a.name) for a in node.names)
+
+
+def test_extractors_import_only_public_alignjax_names():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "extractors"
+    files = sorted(root.rglob("*.py"))
+    assert files
+    private = [f"{p.relative_to(root.parent)}: {mod}" + (f" import {name}" if name else "")
+               for p in files for mod, name in _imports(p)
+               if mod.split(".")[0] == "alignjax"
+               and (any(part.startswith("_") for part in mod.split("."))
+                    or (name is not None and name.startswith("_")))]
+    assert not private, "extractors/ imports private alignjax modules or names:\n" + \
+        "\n".join(private)
+
+
+def test_io_package_needs_only_numpy():
+    """alignjax/io/ and alignjax/errors.py never import jax or torch."""
+    from pathlib import Path
+
+    root = Path(alignjax.__file__).parent
+    files = sorted((root / "io").glob("*.py")) + [root / "errors.py"]
+    heavy = [f"{p.name}: {mod}" for p in files for mod, _ in _imports(p)
+             if mod.split(".")[0] in ("jax", "jaxlib", "torch")]
+    assert not heavy, heavy

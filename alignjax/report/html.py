@@ -145,7 +145,7 @@ def _category_of(labels_csv) -> dict | None:
 def _rdm_section(steps: list[dict], labels_csv) -> str:
     """RDMs of each model's best RSA layer and of the brain, ordered by stimulus category."""
     from ..rdm import rdm, squareform
-    from ..store import FeatureStore, load_responses
+    from ..io import FeatureStore, load_responses
     from .rsa import plot_rdm
 
     cat_of = _category_of(labels_csv)

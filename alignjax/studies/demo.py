@@ -71,7 +71,7 @@ def run_demo(out="demo-out", *, n_stimuli: int = 165, n_subjects: int = 4, n_vox
 
     from ..pipeline import run_pipeline
     from ..report.html import build_report
-    from ..store import open_store
+    from ..io import open_store
     from .simulate import simulate_brain, simulate_judgements
 
     t_start = time.perf_counter()

@@ -11,10 +11,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .._validation import StimulusMismatchError, StoreError
+from .._validation import StimulusMismatchError, StoreError, check_finite
 from ..rdm import rdm, rdm_from_distributions
 from ..rsa import noise_ceiling, partial_compare, rsa_bootstrap, rsa_permutation_test
-from ..store import MANIFEST, FeatureStore, load_layers, load_responses
+from ..io import MANIFEST, FeatureStore, load_layers, load_responses
 
 __all__ = ["run_rsa", "run_behaviour_rsa", "layer_rdms"]
 
@@ -24,9 +24,11 @@ def layer_rdms(layer_set, *, metric: str, progress: bool = True) -> np.ndarray:
     from tqdm.auto import tqdm
 
     out = []
-    for X in tqdm(layer_set.arrays, desc="layer RDMs", unit="layer", disable=not progress,
-                  leave=False):
+    for name, X in zip(layer_set.names, tqdm(layer_set.arrays, desc="layer RDMs", unit="layer",
+                                              disable=not progress, leave=False)):
         X = np.asarray(X, dtype=np.float32)
+        check_finite(X, f"layer {name!r} of the features", labels=layer_set.stimulus_ids,
+                     axis_name="stimulus")
         out.append(np.asarray(rdm(X.reshape(X.shape[0], -1), metric=metric,
                                   stimulus_ids=layer_set.stimulus_ids)))
     return np.stack(out)
@@ -90,7 +92,17 @@ def _control_rdm(control, control_layer, ids, metric):
 
     idx = match_ids(ids, cls.stimulus_ids, what="the features", other_what=f"the control {control}")
     X = np.asarray(cls.arrays[0], dtype=np.float32)[idx]
+    check_finite(X, f"layer {cls.names[0]!r} of the control {control}", labels=list(ids),
+                 axis_name="stimulus")
     return np.asarray(rdm(X.reshape(X.shape[0], -1), metric=metric)), cls.names[0]
+
+
+def _brain_rdm(resp, subject: str, brain, metric: str) -> np.ndarray:
+    """Condensed RDM of one subject's responses, refusing NaN/inf by subject and stimulus id."""
+    check_finite(np.asarray(resp.subjects[subject]),
+                 f"brain responses of subject {subject!r} ({brain})",
+                 labels=resp.stimulus_ids, axis_name="stimulus")
+    return np.asarray(rdm(resp.subjects[subject], metric=metric, stimulus_ids=resp.stimulus_ids))
 
 
 def run_rsa(features, brain, out: str | os.PathLike, *, method: str = "spearman",
@@ -118,8 +130,7 @@ def run_rsa(features, brain, out: str | os.PathLike, *, method: str = "spearman"
     resp = load_responses(brain).aligned_to(ls.stimulus_ids, what=f"the features ({features})")
     subjects = list(resp.subjects)
     model = layer_rdms(ls, metric=metric, progress=progress)
-    sub = np.stack([np.asarray(rdm(resp.subjects[s], metric=brain_metric,
-                                   stimulus_ids=resp.stimulus_ids)) for s in subjects])
+    sub = np.stack([_brain_rdm(resp, s, brain, brain_metric) for s in subjects])
     multi = len(subjects) > 1
     group = sub.mean(0, keepdims=True)
     kw = dict(method=method, n_perm=n_perm, seed=seed, alternative=alternative)
@@ -200,7 +211,7 @@ def run_behaviour_rsa(features, counts: np.ndarray, out: str | os.PathLike, *,
     ``behaviour_rsa.png``.
     """
     from .._validation import match_ids
-    from ..store import LayerSet
+    from ..io import LayerSet
 
     t0 = time.perf_counter()
     out = Path(out)

@@ -58,6 +58,35 @@ def test_rsa_cli_reports_mismatched_ids(tmp_path, rng, capsys):
     assert "missing" in capsys.readouterr().err
 
 
+def test_rsa_cli_names_subject_and_stimulus_of_nan_brain_response(tmp_path, rng, capsys):
+    ids = _make_inputs(tmp_path, rng)
+    with np.load(tmp_path / "brain.npz") as z:
+        data = {k: z[k] for k in z.files}
+    data["sub1"][5, 3] = np.nan
+    np.savez(tmp_path / "brain.npz", **data)
+    rc = main(["rsa", "--features", str(tmp_path / "store"), "--brain", str(tmp_path / "brain.npz"),
+               "--out", str(tmp_path / "o"), "--n-perm", "10"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    bad_id = str(data["stimulus_ids"][5])
+    assert bad_id in ids
+    assert "brain responses of subject 'sub1'" in err and f"stimulus id '{bad_id}'" in err
+    assert "features" not in err.split("error:")[1].split("(")[0]
+
+
+def test_rsa_cli_names_layer_and_stimulus_of_nan_features(tmp_path, rng, capsys):
+    ids = _make_inputs(tmp_path, rng)
+    w = StoreWriter(tmp_path / "nan", spec="test:nan", stimulus_ids=ids)
+    for i in range(len(ids)):
+        w.write(i, {"ok": rng.normal(size=4), "broken": np.full(4, np.nan if i == 3 else 1.0) + i})
+    w.finish()
+    rc = main(["rsa", "--features", str(tmp_path / "nan"), "--brain", str(tmp_path / "brain.npz"),
+               "--out", str(tmp_path / "o"), "--n-perm", "10"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "layer 'broken'" in err and f"stimulus id '{ids[3]}'" in err
+
+
 def test_info_runs_as_a_console_script():
     out = subprocess.run([sys.executable, "-m", "alignjax.cli", "info"], capture_output=True,
                          text=True, check=True).stdout

@@ -103,7 +103,7 @@ def _rewrite_clip(path: Path, gain: float = 0.5):
 def test_replaced_audio_of_the_same_size_reextracts(study, tmp_path):
     from extractors.run import extract
 
-    from alignjax._validation import StoreError
+    from alignjax.errors import StoreError
 
     cfg = _config(study)
     _run(cfg)
