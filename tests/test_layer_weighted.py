@@ -6,7 +6,7 @@ import pytest
 pytest.importorskip("flax")
 pytest.importorskip("optax")
 from alignjax import ShapeMismatchError  # noqa: E402
-from alignjax.layer_weighted import layer_weighted_probe  # noqa: E402
+from alignjax.probes import layer_weighted_probe  # noqa: E402
 
 
 def test_layer_weighted_probe_finds_informative_layer():
@@ -34,13 +34,32 @@ def test_layer_weighted_probe_needs_equal_widths():
 
 
 def test_validation_holdout_follows_val_fraction():
-    from alignjax.layer_weighted import _holdout
+    from alignjax.folds import stratified_holdout
 
     codes = np.repeat([0, 1], 50)
     members = np.arange(100)
-    sizes = {f: len(_holdout(codes, members, f, np.random.default_rng(0))[0])
+    sizes = {f: len(stratified_holdout(codes, members, f, np.random.default_rng(0))[0])
              for f in (0.2, 0.4, 0.45)}
     assert sizes == {0.2: 20, 0.4: 40, 0.45: 44}  # 22.5 rounds to 22 per class
-    val, tr = _holdout(codes, members, 0.3, np.random.default_rng(1))
+    val, tr = stratified_holdout(codes, members, 0.3, np.random.default_rng(1))
     assert np.intersect1d(val, tr).size == 0 and len(val) + len(tr) == 100
     assert np.bincount(codes[val]).tolist() == [15, 15]
+
+
+def test_compiles_once_per_problem_shape():
+    """Folds of one shape share a compiled trainer, and a second identical call compiles
+    nothing (the model builder is cached, so the static model argument hashes equal)."""
+    from alignjax.probes import layer_weighted
+
+    rng = np.random.default_rng(2)
+    y = np.repeat([0, 1, 2], 20)
+    layers = [rng.standard_normal((60, 4)) for _ in range(2)]
+    kw = dict(folds=3, hidden=((4,),), learning_rates=(1e-2,), max_epochs=2, patience=1,
+              batch_size=16)
+    before = layer_weighted._train_grid._cache_size()
+    first = layer_weighted_probe(layers, y, **kw)
+    after_first = layer_weighted._train_grid._cache_size()
+    assert after_first - before == 1  # three folds of equal shape: one compilation
+    second = layer_weighted_probe(layers, y, **kw)
+    assert layer_weighted._train_grid._cache_size() == after_first
+    np.testing.assert_array_equal(first.accuracy, second.accuracy)
