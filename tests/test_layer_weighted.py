@@ -1,5 +1,8 @@
 """layer_weighted_probe: learns to weight the informative layer; rejects mixed widths."""
 
+import logging
+
+import jax
 import numpy as np
 import pytest
 
@@ -46,20 +49,33 @@ def test_validation_holdout_follows_val_fraction():
     assert np.bincount(codes[val]).tolist() == [15, 15]
 
 
-def test_compiles_once_per_problem_shape():
-    """Folds of one shape share a compiled trainer, and a second identical call compiles
-    nothing (the model builder is cached, so the static model argument hashes equal)."""
-    from alignjax.probes import layer_weighted
+class _Messages(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.messages = []
 
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_compiles_once_per_problem_shape():
+    """Folds of one shape share one compiled trainer, and a second identical call compiles
+    nothing at all (jax's compilation log stays empty)."""
     rng = np.random.default_rng(2)
     y = np.repeat([0, 1, 2], 20)
     layers = [rng.standard_normal((60, 4)) for _ in range(2)]
     kw = dict(folds=3, hidden=((4,),), learning_rates=(1e-2,), max_epochs=2, patience=1,
               batch_size=16)
-    before = layer_weighted._train_grid._cache_size()
-    first = layer_weighted_probe(layers, y, **kw)
-    after_first = layer_weighted._train_grid._cache_size()
-    assert after_first - before == 1  # three folds of equal shape: one compilation
-    second = layer_weighted_probe(layers, y, **kw)
-    assert layer_weighted._train_grid._cache_size() == after_first
+    log = _Messages()
+    logging.getLogger("jax").addHandler(log)
+    try:
+        with jax.log_compiles():
+            first = layer_weighted_probe(layers, y, **kw)
+            trainer = [m for m in log.messages if m.startswith("Compiling jit(_train_grid)")]
+            assert len(trainer) == 1  # three folds of equal shape: one compilation
+            log.messages.clear()
+            second = layer_weighted_probe(layers, y, **kw)
+            assert not [m for m in log.messages if m.startswith("Compiling")]
+    finally:
+        logging.getLogger("jax").removeHandler(log)
     np.testing.assert_array_equal(first.accuracy, second.accuracy)

@@ -323,3 +323,22 @@ def test_ridge_probe_scores_each_fold():
     rs = [pearsonr(res.predictions[0, m], y[m])[0] for m in res.folds]
     np.testing.assert_allclose(res.fold_pearson_r[0], rs)
     assert res.pearson_r[0] == pytest.approx(np.mean(rs))
+
+
+def test_old_option_names_warn_and_give_the_same_result():
+    """scoring -> score, perm_batch -> chunk_size, layer_batch -> layer_chunk_size."""
+    layers, material, _ = _factors()
+    kw = dict(Cs=CS, folds=3, inner_folds=2, seed=1)
+    new = logistic_probe(layers, material, score="balanced_accuracy", layer_chunk_size=1, **kw)
+    with pytest.warns(DeprecationWarning, match="renamed") as record:
+        old = logistic_probe(layers, material, scoring="balanced_accuracy", layer_batch=1, **kw)
+    assert {str(w.message).split("'")[1] for w in record} == {"scoring", "layer_batch"}
+    np.testing.assert_array_equal(new.chosen_C, old.chosen_C)
+    kw = dict(C=1.0, folds=3, n_perm=3, seed=2)
+    new = probe_permutation_test(layers, material, chunk_size=2, **kw)
+    with pytest.warns(DeprecationWarning, match="'perm_batch' is renamed 'chunk_size'"):
+        old = probe_permutation_test(layers, material, perm_batch=2, **kw)
+    np.testing.assert_array_equal(new.null, old.null)
+    with pytest.raises(TypeError, match="both"):
+        probe_transfer(layers, material, train_mask=np.arange(N) < 36, test_mask=np.arange(N) >= 36,
+                       scoring="accuracy", score="accuracy")

@@ -98,12 +98,17 @@ def _shift_chance(codes, tr, te) -> float:
     return float(np.mean([(codes[te] == c).mean() for c in majority]))
 
 
-def _permute_within(codes, subsets, rng) -> np.ndarray:
-    """``codes`` with labels permuted within each subset (class counts of each kept)."""
-    out = codes.copy()
-    for m in subsets:
-        idx = np.flatnonzero(m)
-        out[idx] = codes[rng.permutation(idx)]
+def _permuted_within(codes, subsets, n_perm, seed) -> list:
+    """``n_perm`` labellings, each ``codes`` permuted within each subset (class counts of
+    each kept), from one generator seeded by ``seed``."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_perm):
+        perm = codes.copy()
+        for m in subsets:
+            idx = np.flatnonzero(m)
+            perm[idx] = codes[rng.permutation(idx)]
+        out.append(perm)
     return out
 
 
@@ -206,17 +211,14 @@ def probe_transfer(X, y, *, train_mask, test_mask, Cs: Sequence[float] = tuple(n
                                   layer_chunk_size=None, **solve)
     warn_convergence(conv, "transfer problems")
     acc, bacc, choice = cv_scores(preds, codes, design, score)  # (L, nC, 1), (L, 1)
-    L = len(arrays)
-    p = p_fwe = np.full(L, np.nan)
+    p = p_fwe = np.full(len(arrays), np.nan)
     if n_perm:
-        rng = np.random.default_rng(seed)
-        labellings = [_permute_within(codes, (tr, te), rng) for _ in range(n_perm)]
+        labellings = _permuted_within(codes, (tr, te), n_perm, seed)
         null, _ = labelling_stats(
             arrays, labellings, design_of, statistic, Cs, K=K, class_weight=class_weight,
             chunk_size=min(chunk_size, n_perm), progress=False, layer_chunk_size=None, **solve)
-        observed = statistic(preds, codes, design)
-        p, p_fwe = (np.asarray(v, float) for v in
-                    permutation_pvalues(observed, null, alternative="greater"))
+        p, p_fwe = (np.asarray(v, float) for v in permutation_pvalues(
+            statistic(preds, codes, design), null, alternative="greater"))
     within_acc, within_bacc, skipped = _within_baseline(
         arrays, y, te, groups, Cs=Cs, folds=folds, inner_folds=inner_folds,
         standardize=standardize, class_weight=class_weight, fit_intercept=fit_intercept,
