@@ -123,8 +123,6 @@ class ProbeResult(NamedTuple):
     folds: np.ndarray
 
 
-
-
 def resolve_probe_folds(folds, codes, classes, seed, groups=None):
     """Outer test masks of a probe: an int gives stratified (or grouped) k-fold.
 
@@ -145,7 +143,6 @@ def resolve_probe_folds(folds, codes, classes, seed, groups=None):
                 "folds, so some test folds would miss them; use fewer folds or merge small classes")
         return resolve_folds(k, n, seed=seed, stratify=codes)
     return resolve_folds(folds, n, seed=seed)
-
 
 
 class Design(NamedTuple):

@@ -107,7 +107,6 @@ def class_weights(codes, train, n_classes, class_weight):
     return w * cw[codes]
 
 
-
 def check_Cs(Cs) -> np.ndarray:
     """The C grid as a sorted float array; raises on empty, non-positive or repeated values.
 

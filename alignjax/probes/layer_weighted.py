@@ -69,8 +69,7 @@ class LayerWeightedResult(NamedTuple):
     folds: np.ndarray
 
 
-
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=32)
 def _model(n_layers: int, hidden: tuple, n_classes: int, dropout: float):
     """The flax module of one architecture, built once: a static argument of the compiled
     trainer, so the same module object must come back for the same architecture."""
@@ -163,7 +162,6 @@ def _train_grid(keys, lrs, Xtr, ytr, Xval, yval, Xte, *, model, batch_size, max_
         return val_pred, te_pred, jax.nn.softmax(params["layer_logits"]), ep
 
     return jax.vmap(one)(keys, lrs)
-
 
 
 def _check_options(batch_size, max_epochs, patience, val_fraction, dropout, hidden,
