@@ -21,10 +21,10 @@ from .rsa import (CVBestLayerResult, NoiseCeiling, RSABootstrapResult, RSAPermut
                   compare, cv_best_layer, noise_ceiling, partial_compare, rsa_bootstrap,
                   rsa_permutation_test, stimulus_permutations)
 from .folds import group_kfold, kfold, resolve_folds, stratified_kfold
-from .layer_weighted import layer_weighted_probe
 from .probes import (
     encode_labels,
     fit_logistic,
+    layer_weighted_probe,
     logistic_probe,
     probe_permutation_test,
     probe_transfer,

@@ -15,7 +15,7 @@ import numpy as np
 from ._validation import InvalidFoldsError, check_positive_int
 
 __all__ = ["kfold", "stratified_kfold", "group_kfold", "resolve_folds", "validate_folds",
-           "fold_ids"]
+           "fold_ids", "stratified_fold_ids", "inner_test_masks", "stratified_holdout"]
 
 
 def validate_folds(masks: np.ndarray, n_stimuli: int | None = None, *,
@@ -86,21 +86,110 @@ def stratified_kfold(labels: Sequence, n_folds: int = 5, *, seed: int = 0) -> np
     labels = np.asarray(labels)
     n = labels.shape[0]
     n_folds = check_positive_int(n_folds, "n_folds", minimum=2)
-    cats, inv, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    cats, counts = np.unique(labels, return_counts=True)
     if counts.min() < n_folds:
         small = cats[counts < n_folds][:5].tolist()
         raise InvalidFoldsError(
             f"categories {small} have fewer members than the {n_folds} folds; use fewer folds "
             "or merge small categories"
         )
-    rng = np.random.default_rng(seed)
-    fold_of = np.empty(n, dtype=int)
-    start = 0
-    for c in range(len(cats)):
-        members = rng.permutation(np.flatnonzero(inv == c))
-        fold_of[members] = (start + np.arange(len(members))) % n_folds
-        start = (start + len(members)) % n_folds
+    fold_of = stratified_fold_ids(labels, n_folds, np.random.default_rng(seed))
     return validate_folds(_from_ids(fold_of, n_folds), n)
+
+
+def stratified_fold_ids(labels: Sequence, n_folds: int, rng: np.random.Generator) -> np.ndarray:
+    """Stratified fold ids (n_stimuli,): each category shuffled and dealt to folds in turn.
+
+    Categories are taken in sorted order; each one's members are permuted by ``rng`` and
+    dealt to folds ``0 .. n_folds - 1`` in turn, continuing where the previous category
+    stopped, so fold sizes differ by at most one. The generator is advanced once per
+    category, so callers that deal several sets from one generator get reproducible folds.
+
+    Parameters
+    ----------
+    labels : array (n_stimuli,)
+        Category of each stimulus (any sortable values).
+    n_folds : int
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    int array (n_stimuli,)
+        The fold of each stimulus.
+    """
+    _, inv = np.unique(np.asarray(labels), return_inverse=True)
+    inv = inv.reshape(-1)
+    fold_of = np.empty(len(inv), dtype=int)
+    start = 0
+    for c in range(inv.max(initial=-1) + 1):
+        pos = rng.permutation(np.flatnonzero(inv == c))
+        fold_of[pos] = (start + np.arange(len(pos))) % n_folds
+        start = (start + len(pos)) % n_folds
+    return fold_of
+
+
+def inner_test_masks(labels: Sequence, outer_test: np.ndarray, n_inner: int, *, seed: int,
+                     groups: Sequence | None = None) -> np.ndarray:
+    """Inner test masks within each outer training set, for nested cross-validation.
+
+    Within each outer fold's training stimuli, ``n_inner`` folds stratified by ``labels``
+    (dealt by :func:`stratified_fold_ids`, one generator seeded by ``seed`` for all outer
+    folds in turn), or grouped by ``groups`` (no group split across inner folds, as
+    :func:`group_kfold`).
+
+    Parameters
+    ----------
+    labels : array (n_stimuli,)
+    outer_test : bool array (n_folds, n_stimuli)
+        Outer test masks.
+    n_inner : int
+        Inner folds per outer training set.
+    seed : int
+    groups : array (n_stimuli,), optional
+
+    Returns
+    -------
+    bool array (n_folds, n_inner, n_stimuli)
+        Inner test masks; each is a subset of the outer training set.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    F, n = outer_test.shape
+    out = np.zeros((F, n_inner, n), dtype=bool)
+    for f in range(F):
+        members = np.flatnonzero(~outer_test[f])
+        if len(members) < n_inner:
+            raise InvalidFoldsError(f"outer fold {f} has {len(members)} training stimuli, fewer "
+                                    f"than inner_folds={n_inner}")
+        if groups is None:
+            fid = stratified_fold_ids(labels[members], n_inner, rng)
+        else:
+            fid = fold_ids(group_kfold(np.asarray(groups)[members], n_inner))
+        for g in range(n_inner):
+            out[f, g, members[fid == g]] = True
+    return out
+
+
+def stratified_holdout(labels: Sequence, members: np.ndarray, fraction: float,
+                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified validation split of ``members`` (indices into ``labels``).
+
+    Holds out ``round(fraction * n_c)`` of each category's ``n_c`` members (at least one,
+    and at least one left for training), drawn by ``rng`` category by category.
+
+    Returns
+    -------
+    val, train : int arrays
+        Sorted indices of the held-out and the remaining members.
+    """
+    labels = np.asarray(labels)
+    val = []
+    for c in np.unique(labels[members]):
+        pos = rng.permutation(members[labels[members] == c])
+        k = min(max(1, int(round(fraction * len(pos)))), len(pos) - 1)
+        val.append(pos[:k])
+    val = np.sort(np.concatenate(val))
+    return val, np.setdiff1d(members, val)
 
 
 def group_kfold(groups: Sequence, n_folds: int = 5) -> np.ndarray:

@@ -1,12 +1,15 @@
 """layer_weighted_probe: learns to weight the informative layer; rejects mixed widths."""
 
+import logging
+
+import jax
 import numpy as np
 import pytest
 
 pytest.importorskip("flax")
 pytest.importorskip("optax")
 from alignjax import ShapeMismatchError  # noqa: E402
-from alignjax.layer_weighted import layer_weighted_probe  # noqa: E402
+from alignjax.probes import layer_weighted_probe  # noqa: E402
 
 
 def test_layer_weighted_probe_finds_informative_layer():
@@ -34,13 +37,45 @@ def test_layer_weighted_probe_needs_equal_widths():
 
 
 def test_validation_holdout_follows_val_fraction():
-    from alignjax.layer_weighted import _holdout
+    from alignjax.folds import stratified_holdout
 
     codes = np.repeat([0, 1], 50)
     members = np.arange(100)
-    sizes = {f: len(_holdout(codes, members, f, np.random.default_rng(0))[0])
+    sizes = {f: len(stratified_holdout(codes, members, f, np.random.default_rng(0))[0])
              for f in (0.2, 0.4, 0.45)}
     assert sizes == {0.2: 20, 0.4: 40, 0.45: 44}  # 22.5 rounds to 22 per class
-    val, tr = _holdout(codes, members, 0.3, np.random.default_rng(1))
+    val, tr = stratified_holdout(codes, members, 0.3, np.random.default_rng(1))
     assert np.intersect1d(val, tr).size == 0 and len(val) + len(tr) == 100
     assert np.bincount(codes[val]).tolist() == [15, 15]
+
+
+class _Messages(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_compiles_once_per_problem_shape():
+    """Folds of one shape share one compiled trainer, and a second identical call compiles
+    nothing at all (jax's compilation log stays empty)."""
+    rng = np.random.default_rng(2)
+    y = np.repeat([0, 1, 2], 20)
+    layers = [rng.standard_normal((60, 4)) for _ in range(2)]
+    kw = dict(folds=3, hidden=((4,),), learning_rates=(1e-2,), max_epochs=2, patience=1,
+              batch_size=16)
+    log = _Messages()
+    logging.getLogger("jax").addHandler(log)
+    try:
+        with jax.log_compiles():
+            first = layer_weighted_probe(layers, y, **kw)
+            trainer = [m for m in log.messages if m.startswith("Compiling jit(_train_grid)")]
+            assert len(trainer) == 1  # three folds of equal shape: one compilation
+            log.messages.clear()
+            second = layer_weighted_probe(layers, y, **kw)
+            assert not [m for m in log.messages if m.startswith("Compiling")]
+    finally:
+        logging.getLogger("jax").removeHandler(log)
+    np.testing.assert_array_equal(first.accuracy, second.accuracy)

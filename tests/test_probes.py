@@ -81,7 +81,7 @@ def test_permutation_p_uniform_under_null():
     ps = []
     for rep in range(12):
         yr = rng.permutation(y)
-        r = probe_permutation_test(layers, yr, C=1.0, folds=3, n_perm=19, seed=rep, perm_batch=20)
+        r = probe_permutation_test(layers, yr, C=1.0, folds=3, n_perm=19, seed=rep, chunk_size=20)
         ps.append(r.p)
         assert np.all(r.p_fwe >= r.p - 1e-12)
         assert r.null.shape == (19, 2)
@@ -94,7 +94,7 @@ def test_permutation_p_uniform_under_null():
 
 def test_permutation_detects_signal():
     layers, material, _ = _factors()
-    r = probe_permutation_test(layers, material, C=1.0, folds=3, n_perm=19, seed=0, perm_batch=20)
+    r = probe_permutation_test(layers, material, C=1.0, folds=3, n_perm=19, seed=0, chunk_size=20)
     assert r.p_fwe[0] == pytest.approx(1 / 20)
     assert r.p[2] > 0.05
 
@@ -205,7 +205,7 @@ def test_permutation_test_reports_the_nested_statistic():
     layers, material, _ = _factors()
     res = logistic_probe(layers, material, Cs=CS, folds=3, inner_folds=2, seed=4)
     perm = probe_permutation_test(layers, material, Cs=CS, inner_folds=2, folds=3, n_perm=9,
-                                  seed=4, perm_batch=5)
+                                  seed=4, chunk_size=5)
     np.testing.assert_allclose(perm.observed, res.nested_accuracy.mean(axis=1))
     assert perm.statistic == "nested_accuracy" and np.isnan(perm.C).all()
     assert perm.p_fwe[0] == pytest.approx(1 / 10)
@@ -215,10 +215,10 @@ def test_permutation_test_reports_the_nested_statistic():
         probe_permutation_test(layers, material, Cs=CS, n_perm=3)
 
 
-def test_permutation_result_does_not_depend_on_perm_batch():
+def test_permutation_result_does_not_depend_on_chunk_size():
     layers, material, _ = _factors()
-    a = probe_permutation_test(layers, material, C=1.0, folds=3, n_perm=7, seed=2, perm_batch=3)
-    b = probe_permutation_test(layers, material, C=1.0, folds=3, n_perm=7, seed=2, perm_batch=8)
+    a = probe_permutation_test(layers, material, C=1.0, folds=3, n_perm=7, seed=2, chunk_size=3)
+    b = probe_permutation_test(layers, material, C=1.0, folds=3, n_perm=7, seed=2, chunk_size=8)
     np.testing.assert_array_equal(a.null, b.null)
 
 
@@ -284,14 +284,14 @@ def test_probe_groups_are_never_split():
 
 
 def test_inner_folds_respect_groups():
-    from alignjax.probes import _inner_masks  # the inner split is not in any result
+    from alignjax.folds import inner_test_masks  # the inner split is not in any result
 
     groups = np.repeat(np.arange(10), 4)
     codes = np.tile([0, 1], 20)
     outer = np.zeros((2, 40), bool)
     outer[0, :20] = True
     outer[1, 20:] = True
-    inner = _inner_masks(codes, outer, 3, 0, groups)
+    inner = inner_test_masks(codes, outer, 3, seed=0, groups=groups)
     for f in range(2):
         for g in range(3):
             m = inner[f, g]
@@ -323,3 +323,22 @@ def test_ridge_probe_scores_each_fold():
     rs = [pearsonr(res.predictions[0, m], y[m])[0] for m in res.folds]
     np.testing.assert_allclose(res.fold_pearson_r[0], rs)
     assert res.pearson_r[0] == pytest.approx(np.mean(rs))
+
+
+def test_old_option_names_warn_and_give_the_same_result():
+    """scoring -> score, perm_batch -> chunk_size, layer_batch -> layer_chunk_size."""
+    layers, material, _ = _factors()
+    kw = dict(Cs=CS, folds=3, inner_folds=2, seed=1)
+    new = logistic_probe(layers, material, score="balanced_accuracy", layer_chunk_size=1, **kw)
+    with pytest.warns(DeprecationWarning, match="renamed") as record:
+        old = logistic_probe(layers, material, scoring="balanced_accuracy", layer_batch=1, **kw)
+    assert {str(w.message).split("'")[1] for w in record} == {"scoring", "layer_batch"}
+    np.testing.assert_array_equal(new.chosen_C, old.chosen_C)
+    kw = dict(C=1.0, folds=3, n_perm=3, seed=2)
+    new = probe_permutation_test(layers, material, chunk_size=2, **kw)
+    with pytest.warns(DeprecationWarning, match="'perm_batch' is renamed 'chunk_size'"):
+        old = probe_permutation_test(layers, material, perm_batch=2, **kw)
+    np.testing.assert_array_equal(new.null, old.null)
+    with pytest.raises(TypeError, match="both"):
+        probe_transfer(layers, material, train_mask=np.arange(N) < 36, test_mask=np.arange(N) >= 36,
+                       scoring="accuracy", score="accuracy")

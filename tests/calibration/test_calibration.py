@@ -96,7 +96,7 @@ def test_probe_permutation_test_fixed_C_is_calibrated():
         y = rng.permutation(np.repeat([0, 1], 20))
         layers = [rng.standard_normal((40, 8)) for _ in range(20)]
         r = aj.probe_permutation_test(layers, y, C=1e-2, folds=5, n_perm=99, seed=ds,
-                                      perm_batch=50)
+                                      chunk_size=50)
         ps.append(r.p)
     ps = np.concatenate(ps)
     _not_anticonservative(ps)
@@ -110,7 +110,7 @@ def test_probe_permutation_test_nested_C_is_calibrated():
         y = rng.permutation(np.repeat([0, 1], 15))
         layers = [rng.standard_normal((30, 6)) for _ in range(6)]
         r = aj.probe_permutation_test(layers, y, Cs=[1e-3, 1.0], inner_folds=2, folds=3,
-                                      n_perm=39, seed=ds, perm_batch=40)
+                                      n_perm=39, seed=ds, chunk_size=40)
         ps.append(r.p)
         any_fwe.append((r.p_fwe < ALPHA).any())
     _not_anticonservative(np.concatenate(ps))
@@ -136,7 +136,7 @@ def test_transfer_permutation_test_is_calibrated():
         rng = np.random.default_rng(400 + ds)
         layers = [rng.standard_normal((64, 5)) for _ in range(4)]
         r = aj.probe_transfer(layers, y, train_mask=tr, test_mask=~tr, Cs=[1e-2, 1.0],
-                              folds=3, inner_folds=2, n_perm=39, seed=ds, scoring="balanced_accuracy")
+                              folds=3, inner_folds=2, n_perm=39, seed=ds, score="balanced_accuracy")
         ps.append(r.p)
     _not_anticonservative(np.concatenate(ps))
 
@@ -225,7 +225,7 @@ def test_slow_probe_cli_path_nested_C_is_calibrated():
         y = rng.permutation(np.repeat([0, 1], 20))
         layers = [rng.standard_normal((40, 8)) for _ in range(20)]
         r = aj.probe_permutation_test(layers, y, Cs=np.logspace(-4, 4, 9), inner_folds=3,
-                                      folds=5, n_perm=99, seed=ds, perm_batch=25)
+                                      folds=5, n_perm=99, seed=ds, chunk_size=25)
         ps.append(r.p)
     _not_anticonservative(np.concatenate(ps))
 

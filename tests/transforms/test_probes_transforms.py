@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("optax")
-from alignjax import probes  # noqa: E402
+from alignjax.probes import solve  # noqa: E402
 from alignjax.probes import fit_logistic, logistic_probe  # noqa: E402
 
 
@@ -61,7 +61,7 @@ def test_layer_chunking_and_grouping_do_not_change_results(layers):
     arrs, y = layers
     kw = dict(Cs=[0.1, 1.0], folds=3, inner_folds=None)
     full = logistic_probe(arrs, y, **kw)
-    chunked = logistic_probe(arrs, y, layer_batch=1, **kw)
+    chunked = logistic_probe(arrs, y, layer_chunk_size=1, **kw)
     np.testing.assert_array_equal(full.predictions, chunked.predictions)
     # each layer alone (a loop over layers) gives the same answer as the batch
     for i, a in enumerate(arrs):
@@ -74,8 +74,8 @@ def test_no_recompilation_on_second_call(layers):
     arrs, y = layers
     kw = dict(Cs=[0.1, 1.0], folds=3, inner_folds=None)
     logistic_probe(arrs, y, **kw)
-    before = probes._solve_group._cache_size()
+    before = solve.solve_group._cache_size()
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         logistic_probe([a * 2.0 for a in arrs], y, **kw)
-    assert probes._solve_group._cache_size() == before
+    assert solve.solve_group._cache_size() == before

@@ -7,20 +7,26 @@ stopping on a validation split of each outer training set, over a small grid (hi
 layers x learning rate); the learning rates of a grid row are trained together under
 ``vmap``. The learned layer weights say which layers the downstream model relies on.
 
+The model of a (n_layers, hidden, n_classes, dropout) is built once per process
+(:func:`_model` is cached), so the compiled training program is keyed only by the data
+shapes and the static hyperparameters: folds of equal shape and repeated calls reuse it.
+
 Written with flax (``flax.linen``) and optax, the extra ``alignjax[probe]``.
 """
 
 from __future__ import annotations
 
-from functools import partial
+from functools import lru_cache, partial
 from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._validation import InvalidOptionError, ShapeMismatchError, check_positive_int
-from .probes import _accuracy, _load, _resolve_probe_folds, encode_labels
+from .._validation import InvalidOptionError, ShapeMismatchError, check_positive_int
+from ..folds import stratified_holdout
+from .cv import accuracy, resolve_probe_folds
+from .labels import encode_labels, load_labelled
 
 __all__ = ["LayerWeightedResult", "layer_weighted_probe"]
 
@@ -63,7 +69,10 @@ class LayerWeightedResult(NamedTuple):
     folds: np.ndarray
 
 
+@lru_cache(maxsize=32)
 def _model(n_layers: int, hidden: tuple, n_classes: int, dropout: float):
+    """The flax module of one architecture, built once: a static argument of the compiled
+    trainer, so the same module object must come back for the same architecture."""
     import flax.linen as nn
 
     class LayerWeightedMLP(nn.Module):
@@ -155,16 +164,61 @@ def _train_grid(keys, lrs, Xtr, ytr, Xval, yval, Xte, *, model, batch_size, max_
     return jax.vmap(one)(keys, lrs)
 
 
-def _holdout(codes, members, val_fraction: float, rng):
-    """Stratified validation split of ``members``: ``round(val_fraction * n_c)`` of each
-    class (at least one, and at least one left for training). Returns (val, train)."""
-    val = []
-    for c in np.unique(codes[members]):
-        pos = rng.permutation(members[codes[members] == c])
-        k = min(max(1, int(round(val_fraction * len(pos)))), len(pos) - 1)
-        val.append(pos[:k])
-    val = np.sort(np.concatenate(val))
-    return val, np.setdiff1d(members, val)
+def _check_options(batch_size, max_epochs, patience, val_fraction, dropout, hidden,
+                   learning_rates):
+    """Validated ``(batch_size, max_epochs, patience, hidden)``."""
+    batch_size = check_positive_int(batch_size, "batch_size")
+    max_epochs = check_positive_int(max_epochs, "max_epochs")
+    patience = check_positive_int(patience, "patience")
+    if not 0 < val_fraction < 0.5:
+        raise InvalidOptionError(f"val_fraction must be in (0, 0.5), got {val_fraction}")
+    if not 0 <= dropout < 1:
+        raise InvalidOptionError(f"dropout must be in [0, 1), got {dropout}")
+    hidden = [tuple(int(h) for h in hs) for hs in hidden]
+    if not hidden or not learning_rates:
+        raise InvalidOptionError("hidden and learning_rates must each hold at least one value")
+    return batch_size, max_epochs, patience, hidden
+
+
+def _stacked(arrays) -> np.ndarray:
+    """Layers stacked (n_stimuli, n_layers, n_features); they must share one width."""
+    widths = {a.shape[1] for a in arrays}
+    if len(widths) != 1:
+        raise ShapeMismatchError(
+            f"layer_weighted_probe mixes layers, so they need one width; got widths "
+            f"{sorted(widths)} (select layers of equal width with `layers=`)")
+    return np.stack(arrays, axis=1)
+
+
+def _fold_data(Xall, tr, val, te, standardize, dtype):
+    """Training, validation and test features, z-scored with training statistics."""
+    Xf = Xall
+    if standardize:
+        mu = Xall[tr].mean(axis=0)
+        sd = Xall[tr].std(axis=0)
+        Xf = (Xall - mu) / np.where(sd > 0, sd, 1.0)
+    return tuple(jnp.asarray(Xf[i], dtype) for i in (tr, val, te))
+
+
+def _best_of_grid(data, codes, tr, val, *, f, seed, hidden, learning_rates, n_classes, dropout,
+                  **train):
+    """Train the grid on one outer fold; the grid point with the best validation accuracy
+    (first wins ties): ``(val_accuracy, (hidden, lr index, test predictions, layer
+    weights, epochs))``."""
+    Xtr, Xval, Xte = data
+    lrs = jnp.asarray(learning_rates, Xtr.dtype)
+    best = (-1.0, None)
+    for hi, hs in enumerate(hidden):
+        model = _model(Xtr.shape[1], hs, n_classes, float(dropout))
+        keys = jax.random.split(jax.random.key(seed * 1000 + f * 10 + hi), len(learning_rates))
+        vp, tp, w, ep = _train_grid(keys, lrs, Xtr, jnp.asarray(codes[tr]), Xval,
+                                    jnp.asarray(codes[val]), Xte, model=model, **train)
+        vp, tp, w, ep = map(np.asarray, (vp, tp, w, ep))
+        for j in range(len(learning_rates)):
+            va = float(np.mean(vp[j] == codes[val]))
+            if va > best[0]:
+                best = (va, (hs, j, tp[j], w[j], ep[j]))
+    return best
 
 
 def layer_weighted_probe(X, y, *, folds=5, hidden: Sequence[tuple] = ((1024,), (1024, 1024)),
@@ -200,71 +254,32 @@ def layer_weighted_probe(X, y, *, folds=5, hidden: Sequence[tuple] = ((1024,), (
     -------
     LayerWeightedResult
     """
-    batch_size = check_positive_int(batch_size, "batch_size")
-    max_epochs = check_positive_int(max_epochs, "max_epochs")
-    patience = check_positive_int(patience, "patience")
-    if not 0 < val_fraction < 0.5:
-        raise InvalidOptionError(f"val_fraction must be in (0, 0.5), got {val_fraction}")
-    if not 0 <= dropout < 1:
-        raise InvalidOptionError(f"dropout must be in [0, 1), got {dropout}")
-    hidden = [tuple(int(h) for h in hs) for hs in hidden]
-    if not hidden or not learning_rates:
-        raise InvalidOptionError("hidden and learning_rates must each hold at least one value")
-    names, arrays, _, y = _load(X, y, layers=layers)
-    widths = {a.shape[1] for a in arrays}
-    if len(widths) != 1:
-        raise ShapeMismatchError(
-            f"layer_weighted_probe mixes layers, so they need one width; got widths "
-            f"{sorted(widths)} (select layers of equal width with `layers=`)")
+    batch_size, max_epochs, patience, hidden = _check_options(
+        batch_size, max_epochs, patience, val_fraction, dropout, hidden, learning_rates)
+    names, arrays, _, y = load_labelled(X, y, layers=layers)
+    Xall = _stacked(arrays)
     classes, codes = encode_labels(y)
     K, n, L = len(classes), len(codes), len(arrays)
-    outer = _resolve_probe_folds(folds, codes, classes, seed)
+    outer = resolve_probe_folds(folds, codes, classes, seed)
     F = outer.shape[0]
     dtype = jnp.result_type(float)
-    Xall = np.stack(arrays, axis=1)  # (n, L, p)
     rng = np.random.default_rng(seed)
-    lrs = jnp.asarray(learning_rates, dtype)
-    acc = np.zeros(F)
-    bacc = np.zeros(F)
-    weights = np.zeros((F, L))
-    chosen_h, chosen_lr = [], np.zeros(F)
-    val_acc = np.zeros(F)
-    epochs = np.zeros(F, dtype=int)
+    acc, bacc, val_acc, chosen_lr = np.zeros(F), np.zeros(F), np.zeros(F), np.zeros(F)
+    weights, epochs, chosen_h = np.zeros((F, L)), np.zeros(F, dtype=int), []
     for f in range(F):
-        members = np.flatnonzero(~outer[f])
-        val, tr = _holdout(codes, members, val_fraction, rng)
+        val, tr = stratified_holdout(codes, np.flatnonzero(~outer[f]), val_fraction, rng)
         te = np.flatnonzero(outer[f])
-        Xf = Xall
-        if standardize:
-            mu = Xall[tr].mean(axis=0)
-            sd = Xall[tr].std(axis=0)
-            Xf = (Xall - mu) / np.where(sd > 0, sd, 1.0)
-        Xtr, Xval, Xte = (jnp.asarray(Xf[i], dtype) for i in (tr, val, te))
-        best = (-1.0, None)
-        for hi, hs in enumerate(hidden):
-            model = _model(L, hs, K, float(dropout))
-            keys = jax.random.split(jax.random.key(seed * 1000 + f * 10 + hi), len(learning_rates))
-            vp, tp, w, ep = _train_grid(keys, lrs, Xtr, jnp.asarray(codes[tr]), Xval,
-                                        jnp.asarray(codes[val]), Xte, model=model,
-                                        batch_size=batch_size, max_epochs=max_epochs,
-                                        patience=patience)
-            vp, tp, w, ep = map(np.asarray, (vp, tp, w, ep))
-            for j in range(len(learning_rates)):
-                va = float(np.mean(vp[j] == codes[val]))
-                if va > best[0]:
-                    best = (va, (hs, j, tp[j], w[j], ep[j]))
-        va, (hs, j, tp, w, ep) = best
-        mask = np.zeros(n, bool)
-        mask[te] = True
+        data = _fold_data(Xall, tr, val, te, standardize, dtype)
+        va, (hs, j, tp, w, ep) = _best_of_grid(
+            data, codes, tr, val, f=f, seed=seed, hidden=hidden, learning_rates=learning_rates,
+            n_classes=K, dropout=dropout, batch_size=batch_size, max_epochs=max_epochs,
+            patience=patience)
         full = np.zeros(n, dtype=np.int64)
         full[te] = tp
-        a, b = _accuracy(full, codes, mask)
-        acc[f], bacc[f] = float(a), float(b)
-        weights[f] = w
+        a, b = accuracy(full, codes, outer[f])
+        acc[f], bacc[f], val_acc[f], chosen_lr[f] = float(a), float(b), va, learning_rates[j]
+        weights[f], epochs[f] = w, int(ep)
         chosen_h.append(hs)
-        chosen_lr[f] = learning_rates[j]
-        val_acc[f] = va
-        epochs[f] = int(ep)
     chance = float(np.bincount(codes).max() / n)
     return LayerWeightedResult(names, acc, bacc, weights, chosen_h, chosen_lr, val_acc, epochs,
                                chance, outer)

@@ -1,0 +1,207 @@
+"""Label-permutation test of cross-validated probe accuracy, max-T corrected over layers.
+
+Every permuted labelling reruns the whole procedure (folds and C choice included); the
+splits of a chunk of labellings are solved together by the batched solver.
+
+Package-internal: :func:`labelling_stats` (also used by :mod:`alignjax.probes.transfer`).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, NamedTuple, Sequence
+
+import numpy as np
+
+from .._runtime import float32_matmuls
+from .._validation import InvalidOptionError, check_positive_int
+from ..options import renamed
+from .cv import at_choice, check_score, cv_design, cv_scores, warn_convergence
+from .labels import check_Cs, class_weights, encode_labels, load_labelled
+from .solve import solve_splits
+
+__all__ = ["PermutationResult", "probe_permutation_test"]
+
+
+class PermutationResult(NamedTuple):
+    """Result of :func:`probe_permutation_test`.
+
+    Attributes
+    ----------
+    layers : list of str (n_layers,)
+    C : array (n_layers,)
+        The fixed C per layer, or NaN when C is chosen by inner CV (``inner_folds``).
+    observed : array (n_layers,)
+        Cross-validated score (mean over outer folds) with the true labels: at ``C``, or
+        the nested-CV score (``logistic_probe(...).nested_accuracy.mean(1)`` with the same
+        arguments).
+    null : array (n_perm, n_layers)
+        The same statistic, by the same procedure (folds and C choice included), for
+        permuted labels (the same permutations for every layer).
+    p : array (n_layers,)
+        ``(1 + #{null >= observed}) / (1 + n_perm)``.
+    p_fwe : array (n_layers,)
+        Family-wise corrected over layers by the maximum statistic.
+    converged : bool
+        Whether every fit (observed and permuted) converged.
+    statistic : str
+        ``"nested_<score>"`` or ``"<score>_at_fixed_C"``.
+    """
+
+    layers: list
+    C: np.ndarray
+    observed: np.ndarray
+    null: np.ndarray
+    p: np.ndarray
+    p_fwe: np.ndarray
+    converged: bool
+    statistic: str
+
+
+def _padded(batch: list, size: int) -> list:
+    """Pad a batch with copies of its first item so every chunk compiles to one shape."""
+    return batch + [batch[0]] * (size - len(batch))
+
+
+def labelling_stats(arrays, labellings, design_of, statistic, Cs, *, K, class_weight,
+                    chunk_size, progress, **solve):
+    """The statistic of a procedure for each labelling: (n_labellings, n_layers).
+
+    Package-internal. ``design_of(codes)`` gives the labelling's splits
+    (:class:`~alignjax.probes.cv.Design`); every split of ``chunk_size`` labellings is
+    solved in one :func:`~alignjax.probes.solve.solve_splits`; ``statistic(preds, codes,
+    design)`` maps one labelling's predictions (n_layers, n_splits, n_Cs, n) to
+    (n_layers,). Returns the statistics and whether every fit converged.
+    """
+    out = np.zeros((len(labellings), len(arrays)))
+    conv_all = True
+    steps = range(0, len(labellings), chunk_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, desc="permutations", unit="batch")
+    for start in steps:
+        chunk = list(labellings[start:start + chunk_size])
+        m = len(chunk)
+        chunk = _padded(chunk, chunk_size)
+        designs = [design_of(c) for c in chunk]
+        B = designs[0].train.shape[0]
+        codes_splits = np.repeat(np.stack(chunk), B, axis=0)
+        SW = np.stack([class_weights(c, t, K, class_weight)
+                       for c, d in zip(chunk, designs) for t in d.train])
+        preds, _, conv = solve_splits(arrays, codes_splits, SW, Cs, n_classes=K, **solve)
+        preds = preds.reshape(len(arrays), chunk_size, B, len(Cs), -1)
+        conv_all &= bool(conv.reshape(len(arrays), chunk_size, -1)[:, :m].all())
+        for j in range(m):
+            out[start + j] = statistic(preds[:, j], chunk[j], designs[j])
+    return out, conv_all
+
+
+def _procedure(L, C, Cs, inner_folds, score):
+    """The tested procedure: ``(n_inner, C per layer, C grid, statistic)``.
+
+    With ``inner_folds`` the statistic is the nested-CV score (C chosen by inner CV);
+    otherwise the cross-validated score at a fixed C per layer.
+    """
+    k = check_score(score)
+    if inner_folds is not None:
+        if C is not None:
+            raise InvalidOptionError("give either a fixed C or inner_folds (C chosen by nested "
+                                     "CV), not both")
+        G = check_positive_int(inner_folds, "inner_folds", minimum=2)
+        Cs = check_Cs(tuple(np.logspace(-4, 4, 9)) if Cs is None else Cs)
+
+        def statistic(preds, lab, design):
+            sc = cv_scores(preds, lab, design, score)
+            return at_choice(sc[k], sc[2]).mean(axis=1)
+
+        return G, np.full(L, np.nan), Cs, statistic
+    if Cs is not None:
+        raise InvalidOptionError("Cs is the grid of the nested CV: give it with inner_folds")
+    Cl = np.broadcast_to(np.asarray(1.0 if C is None else C, dtype=float), (L,)).copy()
+    Cs = check_Cs(np.unique(Cl))
+    cidx = np.searchsorted(Cs, Cl)
+
+    def statistic(preds, lab, design):
+        sc = cv_scores(preds, lab, design, score)[k]
+        return sc[np.arange(L), cidx].mean(axis=1)
+
+    return 0, Cl, Cs, statistic
+
+
+@renamed(scoring="score", perm_batch="chunk_size", layer_batch="layer_chunk_size")
+@float32_matmuls
+def probe_permutation_test(X, y, *, C=None, Cs: Sequence[float] | None = None,
+                           inner_folds: int | None = None, folds=5, n_perm: int = 1000,
+                           seed: int = 0, groups=None, standardize: bool = True,
+                           class_weight: str | Mapping | None = None, score: str = "accuracy",
+                           fit_intercept: bool = True, max_iter: int = 1000, tol: float = 1e-4,
+                           layers: Sequence[str] | None = None, chunk_size: int = 32,
+                           layer_chunk_size: int | None = 1,
+                           progress: bool = False) -> PermutationResult:
+    """Label-permutation test of cross-validated probe accuracy, max-T corrected over layers.
+
+    For each of ``n_perm`` permutations of the labels over stimuli (the same permutations
+    for every layer) the whole procedure is rerun on the permuted labels: folds given as
+    an int are redrawn, stratified on the permuted labels (as they were drawn from the
+    true ones), and, with ``inner_folds``, C is chosen again by nested CV, so the p-value
+    is for the statistic :func:`logistic_probe` reports (``nested_accuracy.mean(1)``).
+    With a fixed ``C`` instead, the test is conditional on that C: valid when C was fixed
+    before seeing these labels, not when it was chosen on them. Labels are exchangeable
+    across stimuli under the null, which assumes condition-averaged stimuli, not time
+    series.
+
+    Parameters
+    ----------
+    X, y
+        As :func:`logistic_probe`.
+    C : float or array (n_layers,), optional
+        Fixed C per layer (default 1.0 without ``inner_folds``).
+    Cs : sequence of float, optional
+        With ``inner_folds``: the C grid of the nested CV (default that of
+        :func:`logistic_probe`).
+    inner_folds : int, optional
+        Choose C by this many inner folds within each outer training set, as
+        :func:`logistic_probe` does.
+    folds : int or fold specification
+        Outer folds; explicit folds (or ``groups``) do not depend on the labels and are kept.
+    n_perm : int
+    seed : int
+        Seed of the permutations and of the folds (as :func:`logistic_probe`).
+    groups : array (n_stimuli,), optional
+        Grouped outer and inner folds (see :func:`logistic_probe`).
+    score : {"accuracy", "balanced_accuracy"}
+        Formerly ``scoring``.
+    chunk_size : int
+        Permutations solved together; bounds memory, never changes results (formerly
+        ``perm_batch``).
+    layer_chunk_size : int or None
+        Layers solved together per permutation chunk; never changes results (formerly
+        ``layer_batch``).
+    progress : bool
+        Show a progress bar over permutation chunks.
+
+    Returns
+    -------
+    PermutationResult
+    """
+    from ..stats import permutation_pvalues
+
+    check_score(score)
+    n_perm = check_positive_int(n_perm, "n_perm")
+    chunk_size = check_positive_int(chunk_size, "chunk_size")
+    names, arrays, _, y = load_labelled(X, y, layers=layers)
+    classes, codes = encode_labels(y)
+    G, Cl, Cs, statistic = _procedure(len(arrays), C, Cs, inner_folds, score)
+    rng = np.random.default_rng(seed)
+    labellings = [codes] + [rng.permutation(codes) for _ in range(n_perm)]
+    stats, conv = labelling_stats(
+        arrays, labellings, lambda c: cv_design(c, classes, folds, G, seed, groups),
+        statistic, Cs, K=len(classes), class_weight=class_weight, chunk_size=chunk_size,
+        progress=progress, fit_intercept=fit_intercept, max_iter=max_iter, tol=tol,
+        standardize=standardize, layer_chunk_size=layer_chunk_size)
+    if not conv:
+        warn_convergence(np.array([False]), "permutation-test runs")
+    p, p_fwe = permutation_pvalues(stats[0], stats[1:], alternative="greater")
+    stat = f"nested_{score}" if G else f"{score}_at_fixed_C"
+    return PermutationResult(names, Cl, stats[0], stats[1:], np.asarray(p, float),
+                             np.asarray(p_fwe, float), conv, stat)
