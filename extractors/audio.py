@@ -114,9 +114,9 @@ def stimuli_fingerprint(stimuli: list[Stimulus]) -> str:
     """A hash of (id, content hash of the audio file) of every stimulus.
 
     Content, not name or size: a clip replaced by another of the same size changes it.
-    Hashes are cached by file size and mtime (:func:`alignjax.fingerprint.file_sha256`).
+    Hashes are cached by file size and mtime (:func:`alignjax.io.hashing.file_sha256`).
     """
-    from alignjax.fingerprint import file_sha256
+    from alignjax.io.hashing import file_sha256
 
     h = hashlib.sha256()
     for s in stimuli:

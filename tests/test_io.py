@@ -11,7 +11,7 @@ import pytest
 import alignjax.io.responses as responses_module
 from alignjax import store as store_compat
 from alignjax.errors import InvalidOptionError, StimulusMismatchError, StoreError
-from alignjax.fingerprint import file_sha256
+from alignjax.io.hashing import file_sha256
 from alignjax.io import (FeatureStore, LayerInfo, Manifest, Responses, StoreWriter, load_layers,
                          load_responses, read_manifest, register_loader, response_formats)
 

@@ -400,11 +400,11 @@ class StoreWriter:
     def _hash_completed(self) -> None:
         """Record ``sha256`` (of the ``.npy`` file) for each layer whose rows are all written.
 
-        Readers fingerprint a store by these hashes (:func:`alignjax.fingerprint.store_fingerprint`)
+        Readers fingerprint a store by these hashes (:func:`alignjax.io.hashing.store_fingerprint`)
         instead of reading every layer; a later write to a layer drops its hash until the
         layer is complete again.
         """
-        from ..fingerprint import file_sha256
+        from .hashing import file_sha256
 
         expected = ~self._meta.skipped_mask()
         for name, done in self._done.items():

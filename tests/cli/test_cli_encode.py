@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from alignjax.cli import main
+from alignjax.app.cli import main
 
 
 @pytest.fixture

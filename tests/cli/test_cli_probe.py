@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("optax")
-from alignjax.cli import main  # noqa: E402
+from alignjax.app.cli import main  # noqa: E402
 from alignjax.store import StoreWriter  # noqa: E402
 
 N = 48

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from alignjax import StoreWriter
-from alignjax.cli import main
+from alignjax.app.cli import main
 
 
 def _make_inputs(tmp_path, rng, n=24):
@@ -88,7 +88,7 @@ def test_rsa_cli_names_layer_and_stimulus_of_nan_features(tmp_path, rng, capsys)
 
 
 def test_info_runs_as_a_console_script():
-    out = subprocess.run([sys.executable, "-m", "alignjax.cli", "info"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "alignjax.app.cli", "info"], capture_output=True,
                          text=True, check=True).stdout
     assert "jax backend" in out and "x64 enabled" in out
 

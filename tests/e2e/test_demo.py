@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("librosa")
 
-from alignjax.cli import main  # noqa: E402
+from alignjax.app.cli import main  # noqa: E402
 
 
 def test_quick_demo_recovers_the_planted_layer(tmp_path):
@@ -23,7 +23,7 @@ def test_quick_demo_recovers_the_planted_layer(tmp_path):
     html = (out / "report.html").read_text()
     assert "Planted ground truth" in html and html.count("data:image/png;base64,") >= 8
     # a rerun skips every step of the pipeline
-    from alignjax.pipeline import run_pipeline
+    from alignjax.app.pipeline import run_pipeline
 
     records = run_pipeline(out / "pipeline.toml", progress=False, log=lambda s: None)
     assert {r["status"] for r in records} == {"skipped"}

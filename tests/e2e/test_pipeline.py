@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("librosa")
 
-from alignjax.pipeline import PipelineError, load_config, run_pipeline  # noqa: E402
+from alignjax.app.pipeline import PipelineError, load_config, run_pipeline  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip("torch")
 sf = pytest.importorskip("soundfile")
 
-from alignjax.pipeline import PipelineError, run_pipeline  # noqa: E402
+from alignjax.app.pipeline import PipelineError, run_pipeline  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 QUIET = dict(progress=False, log=lambda s: None)
@@ -121,7 +121,7 @@ def test_replaced_audio_of_the_same_size_reextracts(study, tmp_path):
 
 
 def test_a_changed_store_reruns_its_analyses(study):
-    from alignjax.fingerprint import file_sha256
+    from alignjax.io.hashing import file_sha256
 
     cfg = _config(study)
     _run(cfg)
@@ -152,8 +152,8 @@ def test_edited_ids_txt_reruns(study):
 
 
 def test_an_input_replaced_during_a_step_is_caught(study, monkeypatch):
-    import alignjax.studies.rsa as rsa_study
-    from alignjax.steps import StepError
+    import alignjax.app.studies.rsa as rsa_study
+    from alignjax.app.steps import StepError
 
     cfg = _config(study)
     _run(cfg)
@@ -177,8 +177,8 @@ def test_an_input_replaced_during_a_step_is_caught(study, monkeypatch):
 
 _KILLER = """
 import os, signal, sys
-from alignjax import pipeline, provenance
-import alignjax.studies.rsa as rsa_study
+from alignjax.app import pipeline, provenance
+import alignjax.app.studies.rsa as rsa_study
 
 def die(*args, **kw):
     os.kill(os.getpid(), signal.SIGKILL)
@@ -205,7 +205,7 @@ def _snapshot(folder: Path) -> dict:
 
 def _consistent(folder: Path) -> dict:
     """A step folder whose files are exactly those its step.json lists, with those hashes."""
-    from alignjax.provenance import output_hashes
+    from alignjax.app.provenance import output_hashes
 
     step = json.loads((folder / "step.json").read_text())
     assert output_hashes(folder) == step["outputs"]
@@ -252,7 +252,7 @@ def test_duplicate_names_are_refused_with_their_lines(study):
 
 
 def test_a_second_config_is_refused_unless_forced(study):
-    from alignjax.report.html import build_report
+    from alignjax.app.report.html import build_report
 
     first = _config(study, RSA.replace('kind = "rsa"', 'kind = "rsa"\nname = "rsa-first"'))
     _run(first)
@@ -269,7 +269,7 @@ def test_a_second_config_is_refused_unless_forced(study):
 
 
 def test_the_report_flags_a_stale_step_and_embeds_only_recorded_files(study):
-    from alignjax.report.html import build_report
+    from alignjax.app.report.html import build_report
 
     cfg = _config(study)
     _run(cfg)
@@ -413,7 +413,7 @@ def test_two_from_scratch_runs_are_identical_apart_from_timing(study):
 
 
 def test_model_weights_are_fingerprinted_by_content(tmp_path):
-    from alignjax.fingerprint import describe_model, fingerprint
+    from alignjax.app.fingerprint import describe_model, fingerprint
 
     model = tmp_path / "checkpoint"
     model.mkdir()
@@ -427,8 +427,8 @@ def test_model_weights_are_fingerprinted_by_content(tmp_path):
 
 
 def test_the_demo_ground_truth_is_recomputed_not_read_from_an_old_file(tmp_path):
-    from alignjax.report.html import build_report
-    from alignjax.studies.demo import DEMO_NAME
+    from alignjax.app.report.html import build_report
+    from alignjax.app.studies.demo import DEMO_NAME
 
     (tmp_path / "pipeline.json").write_text(json.dumps({"study": {"name": DEMO_NAME},
                                                         "steps": []}))

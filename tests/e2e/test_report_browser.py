@@ -6,9 +6,9 @@ import shutil
 import numpy as np
 import pytest
 
-from alignjax.provenance import output_hashes
-from alignjax.report.html import build_report
-from alignjax.studies.rsa import run_rsa
+from alignjax.app.provenance import output_hashes
+from alignjax.app.report.html import build_report
+from alignjax.app.studies.rsa import run_rsa
 from alignjax.store import StoreWriter
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -7,7 +7,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from alignjax.cli import main
+from alignjax.app.cli import main
 from extractors.audio import AudioError
 from extractors.run import extract
 from extractors.spec import load_extractor

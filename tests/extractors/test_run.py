@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from alignjax import InvalidOptionError, StoreError
-from alignjax.cli import main
+from alignjax.app.cli import main
 from extractors.audio import AudioError
 from extractors.run import extract, plan_batches
 from extractors.spec import LayerError
@@ -32,7 +32,7 @@ def _env():
 
 
 def _cli(*args):
-    return [sys.executable, "-m", "alignjax.cli", *args]
+    return [sys.executable, "-m", "alignjax.app.cli", *args]
 
 
 def _snapshot(path: Path) -> dict:
@@ -300,7 +300,7 @@ def test_resume_with_other_batch_size_or_device_is_refused(stim_copy, tmp_path, 
 
 
 def test_rsa_refuses_frames_padded_to_different_lengths(tmp_path):
-    from alignjax.studies.rsa import run_rsa
+    from alignjax.app.studies.rsa import run_rsa
 
     d = tmp_path / "s"
     d.mkdir()

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from alignjax import InvalidOptionError
-from alignjax.cli import main
+from alignjax.app.cli import main
 from extractors.spectral import (MODULATION_RATES, MODULATION_SCALES, SpectralExtractor,
                                  log_mel, mfcc, modulation_energy)
 

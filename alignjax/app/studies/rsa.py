@@ -11,10 +11,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .._validation import StimulusMismatchError, StoreError, check_finite
-from ..rdm import rdm, rdm_from_distributions
-from ..rsa import noise_ceiling, partial_compare, rsa_bootstrap, rsa_permutation_test
-from ..io import MANIFEST, FeatureStore, load_layers, load_responses
+from alignjax.errors import StimulusMismatchError, StoreError, check_finite
+from alignjax.rdm import rdm, rdm_from_distributions
+from alignjax.rsa import noise_ceiling, partial_compare, rsa_bootstrap, rsa_permutation_test
+from alignjax.io import MANIFEST, FeatureStore, load_layers, load_responses
 
 __all__ = ["run_rsa", "run_behaviour_rsa", "layer_rdms"]
 
@@ -88,7 +88,7 @@ def _save_figure(fig, path: Path) -> None:
 
 def _control_rdm(control, control_layer, ids, metric):
     cls = _layers_with_ids(control, [control_layer] if control_layer else None)
-    from .._validation import match_ids
+    from alignjax.errors import match_ids
 
     idx = match_ids(ids, cls.stimulus_ids, what="the features", other_what=f"the control {control}")
     X = np.asarray(cls.arrays[0], dtype=np.float32)[idx]
@@ -188,7 +188,7 @@ def run_rsa(features, brain, out: str | os.PathLike, *, method: str = "spearman"
     }
     with open(out / "rsa.json", "w") as fh:
         json.dump(summary, fh, indent=1)
-    from ..report.rsa import plot_rsa_layers
+    from alignjax.app.report.rsa import plot_rsa_layers
 
     _save_figure(plot_rsa_layers(
         ls.names, np.asarray(indiv.r), group_p_fwe=np.asarray(grp.p_fwe)[:, 0],
@@ -210,8 +210,8 @@ def run_behaviour_rsa(features, counts: np.ndarray, out: str | os.PathLike, *,
     stimuli, matched by id. Writes ``behaviour_rsa.csv``, ``behaviour_rsa.json`` and
     ``behaviour_rsa.png``.
     """
-    from .._validation import match_ids
-    from ..io import LayerSet
+    from alignjax.errors import match_ids
+    from alignjax.io import LayerSet
 
     t0 = time.perf_counter()
     out = Path(out)
@@ -237,7 +237,7 @@ def run_behaviour_rsa(features, counts: np.ndarray, out: str | os.PathLike, *,
                "seconds": time.perf_counter() - t0}
     with open(out / "behaviour_rsa.json", "w") as fh:
         json.dump(summary, fh, indent=1)
-    from ..report.rsa import plot_rsa_layers
+    from alignjax.app.report.rsa import plot_rsa_layers
 
     _save_figure(plot_rsa_layers(ls.names, r[:, None], group_p_fwe=np.asarray(res.p_fwe)[:, 0],
                                  title=f"RSA with {judgement_name} judgements ({metric})",

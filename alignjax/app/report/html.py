@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import provenance
+from alignjax.app import provenance
 
 __all__ = ["build_report"]
 
@@ -144,9 +144,9 @@ def _category_of(labels_csv) -> dict | None:
 
 def _rdm_section(steps: list[dict], labels_csv) -> str:
     """RDMs of each model's best RSA layer and of the brain, ordered by stimulus category."""
-    from ..rdm import rdm, squareform
-    from ..io import FeatureStore, load_responses
-    from .rsa import plot_rdm
+    from alignjax.rdm import rdm, squareform
+    from alignjax.io import FeatureStore, load_responses
+    from alignjax.app.report.rsa import plot_rdm
 
     cat_of = _category_of(labels_csv)
     figs, brain = [], None
@@ -181,7 +181,7 @@ def _rdm_section(steps: list[dict], labels_csv) -> str:
 
 def _ground_truth(run_dir: Path, pipeline: dict | None) -> str:
     """The demo's planted truth beside what the current results find (recomputed here)."""
-    from ..studies.demo import DEMO_NAME, ground_truth_checks
+    from alignjax.app.studies.demo import DEMO_NAME, ground_truth_checks
 
     if ((pipeline or {}).get("study") or {}).get("name") != DEMO_NAME:
         return ""
@@ -240,7 +240,7 @@ def _groups_of(steps, kind: str) -> list[tuple[str, dict[str, dict]]]:
 
 
 def _overview(kind: str, group: tuple[str, dict[str, dict]]) -> str:
-    from .overview import plot_overview
+    from alignjax.app.report.overview import plot_overview
 
     name, summaries = group
     try:
@@ -256,11 +256,11 @@ _TITLES = {"rsa": "RSA with brain data", "behaviour_rsa": "RSA with behaviour",
 
 def build_report(run_dir, out=None, *, title: str | None = None) -> Path:
     """Write ``report.html`` for a pipeline or demo run directory (atomically); return its path."""
-    from .provenance import banner, collect_steps, provenance_section
+    from alignjax.app.report.provenance import banner, collect_steps, provenance_section
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        from .._validation import AlignjaxInputError
+        from alignjax.errors import AlignjaxInputError
 
         raise AlignjaxInputError(f"{run_dir} is not a directory of results")
     pipeline = _load_json(run_dir / "pipeline.json")

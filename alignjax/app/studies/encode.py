@@ -11,9 +11,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .._validation import InvalidOptionError
-from ..encoding import encode, encoding_permutation_test, split_subjects
-from ..store import load_layers, load_responses
+from alignjax.errors import InvalidOptionError
+from alignjax.encoding import encode, encoding_permutation_test, split_subjects
+from alignjax.io import load_layers, load_responses
 
 __all__ = ["run_encode", "parse_alphas", "DEFAULT_ALPHAS"]
 
@@ -114,7 +114,7 @@ def run_encode(features, brain, out: str | os.PathLike, *, alphas=None, outer_fo
                     "seconds": time.perf_counter() - t0})
     with open(out / "summary.json", "w", encoding="utf-8") as fh:
         json.dump(summary, fh, indent=1)
-    from ..report.encoding import write_figures
+    from alignjax.app.report.encoding import write_figures
 
     write_figures(res, out)
     summary["n_valid"] = int(res.valid.sum())

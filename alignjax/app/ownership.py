@@ -13,9 +13,9 @@ import json
 import shutil
 from pathlib import Path
 
-from . import provenance
-from ._validation import AlignjaxInputError
-from .fingerprint import text_sha256
+from alignjax.app import provenance
+from alignjax.errors import AlignjaxInputError
+from alignjax.app.fingerprint import text_sha256
 
 __all__ = ["OwnershipError", "check", "claim", "config_id", "RunState"]
 

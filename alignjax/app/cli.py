@@ -69,7 +69,7 @@ def _add_rsa(sub) -> None:
 
 
 def _cmd_rsa(args) -> int:
-    from .studies.rsa import run_rsa
+    from alignjax.app.studies.rsa import run_rsa
 
     control, control_layer = None, None
     if args.control:
@@ -112,7 +112,7 @@ def _add_demo(sub) -> None:
 
 
 def _cmd_demo(args) -> int:
-    from .studies.demo import run_demo
+    from alignjax.app.studies.demo import run_demo
 
     kw = dict(n_stimuli=args.n_stimuli, n_subjects=args.n_subjects, n_voxels=args.n_voxels,
               n_perm=args.n_perm, seed=args.seed, progress=not args.no_progress)
@@ -141,12 +141,12 @@ def _add_run(sub) -> None:
 
 
 def _cmd_run(args) -> int:
-    from .pipeline import load_config, run_pipeline
+    from alignjax.app.pipeline import load_config, run_pipeline
 
     run_pipeline(args.pipeline, dry_run=args.dry_run, force=args.force,
                  progress=not args.no_progress)
     if args.report and not args.dry_run:
-        from .report.html import build_report
+        from alignjax.app.report.html import build_report
 
         print(f"report: {build_report(load_config(args.pipeline).out)}")
     return 0
@@ -161,7 +161,7 @@ def _add_report(sub) -> None:
 
 
 def _cmd_report(args) -> int:
-    from .report.html import build_report
+    from alignjax.app.report.html import build_report
 
     print(f"report: {build_report(args.dir, args.out, title=args.title)}")
     return 0
@@ -247,7 +247,7 @@ def _read_labels(spec: str, stimulus_ids):
     import csv
     from pathlib import Path
 
-    from ._validation import InvalidOptionError, StoreError, match_ids
+    from alignjax.errors import InvalidOptionError, StoreError, match_ids
 
     path, sep, column = spec.rpartition(":")
     if not sep or not path:
@@ -301,8 +301,8 @@ def _add_encode(sub) -> None:
 
 
 def _cmd_encode(args) -> int:
-    from .io import load_layers
-    from .studies.encode import run_encode
+    from alignjax.io import load_layers
+    from alignjax.app.studies.encode import run_encode
 
     layers = None if args.layers is None else [s.strip() for s in args.layers.split(",") if s.strip()]
     stratify = None
@@ -356,7 +356,7 @@ def _add_probe(sub) -> None:
 
 
 def _cmd_probe(args) -> int:
-    from .studies.probe import run_probe
+    from alignjax.app.studies.probe import run_probe
 
     summary = run_probe(args.features, args.labels, args.out, target=args.target,
                         id_column=args.id_column,
@@ -400,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from ._validation import AlignjaxInputError
+    from alignjax.errors import AlignjaxInputError
 
     try:
         return int(args.func(args) or 0)

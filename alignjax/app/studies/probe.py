@@ -12,10 +12,10 @@ from typing import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from .._validation import InvalidOptionError, StimulusMismatchError, match_ids
-from ..probes import logistic_probe, probe_permutation_test, probe_transfer
-from ..report.probes import plot_probe_accuracy, wilson_interval
-from ..store import load_layers
+from alignjax.errors import InvalidOptionError, StimulusMismatchError, match_ids
+from alignjax.probes import logistic_probe, probe_permutation_test, probe_transfer
+from alignjax.app.report.probes import plot_probe_accuracy, wilson_interval
+from alignjax.io import load_layers
 
 __all__ = ["run_probe", "DEFAULT_CS"]
 

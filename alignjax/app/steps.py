@@ -1,12 +1,12 @@
 """Pipeline steps: when a step must run, how it runs atomically, and what it records.
 
-A :class:`Step` names its inputs by description (:mod:`alignjax.fingerprint`) and its
+A :class:`Step` names its inputs by description (:mod:`alignjax.app.fingerprint`) and its
 options by resolved value. :func:`decide` compares both with the step's ``step.json``
 and says whether (and why) the step must run; a step also runs when a step it depends on
 runs in the same pipeline run, so that ``--dry-run`` predicts exactly what a run does.
 :func:`execute` fingerprints the inputs before the step, runs it into a fresh temporary
 folder, checks that no input changed meanwhile, writes ``step.json`` last and swaps the
-folder in (:func:`alignjax.provenance.install`).
+folder in (:func:`alignjax.app.provenance.install`).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import provenance
-from ._validation import AlignjaxInputError
-from .fingerprint import MISSING, fingerprint, text_sha256
+from alignjax.app import provenance
+from alignjax.errors import AlignjaxInputError
+from alignjax.app.fingerprint import MISSING, fingerprint, text_sha256
 
 __all__ = ["Step", "StepDecision", "decide", "decide_all", "execute", "StepError"]
 

@@ -36,7 +36,7 @@ def _load(path: Path):
 
 def _status_from_config(pipeline: dict) -> tuple[dict | None, str]:
     """Per-step staleness from the config the run used, or None when it is unavailable."""
-    from ..pipeline import pipeline_status
+    from alignjax.app.pipeline import pipeline_status
 
     cfg = Path(pipeline.get("config") or "")
     if not cfg.is_file():
@@ -49,7 +49,7 @@ def _status_from_config(pipeline: dict) -> tuple[dict | None, str]:
 
 def _status_from_record(record: dict) -> tuple[bool, str]:
     """Stale when an input recorded in ``step.json`` now has another fingerprint."""
-    from ..fingerprint import fingerprint
+    from alignjax.app.fingerprint import fingerprint
 
     changed = [label for label, desc in (record.get("inputs") or {}).items()
                if fingerprint(desc) != desc.get("sha256")]

@@ -4,9 +4,9 @@ A TOML file names the stimuli, the models (spec strings), the brain/behaviour fi
 the analyses. The pipeline is planned into steps (one extraction per model, then one
 step per analysis x model); each step writes into its own folder under the study's
 ``out`` directory, atomically, with a ``step.json`` holding the content fingerprints of
-its inputs, its resolved options and its provenance (:mod:`alignjax.steps`). A step is
+its inputs, its resolved options and its provenance (:mod:`alignjax.app.steps`). A step is
 skipped on a rerun only when its inputs' contents and options are unchanged and no step
-it depends on runs. An output folder belongs to one config (:mod:`alignjax.ownership`).
+it depends on runs. An output folder belongs to one config (:mod:`alignjax.app.ownership`).
 Everything that can be checked cheaply (files exist, specs parse, option names, unique
 names, stimulus ids of the data files, fold counts against stimulus and class counts) is
 checked before the first step starts.
@@ -33,10 +33,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from . import ownership
-from ._validation import AlignjaxInputError
-from .provenance import STATE_DIR
-from .steps import Step
+from alignjax.app import ownership
+from alignjax.errors import AlignjaxInputError
+from alignjax.app.provenance import STATE_DIR
+from alignjax.app.steps import Step
 
 __all__ = ["PipelineError", "load_config", "plan", "run_pipeline", "pipeline_status",
            "resolve_options", "Step"]
@@ -215,7 +215,7 @@ def _validate_inputs(cfg: Config) -> list:
     from extractors.audio import list_stimuli
     from extractors.spec import parse_spec
 
-    from .io import load_responses
+    from alignjax.io import load_responses
 
     src = cfg.resolve(cfg.stimuli["path"])
     if not src.exists():
@@ -271,8 +271,8 @@ def _check_analysis(cfg: Config, a: dict, stimuli: list) -> None:
     """
     import numpy as np
 
-    from ._validation import InvalidFoldsError
-    from .folds import resolve_folds
+    from alignjax.errors import InvalidFoldsError
+    from alignjax.folds import resolve_folds
 
     o = resolve_options(a, int(cfg.study.get("seed", 0)))
     key = "folds"
@@ -300,7 +300,7 @@ def _check_analysis(cfg: Config, a: dict, stimuli: list) -> None:
 def _check_probe(o: dict, labels: list[dict]) -> None:
     import numpy as np
 
-    from ._validation import InvalidFoldsError
+    from alignjax.errors import InvalidFoldsError
 
     def subset(expr):
         col, _, val = str(expr).partition("=")
@@ -330,7 +330,7 @@ def _load_judgements(path: Path, ids: list[str], name: str):
     """
     import numpy as np
 
-    from ._validation import StimulusMismatchError
+    from alignjax.errors import StimulusMismatchError
 
     with np.load(path, allow_pickle=False) as z:
         if "stimulus_ids" not in z.files or "counts" not in z.files:
@@ -354,8 +354,8 @@ def _load_judgements(path: Path, ids: list[str], name: str):
 
 def _defaults(kind: str) -> dict:
     """Every option of an analysis kind with its default value (resolved, JSON-able)."""
-    from .studies.encode import DEFAULT_ALPHAS
-    from .studies.probe import DEFAULT_CS
+    from alignjax.app.studies.encode import DEFAULT_ALPHAS
+    from alignjax.app.studies.probe import DEFAULT_CS
 
     return {
         "rsa": dict(method="spearman", metric="correlation", brain_metric="correlation",
@@ -380,7 +380,7 @@ def resolve_options(a: dict, seed: int) -> dict:
 
     Spelling out a default gives the same options (and fingerprint) as leaving it out.
     """
-    from .studies.encode import parse_alphas
+    from alignjax.app.studies.encode import parse_alphas
 
     opts = _defaults(a["kind"])
     opts.update({k: v for k, v in a.items() if k not in _COMMON and k != "data"})
@@ -422,7 +422,7 @@ def _label_columns(opts: dict) -> list[str]:
 
 def plan(cfg: Config, *, progress: bool = True) -> list[Step]:
     """The ordered steps of a pipeline (nothing runs)."""
-    from . import fingerprint as fp
+    from alignjax.app import fingerprint as fp
 
     out = cfg.out
     seed = int(cfg.study.get("seed", 0))
@@ -476,7 +476,7 @@ def _runner(cfg: Config, a: dict, o: dict, store: Path, progress: bool,
     data = cfg.resolve(cfg.data[a["data"]]["path"]) if "data" in a else None
 
     def rsa(out):
-        from .studies.rsa import run_rsa
+        from alignjax.app.studies.rsa import run_rsa
 
         return run_rsa(store, data, out, method=o["method"], metric=o["metric"],
                        brain_metric=o["brain_metric"], n_perm=o["n_perm"], seed=o["seed"],
@@ -485,8 +485,8 @@ def _runner(cfg: Config, a: dict, o: dict, store: Path, progress: bool,
                        control_layer=o["control_layer"], progress=progress)
 
     def behaviour(out):
-        from .io import open_store
-        from .studies.rsa import run_behaviour_rsa
+        from alignjax.io import open_store
+        from alignjax.app.studies.rsa import run_behaviour_rsa
 
         ids = open_store(store).valid_ids()
         judged, counts = _load_judgements(data, ids, a["data"])
@@ -496,8 +496,8 @@ def _runner(cfg: Config, a: dict, o: dict, store: Path, progress: bool,
                                  progress=progress)
 
     def encode(out):
-        from .io import open_store
-        from .studies.encode import run_encode
+        from alignjax.io import open_store
+        from alignjax.app.studies.encode import run_encode
 
         stratify = None
         if o["stratify"]:
@@ -509,7 +509,7 @@ def _runner(cfg: Config, a: dict, o: dict, store: Path, progress: bool,
                           progress=progress)
 
     def probe(out):
-        from .studies.probe import run_probe
+        from alignjax.app.studies.probe import run_probe
 
         return run_probe(store, cfg.resolve(cfg.stimuli["path"]), out, target=o["target"],
                          log=lambda msg: None, where=o["where"], Cs=o["Cs"], folds=o["folds"],
@@ -540,8 +540,8 @@ def run_pipeline(path, *, dry_run: bool = False, force: bool = False, progress: 
         Invalid config or inputs (before any step runs), or the output folder belongs to
         another config.
     """
-    from . import fingerprint as fp
-    from .steps import decide, execute
+    from alignjax.app.steps import decide, execute
+    from alignjax.io import hashing
 
     cfg = load_config(path)
     _validate_inputs(cfg)
@@ -552,7 +552,7 @@ def run_pipeline(path, *, dry_run: bool = False, force: bool = False, progress: 
             log(f"would remove {p} (written by the config being taken over)")
     else:
         ownership.claim(cfg, steps, orphans)
-        fp.load_cache(cfg.out / STATE_DIR / "hash-cache.json")
+        hashing.load_cache(cfg.out / STATE_DIR / "hash-cache.json")
     state = ownership.RunState(cfg, steps, dry_run=dry_run)
     running: set[str] = set()
     for k, step in enumerate(steps, 1):
@@ -575,14 +575,14 @@ def run_pipeline(path, *, dry_run: bool = False, force: bool = False, progress: 
         except BaseException:
             state.record(step, "failed", d.reason)
             state.save(finished=False)
-            fp.save_cache(cfg.out / STATE_DIR / "hash-cache.json")
+            hashing.save_cache(cfg.out / STATE_DIR / "hash-cache.json")
             raise
         log(f"{tag}: done in {rec['seconds']:.1f} s")
         state.record(step, "ran", d.reason, rec["seconds"])
         state.save(finished=False)
     if not dry_run:
         state.save(finished=True)
-        fp.save_cache(cfg.out / STATE_DIR / "hash-cache.json")
+        hashing.save_cache(cfg.out / STATE_DIR / "hash-cache.json")
     return state.records
 
 
@@ -591,7 +591,7 @@ def pipeline_status(path) -> list[dict]:
 
     What a dry run would say, without logging: ``[{"step", "stale", "reason", "out"}]``.
     """
-    from .steps import decide_all
+    from alignjax.app.steps import decide_all
 
     cfg = load_config(path)
     return [{"step": d.step.name, "stale": d.run, "reason": d.reason, "out": str(d.step.out)}

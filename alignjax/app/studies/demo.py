@@ -69,10 +69,10 @@ def run_demo(out="demo-out", *, n_stimuli: int = 165, n_subjects: int = 4, n_vox
     from extractors.synth import espeak_available, synthesize
     from extractors.tiny import build_random_model
 
-    from ..pipeline import run_pipeline
-    from ..report.html import build_report
-    from ..io import open_store
-    from .simulate import simulate_brain, simulate_judgements
+    from alignjax.app.pipeline import run_pipeline
+    from alignjax.app.report.html import build_report
+    from alignjax.io import open_store
+    from alignjax.app.studies.simulate import simulate_brain, simulate_judgements
 
     t_start = time.perf_counter()
     timings = {}

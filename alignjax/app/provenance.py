@@ -81,7 +81,7 @@ def write_json(path: Path, obj) -> None:
 
 def output_hashes(folder: Path) -> dict[str, str]:
     """SHA-256 of every file a step wrote, by path relative to its folder (step.json excluded)."""
-    from .fingerprint import file_sha256
+    from alignjax.app.fingerprint import file_sha256
 
     folder = Path(folder)
     return {p.relative_to(folder).as_posix(): file_sha256(p) for p in sorted(folder.rglob("*"))

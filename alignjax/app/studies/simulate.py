@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .._validation import check_positive_int
+from alignjax.errors import check_positive_int
 
 __all__ = ["simulate_brain", "simulate_judgements"]
 

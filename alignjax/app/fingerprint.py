@@ -1,0 +1,110 @@
+"""Content fingerprints of the inputs a pipeline step reads.
+
+Every input is fingerprinted by what it holds, never by its name, size or modification
+time alone: files by their SHA-256 (cached by path, size, mtime, ctime and inode, so an
+unchanged file is not read twice), a feature store by the per-layer content hashes its
+writer records in ``manifest.json`` when a layer completes, audio stimuli by the hashes of
+their files, label columns by the values actually used, and model weights by the hashes
+of their weight files.
+
+An input is described by a small JSON-able dict (``kind`` plus what locates it); the same
+description is stored in each step's ``step.json`` so the report can recompute it later
+and say whether a result is stale. Hashing lives in :mod:`alignjax.io.hashing`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from alignjax.io.hashing import MISSING, file_sha256, store_fingerprint, text_sha256
+
+__all__ = ["fingerprint", "describe_file", "describe_store", "describe_stimuli",
+           "describe_labels", "describe_model", "MISSING"]
+
+
+# --------------------------------------------------------------------------- descriptions
+
+
+def describe_file(path) -> dict:
+    """A data file; a ``.npy`` brings its ``.ids.txt`` companion (the stimulus order)."""
+    path = Path(path).resolve()
+    desc = {"kind": "file", "path": str(path)}
+    if path.suffix.lower() == ".npy":
+        desc["companions"] = [str(path.with_suffix(".ids.txt"))]
+    return desc
+
+
+def describe_store(path) -> dict:
+    """A feature store directory."""
+    return {"kind": "store", "path": str(Path(path).resolve())}
+
+
+def describe_stimuli(source) -> dict:
+    """The audio of every stimulus of a folder or CSV (ids and file contents, not paths)."""
+    return {"kind": "stimuli", "path": str(Path(source).resolve())}
+
+
+def describe_labels(source, columns: Iterable[str]) -> dict:
+    """The values of some label columns of a stimulus CSV, by stimulus id."""
+    return {"kind": "labels", "path": str(Path(source).resolve()),
+            "columns": sorted(set(columns))}
+
+
+def describe_model(spec: str) -> dict:
+    """A model's weights, named by its spec string."""
+    return {"kind": "model", "spec": spec}
+
+
+def _stimuli_fingerprint(desc: dict) -> str:
+    from extractors.audio import AudioError, list_stimuli
+
+    try:
+        stimuli = list_stimuli(desc["path"])
+    except (AudioError, ValueError, OSError):
+        return MISSING
+    return text_sha256(json.dumps([[s.id, file_sha256(s.path)] for s in stimuli]))
+
+
+def _labels_fingerprint(desc: dict) -> str:
+    from extractors.audio import AudioError, list_stimuli
+
+    try:
+        stimuli = list_stimuli(desc["path"])
+    except (AudioError, ValueError, OSError):
+        return MISSING
+    cols = desc["columns"]
+    return text_sha256(json.dumps([[s.id] + [s.labels.get(c) for c in cols] for s in stimuli]))
+
+
+def _model_fingerprint(desc: dict) -> str:
+    from extractors.spec import weight_files
+
+    try:
+        files = weight_files(desc["spec"])
+    except (ValueError, OSError):
+        return MISSING
+    return text_sha256(json.dumps([[str(name), file_sha256(p)] for name, p in files]))
+
+
+def _file_fingerprint(desc: dict) -> str:
+    digest = file_sha256(desc["path"])
+    companions = desc.get("companions") or []
+    if not companions:
+        return digest
+    return text_sha256(json.dumps([digest] + [file_sha256(c) for c in companions]))
+
+
+_KINDS: dict[str, Callable[[dict], str]] = {
+    "file": _file_fingerprint,
+    "store": lambda d: store_fingerprint(d["path"]),
+    "stimuli": _stimuli_fingerprint,
+    "labels": _labels_fingerprint,
+    "model": _model_fingerprint,
+}
+
+
+def fingerprint(desc: dict[str, Any]) -> str:
+    """Content fingerprint of one described input (see the ``describe_*`` functions)."""
+    return _KINDS[desc["kind"]](desc)
