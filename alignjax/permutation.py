@@ -14,6 +14,9 @@ Two entry points share the counting:
   scanned inside one compiled program (``lax.scan``), sharded over local devices, and on
   CPU run as concurrent slices (one per core).
 
+A "permutation" is whatever the statistic draws from its id: a relabelling of stimuli, a
+set of sign flips (one-sample and cluster tests), a circular shift of a time course.
+
 Conventions
 -----------
 - ``p = (1 + #{null >= observed}) / (1 + n_perm)`` (Phipson & Smyth 2010) for
@@ -42,7 +45,7 @@ import numpy as np
 from jax.sharding import Mesh, PartitionSpec as P
 
 from ._runtime import usable_cores
-from ._validation import check_choice, check_positive_int
+from ._validation import ShapeMismatchError, check_choice, check_positive_int
 
 __all__ = ["permutation_test", "device_permutation_test", "PermutationTestResult",
            "exact_permutations", "fold_in_permutations", "ALTERNATIVES"]
@@ -151,8 +154,9 @@ def pvalues(counts: Counts, observed, *, exact: bool = False, dtype=None,
 
     Rounding, kept bit for bit from the earlier implementations: ``p_fwe`` is
     ``(1 + hit) * (1 / (1 + finite))`` (XLA rewrote the division by a broadcast count
-    so), and so is ``p`` with ``reciprocal`` (as :func:`device_permutation_test` has always
-    rounded it); else ``p`` is the correctly rounded quotient.
+    so), and so is ``p`` with ``reciprocal`` (as :func:`alignjax.rsa_permutation_test`
+    always rounded it; :func:`device_permutation_test` keeps that); else ``p`` is the
+    correctly rounded quotient.
     """
 
     def one(hit, n, reciprocal):
@@ -172,7 +176,8 @@ def _family_index(families, shape):
         return None, 1
     families = np.asarray(families)
     if families.shape != tuple(shape):
-        raise ValueError(f"families has shape {families.shape}; expected {tuple(shape)}")
+        raise ShapeMismatchError(f"families has shape {families.shape}; expected one label "
+                                 f"per cell, {tuple(shape)}")
     labels, index = np.unique(families.reshape(-1), return_inverse=True)
     return jnp.asarray(index.astype(np.int32)), len(labels)
 
@@ -218,7 +223,7 @@ def _padded(null: np.ndarray, size: int) -> np.ndarray:
 
 
 def permutation_test(statistic: Callable, observed, *, n_perm: int, permutations: Callable,
-                     alternative: str = "greater", families=None, chunk_size: int | None = None,
+                     alternative: str = "greater", families=None, chunk_size: int = 100,
                      return_null: bool = False, exact: bool = False,
                      progress: bool = False) -> PermutationTestResult:
     """Permutation p-values of a host-side statistic, streamed in chunks of permutations.
@@ -239,8 +244,9 @@ def permutation_test(statistic: Callable, observed, *, n_perm: int, permutations
     families : array (*cells), optional
         Family label of each cell: ``p_fwe`` uses the maximum over the cell's family
         (default: all cells are one family).
-    chunk_size : int, optional
-        Permutations per call of ``statistic`` (default: all). Never changes a result.
+    chunk_size : int
+        Permutations per call of ``statistic``: memory is about ``chunk_size x n_cells``.
+        Never changes a result.
     return_null : bool
         Also return the null (n_perm, *cells) (memory n_perm x n_cells).
     exact : bool
@@ -254,7 +260,7 @@ def permutation_test(statistic: Callable, observed, *, n_perm: int, permutations
         NumPy arrays (float32, or float64 with ``jax_enable_x64``).
     """
     n_perm = _check(alternative, n_perm)
-    chunk = min(check_positive_int(chunk_size or n_perm, "chunk_size"), n_perm)
+    chunk = min(check_positive_int(chunk_size, "chunk_size"), n_perm)
     obs = jnp.asarray(observed)
     family, n_fam = _family_index(families, obs.shape)
     counts, nulls, dtype = empty_counts(obs.shape), [], None
