@@ -33,6 +33,7 @@ from .probes import (
 from .ridge import RidgeCVResult, ridge_cv, ridge_fit
 from .encoding import EncodingResult, encode, encoding_permutation_test
 from .stats import fdr_bh, permutation_pvalues, rankdata
+from .permutation import PermutationTestResult, device_permutation_test, permutation_test
 from .io import FeatureStore, StoreWriter, load_layers, load_responses, open_store
 
 __version__ = "0.1.0"
@@ -91,6 +92,10 @@ __all__ = [
     "rankdata",
     "permutation_pvalues",
     "fdr_bh",
+    # permutation engine
+    "permutation_test",
+    "device_permutation_test",
+    "PermutationTestResult",
     # store
     "FeatureStore",
     "StoreWriter",

@@ -26,14 +26,22 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 
 import jax
 
-__all__ = ["float32_matmuls", "serial_lapack", "SERIAL_LAPACK_MAX"]
+__all__ = ["float32_matmuls", "serial_lapack", "SERIAL_LAPACK_MAX", "usable_cores"]
 
 #: Decompositions of at most this order (the smaller side of the matrix) run LAPACK on one
 #: thread (eigh/svd of order 1,024: within 15% of two threads; 256: 1.2-1.8x faster).
 SERIAL_LAPACK_MAX = 1024
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # pragma: no cover - not Linux
 
 
 @functools.lru_cache(maxsize=1)

@@ -42,7 +42,8 @@ from ._validation import (
     check_positive_int,
 )
 from .folds import resolve_folds
-from .stats import column_scores, fdr_bh, fold_scores, permutation_pvalues, r2_from_r
+from .permutation import permutation_test
+from .stats import column_scores, fdr_bh, fold_scores, r2_from_r
 from .store import FeatureStore, LayerSet, Responses, load_layers
 
 __all__ = ["encode", "EncodingResult", "encoding_permutation_test", "EncodingPermutationResult",
@@ -467,18 +468,6 @@ class EncodingPermutationResult(NamedTuple):
 _PERM_SCORES = {"pearson": "r", "r2": "r2", "cod": "cod"}
 
 
-def _familywise(observed, null, family):
-    """p, p_fwe and BH q per family of targets (max-T and FDR within each family)."""
-    p = np.full(observed.shape, np.nan)
-    p_fwe, q = p.copy(), p.copy()
-    for f in np.unique(family):
-        m = family == f
-        pf, pfwe = permutation_pvalues(observed[m], null[:, m], alternative="greater")
-        p[m], p_fwe[m] = np.asarray(pf), np.asarray(pfwe)
-        q[m] = fdr_bh(p[m])
-    return p, p_fwe, q
-
-
 def _perm_batch(n_targets: int, n_perm: int, budget_targets: int = 20_000) -> int:
     """Permutations refitted together (as extra targets of one encode call)."""
     return int(max(1, min(n_perm, budget_targets // max(1, n_targets))))
@@ -550,17 +539,16 @@ def encoding_permutation_test(layers, Y, *, alphas, folds, n_perm: int, seed: in
         raise ShapeMismatchError(f"family has shape {family.shape}; expected ({t},)")
     rng = np.random.default_rng(seed)
     perms = np.stack([rng.permutation(n) for _ in range(n_perm)])
-    null = np.empty((n_perm, t))
-    batch = _perm_batch(t, n_perm)
-    steps = range(0, n_perm, batch)
-    if progress:
-        from tqdm.auto import tqdm
 
-        steps = tqdm(steps, desc="encoding permutations", unit="batch")
-    for start in steps:
-        chunk = perms[start:start + batch]
-        Yp = np.concatenate([Yall[pi] for pi in chunk], axis=1)
-        null[start:start + len(chunk)] = getattr(fit(Yp), field).reshape(len(chunk), t)
+    def null_scores(batch):  # permuted response sets refitted as extra targets of one call
+        return getattr(fit(np.concatenate([Yall[pi] for pi in batch], axis=1)),
+                       field).reshape(len(batch), t)
+
     observed = np.asarray(getattr(obs, field), float)
-    p, p_fwe, q = _familywise(observed, null, family)
+    res = permutation_test(null_scores, observed, n_perm=n_perm, permutations=perms.__getitem__,
+                           families=family, chunk_size=_perm_batch(t, n_perm), progress=progress)
+    p, p_fwe = np.asarray(res.p, float), np.asarray(res.p_fwe, float)
+    q = np.full(t, np.nan)
+    for f in np.unique(family):  # BH within each family
+        q[family == f] = fdr_bh(p[family == f])
     return EncodingPermutationResult(observed, p, p_fwe, q)

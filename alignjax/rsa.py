@@ -10,16 +10,13 @@ gathers and matrix products, chunked over permutations and sharded over devices.
 
 from __future__ import annotations
 
-import itertools
-import math
-from concurrent.futures import ThreadPoolExecutor
+import dataclasses
 from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, PartitionSpec as P
 
 from ._runtime import float32_matmuls
 from ._validation import (
@@ -33,9 +30,10 @@ from ._validation import (
     check_positive_int,
 )
 from .folds import resolve_folds
+from .options import renamed
+from .permutation import device_permutation_test, exact_permutations, fold_in_permutations
 from .rdm import n_stimuli_from_pairs
-from .stats import (_exceed_tol, _family_stat, _rankdata, _zscore_rows, check_alternative,
-                    rank_rows, usable_cores)
+from .stats import _rankdata, _zscore_rows, check_alternative, rank_rows
 
 __all__ = [
     "compare",
@@ -245,19 +243,14 @@ def _condensed(lo, hi, n):
     return n * lo - (lo * (lo + 1)) // 2 + hi - lo - 1
 
 
-def _random_permutation(key, pid, n):
-    return jax.random.permutation(jax.random.fold_in(key, pid), n)
-
-
 def stimulus_permutations(n_stimuli: int, n_perm: int, *, seed: int = 0) -> np.ndarray:
     """The stimulus permutations :func:`rsa_permutation_test` uses for ``seed`` -> (n_perm, n_stimuli).
 
     Permutation ``k`` maps new position ``i`` to old stimulus ``perm[k, i]``: the permuted
     square RDM is ``D[perm[k]][:, perm[k]]``.
     """
-    key = jax.random.PRNGKey(seed)
-    return np.asarray(jax.vmap(lambda k: _random_permutation(key, k, n_stimuli))(
-        jnp.arange(n_perm)))
+    return np.asarray(fold_in_permutations(jax.random.PRNGKey(seed), jnp.arange(n_perm),
+                                           n_stimuli))
 
 
 def _permute_condensed(perm, ii, jj, n):
@@ -266,71 +259,44 @@ def _permute_condensed(perm, ii, jj, n):
     return _condensed(jnp.minimum(pi, pj), jnp.maximum(pi, pj), n)
 
 
-def _null_block(G, O, ids, key, table, *, n, chunk, exact, invert, alternative, obs,
-                return_null, n_perm, square):
-    """Null statistics for one device's permutation ids, scanned in chunks.
+@dataclasses.dataclass(frozen=True)
+class _PermutedComparison:
+    """The null statistic for permutation ids: (c, n_g, n_o) comparisons of permuted ``G``.
 
-    G (n_g, n_pairs) is gathered, O (n_o, n_pairs) stays. Returns counts of exceedances
-    (n_g, n_o), the family statistic per permutation and optionally the null itself.
+    ``data = (G, O, key, table)``: ``G`` (n_g, n_pairs), or its square form (n_g, n*n)
+    when ``square``, is gathered by each permutation (``table[id]`` when ``exact``, else
+    drawn from ``fold_in(key, id)``; inverted when ``invert``); ``O`` (n_o, n_pairs) stays.
     """
-    ii, jj = _pair_index(n)
-    ii, jj = jnp.asarray(ii), jnp.asarray(jj)
 
-    def perm_of(pid):
-        safe = jnp.clip(pid, 0, n_perm - 1)
-        if exact:
-            p = table[safe]
-        else:
-            p = _random_permutation(key, safe, n)
-        if not invert:
+    n: int
+    exact: bool
+    invert: bool
+    square: bool
+
+    def permutations(self, key, table, ids):
+        p = table[ids] if self.exact else fold_in_permutations(key, ids, self.n)
+        if not self.invert:
             return p
-        return jnp.zeros_like(p).at[p].set(jnp.arange(n, dtype=p.dtype))  # inverse, no sort
+        inverse = jnp.arange(self.n, dtype=p.dtype)  # inverse, no sort
+        return jax.vmap(lambda q: jnp.zeros_like(q).at[q].set(inverse))(p)
 
-    if square:  # gather from the square form: row-local reads, cheaper indices
-        Gs = jnp.zeros((G.shape[0], n, n), G.dtype).at[:, ii, jj].set(G).at[:, jj, ii].set(G)
-        Gs = Gs.reshape(G.shape[0], n * n)
-
-    def body(counts, pids):
-        perms = jax.vmap(perm_of)(pids)                               # (c, n)
-        if square:
-            idx = perms[:, ii] * n + perms[:, jj]                     # (c, n_pairs)
-            gathered = Gs[:, idx]
+    def __call__(self, data, ids):
+        G, O, key, table = data
+        ii, jj = (jnp.asarray(x) for x in _pair_index(self.n))
+        perms = self.permutations(key, table, ids)                    # (c, n)
+        if self.square:
+            idx = perms[:, ii] * self.n + perms[:, jj]               # (c, n_pairs)
         else:
-            idx = jax.vmap(lambda p: _permute_condensed(p, ii, jj, n))(perms)
-            gathered = G[:, idx]
-        null = jnp.einsum("gcm,om->cgo", gathered, O)                 # (c, n_g, n_o)
-        valid = (pids >= 0) & (pids < n_perm)
-        hit = _exceed_tol(null, obs[None], alternative) & valid[:, None, None]
-        fam = _family_stat(null, alternative)
-        return counts + hit.sum(0), (fam, null if return_null else None)
-
-    counts0 = jnp.zeros(obs.shape, jnp.int32)
-    counts, (fam, null) = jax.lax.scan(body, counts0, ids.reshape(-1, chunk))
-    fam = fam.reshape(-1)
-    if return_null:
-        null = null.reshape((-1,) + obs.shape)
-    return counts, fam, null
+            idx = jax.vmap(lambda p: _permute_condensed(p, ii, jj, self.n))(perms)
+        return jnp.einsum("gcm,om->cgo", G[:, idx], O)                # (c, n_g, n_o)
 
 
-@partial(jax.jit, static_argnames=("n", "chunk", "exact", "invert", "alternative",
-                                   "return_null", "n_perm", "n_dev", "square"))
-def _null_all(G, O, ids, key, table, obs, *, n, chunk, exact, invert, alternative,
-              return_null, n_perm, n_dev, square):
-    kw = dict(n=n, chunk=chunk, exact=exact, invert=invert, alternative=alternative,
-              return_null=return_null, n_perm=n_perm, square=square)
-    if n_dev == 1:
-        return _null_block(G, O, ids, key, table, obs=obs, **kw)
-    mesh = Mesh(np.array(jax.devices()[:n_dev]), ("d",))
-
-    def local(G, O, ids, key, table, obs):
-        c, fam, null = _null_block(G, O, ids, key, table, obs=obs, **kw)
-        return jax.lax.psum(c, "d"), fam, null
-
-    out_null = P("d") if return_null else None
-    f = jax.shard_map(local, mesh=mesh,
-                      in_specs=(P(), P(), P("d"), P(), P(), P()),
-                      out_specs=(P(), P("d"), out_null), check_vma=False)
-    return f(G, O, ids, key, table, obs)
+@partial(jax.jit, static_argnames=("n",))
+def _square_form(G, n):
+    """Condensed rows (n_g, n_pairs) as flattened square RDMs (n_g, n*n)."""
+    ii, jj = _pair_index(n)
+    S = jnp.zeros((G.shape[0], n, n), G.dtype).at[:, ii, jj].set(G).at[:, jj, ii].set(G)
+    return S.reshape(G.shape[0], n * n)
 
 
 _SQUARE_GATHER_BYTES = 4 << 20   # condensed RDMs to gather beyond the cache
@@ -358,49 +324,11 @@ def _gather_square(n_gather: int, n: int) -> bool:
     return _SQUARE_GATHER_BYTES < condensed and 2 * condensed < _SQUARE_MAX_BYTES
 
 
-def _host_splits(n_dev: int, n_steps: int) -> int:
-    """Concurrent slices of the permutations: on CPU, one per core a device has.
-
-    One scan of small fused gather-contraction steps keeps a single core busy; XLA:CPU runs
-    separate executions of the same program concurrently when they are dispatched from
-    separate threads.
-    """
-    if jax.default_backend() != "cpu":
-        return 1
-    return int(max(1, min(usable_cores() // n_dev, n_steps)))
-
-
-def _null_split(args, ids: np.ndarray, kw: dict):
-    """Run :func:`_null_all` on each slice ``ids[:, s]`` (n_dev, n_split, per) concurrently.
-
-    Slices are contiguous per device, so concatenating them restores the order of ``ids``.
-    """
-    n_split = ids.shape[1]
-    precision = jax.config.jax_default_matmul_precision  # thread-local: pass it on
-
-    def one(s):
-        with jax.default_matmul_precision(precision):
-            out = _null_all(*args[:2], jnp.asarray(ids[:, s].reshape(-1)), *args[2:], **kw)
-            return jax.block_until_ready(out)
-
-    if n_split == 1:
-        return one(0)
-    with ThreadPoolExecutor(n_split) as pool:
-        parts = list(pool.map(one, range(n_split)))
-    n_dev = ids.shape[0]
-
-    def merge(k):  # per-device blocks of each slice back into (device, slice) order
-        return jnp.concatenate([jnp.concatenate([p[k].reshape((n_dev, -1) + p[k].shape[1:])[d]
-                                                  for p in parts]) for d in range(n_dev)])
-
-    counts = sum(p[0] for p in parts)
-    return counts, merge(1), (merge(2) if kw["return_null"] else None)
-
-
+@renamed(n_devices="devices")
 @float32_matmuls
 def rsa_permutation_test(A, B, *, method: str = "spearman", n_perm: int = 10_000, seed: int = 0,
                          alternative: str = "greater", chunk_size: int | None = None,
-                         return_null: bool = False, n_devices: int | None = None
+                         return_null: bool = False, devices: int | None = None
                          ) -> RSAPermutationResult:
     """Stimulus-label permutation test of every A x B RDM comparison, with FWE correction.
 
@@ -428,8 +356,9 @@ def rsa_permutation_test(A, B, *, method: str = "spearman", n_perm: int = 10_000
         n_pairs * 12`` bytes. Default: 2 on CPU (fastest there), else from a 256 MiB budget.
     return_null : bool
         Also return the (n_perm, n_a, n_b) null distribution.
-    n_devices : int, optional
-        Shard permutations over this many local devices (default: all).
+    devices : int, optional
+        Shard permutations over this many local devices (default: all). Formerly
+        ``n_devices`` (accepted with a DeprecationWarning for one release).
 
     Returns
     -------
@@ -440,52 +369,28 @@ def rsa_permutation_test(A, B, *, method: str = "spearman", n_perm: int = 10_000
     n_perm = check_positive_int(n_perm, "n_perm")
     A, B = _complete_pair(A, B)
     n = n_stimuli_from_pairs(A.shape[1])
-    dt = _dtype()
     TA = _transform(_ranked(A, method), method)
     TB = _transform(_ranked(B, method), method)
     obs = TA @ TB.T
-
-    exact = math.factorial(n) <= n_perm
-    if exact:
-        table = np.array(list(itertools.permutations(range(n))), dtype=np.int32)
-        n_perm = table.shape[0]
-    else:
-        table = np.zeros((1, n), np.int32)
+    table = exact_permutations(n, n_perm)
+    exact = table is not None
+    n_perm = table.shape[0] if exact else n_perm
     # gather the side with fewer RDMs; permuting B by the inverse permutation is the same test
     invert = B.shape[0] < A.shape[0]
     G, O = (TB, TA) if invert else (TA, TB)
-    obs_go = obs.T if invert else obs
-
-    n_dev = int(n_devices or jax.local_device_count())
-    n_dev = max(1, min(n_dev, jax.local_device_count(), n_perm))
-    chunk = int(chunk_size) if chunk_size else _auto_chunk(G.shape[0], G.shape[1])
-    chunk = max(1, min(chunk, -(-n_perm // n_dev)))
-    n_split = _host_splits(n_dev, -(-n_perm // (n_dev * chunk)))
-    per_dev = -(-n_perm // (n_dev * chunk * n_split)) * chunk * n_split
-    ids = np.full(n_dev * per_dev, -1, np.int32)
-    ids[:n_perm] = np.arange(n_perm, dtype=np.int32)
-
-    kw = dict(n=n, chunk=chunk, exact=exact, invert=invert, alternative=alternative,
-              return_null=return_null, n_perm=n_perm, n_dev=n_dev,
-              square=_gather_square(G.shape[0], n))
-    args = (G, O, jax.random.PRNGKey(seed), jnp.asarray(table), obs_go)
-    counts, fam, null = _null_split(args, ids.reshape(n_dev, n_split, -1), kw)
-    fam = fam[jnp.asarray(ids >= 0)]
-    count_fwe = jnp.sum(_exceed_tol(fam[:, None, None], obs_go[None], alternative), axis=0)
+    square = _gather_square(G.shape[0], n)
+    data = (_square_form(G, n) if square else G, O, jax.random.PRNGKey(seed),
+            jnp.asarray(table if exact else np.zeros((1, n), np.int32)))
+    res = device_permutation_test(
+        _PermutedComparison(n, exact, invert, square), data, obs.T if invert else obs,
+        n_perm=n_perm, alternative=alternative, return_null=return_null, exact=exact,
+        chunk_size=int(chunk_size) if chunk_size else _auto_chunk(G.shape[0], G.shape[1]),
+        devices=devices)
+    p, p_fwe, null = res.p, res.p_fwe, res.null
     if invert:
-        counts, count_fwe = counts.T, count_fwe.T
-        if return_null:
-            null = jnp.swapaxes(null, 1, 2)
-    if exact:
-        p = counts / n_perm
-        p_fwe = count_fwe / n_perm
-    else:
-        p = (1.0 + counts) / (1.0 + n_perm)
-        p_fwe = (1.0 + count_fwe) / (1.0 + n_perm)
-    if return_null:
-        null = null[jnp.asarray(ids >= 0)]
-    return RSAPermutationResult(obs, p.astype(dt), p_fwe.astype(dt),
-                                null if return_null else None, int(n_perm), bool(exact))
+        p, p_fwe = p.T, p_fwe.T
+        null = jnp.swapaxes(null, 1, 2) if return_null else None
+    return RSAPermutationResult(obs, p, p_fwe, null, int(n_perm), bool(exact))
 
 
 # --------------------------------------------------------------------------- masked comparisons

@@ -11,7 +11,6 @@ Conventions
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
@@ -19,12 +18,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._runtime import usable_cores
 from ._validation import check_choice
+from .permutation import ALTERNATIVES, accumulate, empty_counts, pvalues
 
 __all__ = ["rankdata", "rank_rows", "zscore_rows", "pearson_rows", "permutation_pvalues", "fdr_bh",
            "column_scores", "fold_scores", "r2_from_r", "ALTERNATIVES"]
-
-ALTERNATIVES = ("greater", "less", "two-sided")
 
 
 def _rankdata_1d(x: jax.Array) -> jax.Array:
@@ -60,13 +59,6 @@ def rankdata(x: jax.typing.ArrayLike) -> jax.Array:
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.result_type(float))
     return _rankdata(x)
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1  # pragma: no cover - not Linux
 
 
 def _rank_row_numpy(x: np.ndarray) -> np.ndarray:
@@ -156,50 +148,16 @@ def r2_from_r(r):
     return np.where(np.isnan(r), np.nan, np.maximum(r, 0.0) ** 2)
 
 
-def _exceed_tol(null, observed, alternative: str):
-    """Exceedance with a relative tolerance, so a permutation that reproduces the observed
-    statistic up to rounding (the identity, or a symmetry of the data) counts as reaching it."""
-    tol = 8 * jnp.finfo(jnp.result_type(null)).eps * jnp.maximum(1.0, jnp.abs(observed))
-    if alternative == "greater":
-        return null >= observed - tol
-    if alternative == "less":
-        return null <= observed + tol
-    return jnp.abs(null) >= jnp.abs(observed) - tol
-
-
-def _family_stat(null, alternative: str):
-    """Per-permutation statistic of the family used for max-T correction (over last axes).
-
-    NaN members (excluded voxels, undefined scores) are ignored; a permutation in which
-    every member is NaN gives NaN.
-    """
-    flat = null.reshape(null.shape[0], -1)
-    if alternative == "greater":
-        return jnp.nanmax(flat, axis=1)
-    if alternative == "less":
-        return jnp.nanmin(flat, axis=1)
-    return jnp.nanmax(jnp.abs(flat), axis=1)
-
-
-def _pvalue(null, observed, alternative: str):
-    """``(1 + #exceed) / (1 + #finite null)`` over the first axis; NaN where ``observed`` is
-    NaN or no null value is finite."""
-    finite = jnp.isfinite(null)
-    count = jnp.sum(_exceed_tol(null, observed, alternative) & finite, axis=0)
-    n_eff = jnp.sum(finite, axis=0)
-    p = (1.0 + count) / (1.0 + n_eff)
-    return jnp.where(jnp.isnan(observed[0]) | (n_eff == 0), jnp.nan, p)
-
-
 @partial(jax.jit, static_argnames=("alternative",))
 def permutation_pvalues(observed: jax.typing.ArrayLike, null: jax.typing.ArrayLike, *,
                         alternative: str = "greater") -> tuple[jax.Array, jax.Array]:
-    """Uncorrected and max-statistic FWE-corrected permutation p-values.
+    """Uncorrected and max-statistic FWE-corrected permutation p-values of a whole null.
 
-    NaN in, NaN out: a NaN observed value gets a NaN p-value; NaN null values (a permuted
-    score that is undefined) are left out of that member's count, and NaN members are left
-    out of the family maximum, so an all-NaN member changes no other member's ``p_fwe`` (its
-    own ``p`` and ``p_fwe`` are NaN).
+    The counting of :mod:`alignjax.permutation` applied to one chunk. NaN in, NaN out: a
+    NaN observed value gets a NaN p-value; NaN null values (a permuted score that is
+    undefined) are left out of that member's count, and NaN members are left out of the
+    family maximum, so an all-NaN member changes no other member's ``p_fwe`` (its own
+    ``p`` and ``p_fwe`` are NaN).
 
     Parameters
     ----------
@@ -213,12 +171,9 @@ def permutation_pvalues(observed: jax.typing.ArrayLike, null: jax.typing.ArrayLi
     """
     observed = jnp.asarray(observed)
     null = jnp.asarray(null)
-    n_perm = null.shape[0]
-    p = _pvalue(null, observed[None], alternative)
-    fam = _family_stat(null, alternative).reshape((n_perm,) + (1,) * observed.ndim)
-    p_fwe = _pvalue(jnp.broadcast_to(fam, null.shape), observed[None], alternative)
-    p_fwe = jnp.where(jnp.isnan(p), jnp.nan, p_fwe)
-    return p.astype(null.dtype), p_fwe.astype(null.dtype)
+    counts = accumulate(empty_counts(observed.shape), null, jnp.ones(null.shape[0], bool),
+                        observed, alternative=alternative)
+    return pvalues(counts, observed, dtype=null.dtype)
 
 
 def fdr_bh(p: np.ndarray) -> np.ndarray:

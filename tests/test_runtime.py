@@ -65,17 +65,18 @@ def test_float32_matmuls_sets_precision_unless_the_user_did():
 
 def test_public_kernels_trace_with_float32_matmuls(monkeypatch):
     """The RSA permutation slices run in worker threads: they must see the precision too."""
+    import alignjax.permutation as perm
     import alignjax.rsa as rsa
 
     seen = []
-    real = rsa._null_all
+    real = perm.null_scan
 
     def spy(*args, **kwargs):
         seen.append(jax.config.jax_default_matmul_precision)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(rsa, "_null_all", spy)
-    monkeypatch.setattr(rsa, "_host_splits", lambda n_dev, n_steps: 2)
+    monkeypatch.setattr(perm, "null_scan", spy)
+    monkeypatch.setattr(perm, "host_splits", lambda n_dev, n_steps: 2)
     rng = np.random.default_rng(0)
     A = rng.random((2, 45)).astype(np.float32)
     B = rng.random((3, 45)).astype(np.float32)

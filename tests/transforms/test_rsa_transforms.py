@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import alignjax as aj
+from alignjax import permutation as perm_mod
 from alignjax import rsa as rsa_mod
 
 
@@ -55,10 +56,10 @@ def test_triangle_blocks_equal_the_full_square(rng):
 
 def test_chunk_size_and_devices_do_not_change_result(rdms):
     A, B = rdms
-    ref = aj.rsa_permutation_test(A, B, n_perm=301, seed=5, chunk_size=301, n_devices=1,
+    ref = aj.rsa_permutation_test(A, B, n_perm=301, seed=5, chunk_size=301, devices=1,
                                   return_null=True)
     for chunk, dev in [(1, 1), (16, 1), (7, 4), (64, 4), (None, None)]:
-        res = aj.rsa_permutation_test(A, B, n_perm=301, seed=5, chunk_size=chunk, n_devices=dev,
+        res = aj.rsa_permutation_test(A, B, n_perm=301, seed=5, chunk_size=chunk, devices=dev,
                                       return_null=True)
         np.testing.assert_array_equal(np.asarray(res.p), np.asarray(ref.p))
         np.testing.assert_array_equal(np.asarray(res.p_fwe), np.asarray(ref.p_fwe))
@@ -69,10 +70,10 @@ def test_chunk_size_and_devices_do_not_change_result(rdms):
 def test_concurrent_host_slices_do_not_change_result(rdms, monkeypatch, n_split, dev):
     # on a CPU with more cores than devices the permutations run as concurrent slices
     A, B = rdms
-    ref = aj.rsa_permutation_test(A, B, n_perm=301, seed=5, chunk_size=4, n_devices=1,
+    ref = aj.rsa_permutation_test(A, B, n_perm=301, seed=5, chunk_size=4, devices=1,
                                   return_null=True)
-    monkeypatch.setattr(rsa_mod, "_host_splits", lambda n_dev, n_steps: n_split)
-    res = aj.rsa_permutation_test(A, B, n_perm=301, seed=5, chunk_size=4, n_devices=dev,
+    monkeypatch.setattr(perm_mod, "host_splits", lambda n_dev, n_steps: n_split)
+    res = aj.rsa_permutation_test(A, B, n_perm=301, seed=5, chunk_size=4, devices=dev,
                                   return_null=True)
     np.testing.assert_array_equal(np.asarray(res.p), np.asarray(ref.p))
     np.testing.assert_array_equal(np.asarray(res.p_fwe), np.asarray(ref.p_fwe))
@@ -111,10 +112,10 @@ def test_no_recompilation_on_second_call(rdms):
     A, B = rdms
     aj.rsa_permutation_test(A, B, n_perm=64, seed=0)
     aj.compare(A, B)
-    before = (rsa_mod._null_all._cache_size(), rsa_mod._compare_jit._cache_size())
+    before = (perm_mod.null_scan._cache_size(), rsa_mod._compare_jit._cache_size())
     aj.rsa_permutation_test(A + 0.01, B, n_perm=64, seed=1)
     aj.compare(A + 0.01, B)
-    after = (rsa_mod._null_all._cache_size(), rsa_mod._compare_jit._cache_size())
+    after = (perm_mod.null_scan._cache_size(), rsa_mod._compare_jit._cache_size())
     assert before == after
 
 
