@@ -33,7 +33,7 @@ from .folds import resolve_folds
 from .options import renamed
 from .permutation import device_permutation_test, exact_permutations, fold_in_permutations
 from .rdm import n_stimuli_from_pairs
-from .stats import _rankdata, _zscore_rows, check_alternative, rank_rows
+from .stats import check_alternative, rank_rows, rankdata_body, zscore_rows_body
 
 __all__ = [
     "compare",
@@ -123,7 +123,7 @@ def _transform(V: jax.Array, method: str) -> jax.Array:
     """Rows (ranks for the rank methods, see :func:`_ranked`) mapped so that
     ``T(a) @ T(b).T`` is the comparison statistic."""
     if method in ("spearman", "pearson"):
-        return _zscore_rows(V)
+        return zscore_rows_body(V)
     if method == "cosine":
         return V / jnp.linalg.norm(V, axis=-1, keepdims=True)
     if method == "rho_a":
@@ -402,7 +402,7 @@ def _masked_compare(A: jax.Array, B: jax.Array, w: jax.Array, method: str) -> ja
     m = jnp.sum(wf)
 
     def ranks(V):
-        return _rankdata(jnp.where(w[None, :], V, jnp.inf))
+        return rankdata_body(jnp.where(w[None, :], V, jnp.inf))
 
     if method in ("spearman", "rho_a"):
         A, B = ranks(A), ranks(B)
@@ -535,7 +535,7 @@ def _pool_transform(B: np.ndarray, method: str) -> jax.Array:
         return rank_rows(B).astype(_dtype())
     B = jnp.asarray(B, _dtype())
     if method == "pearson":
-        return _zscore_rows(B)
+        return zscore_rows_body(B)
     if method == "cosine":
         return B / jnp.sqrt(jnp.mean(B * B, -1, keepdims=True))
     raise ValueError(method)  # pragma: no cover
@@ -593,7 +593,7 @@ def _partial(A, B, C):
     # nothing left after regressing out the control: the partial correlation is undefined
     scale = jnp.linalg.norm(A - A.mean(-1, keepdims=True), axis=-1)
     empty = jnp.linalg.norm(resid, axis=-1) <= 1e-4 * scale
-    r = _zscore_rows(resid) @ _zscore_rows(B).T
+    r = zscore_rows_body(resid) @ zscore_rows_body(B).T
     return jnp.where(empty[:, None], jnp.nan, r)
 
 

@@ -33,8 +33,10 @@ def _rankdata_1d(x: jax.Array) -> jax.Array:
     return ((left + right + 1) / 2).astype(x.dtype)
 
 
-def _rankdata(x: jax.Array) -> jax.Array:
-    """Average ranks (1-based) along the last axis; ties get the mean of their ranks.
+def rankdata_body(x: jax.Array) -> jax.Array:
+    """Un-jitted body of :func:`rankdata`, for use inside other jitted kernels (package-internal).
+
+    Average ranks (1-based) along the last axis; ties get the mean of their ranks.
 
     The rank of ``x`` is ``(#{< x} + #{<= x} + 1) / 2``, found by binary search in the
     sorted row.
@@ -58,7 +60,7 @@ def rankdata(x: jax.typing.ArrayLike) -> jax.Array:
     x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.result_type(float))
-    return _rankdata(x)
+    return rankdata_body(x)
 
 
 def _rank_row_numpy(x: np.ndarray) -> np.ndarray:
@@ -97,20 +99,21 @@ def rank_rows(x) -> jax.Array:
     return jnp.asarray(np.stack(rows).reshape(a.shape))
 
 
-def _zscore_rows(x: jax.Array) -> jax.Array:
-    """Centre each row and scale it to unit norm (so dot products are Pearson r)."""
+def zscore_rows_body(x: jax.Array) -> jax.Array:
+    """Un-jitted body of :func:`zscore_rows` (package-internal): each row centred and
+    scaled to unit norm, so dot products are Pearson r."""
     xc = x - jnp.mean(x, axis=-1, keepdims=True)
     return xc / jnp.linalg.norm(xc, axis=-1, keepdims=True)
 
 
-zscore_rows = jax.jit(_zscore_rows)
+zscore_rows = jax.jit(zscore_rows_body)
 zscore_rows.__doc__ = """Rows centred and scaled to unit L2 norm: ``zscore_rows(a) @ zscore_rows(b).T`` is Pearson r."""
 
 
 @jax.jit
 def pearson_rows(a: jax.typing.ArrayLike, b: jax.typing.ArrayLike) -> jax.Array:
     """Pearson r between every row of ``a`` (n_a, n) and every row of ``b`` (n_b, n) -> (n_a, n_b)."""
-    return _zscore_rows(jnp.asarray(a)) @ _zscore_rows(jnp.asarray(b)).T
+    return zscore_rows_body(jnp.asarray(a)) @ zscore_rows_body(jnp.asarray(b)).T
 
 
 def column_scores(pred: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
