@@ -3,7 +3,7 @@
 Every permuted labelling reruns the whole procedure (folds and C choice included); the
 splits of a chunk of labellings are solved together by the batched solver.
 
-Package-internal: :func:`labelling_stats` (also used by :mod:`alignjax.probes.transfer`).
+Package-internal: :func:`labelling_test` (also used by :mod:`alignjax.probes.transfer`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 from .._runtime import float32_matmuls
 from .._validation import InvalidOptionError, check_positive_int
 from ..options import renamed
+from ..permutation import permutation_test
 from .cv import at_choice, check_score, cv_design, cv_scores, warn_convergence
 from .labels import check_Cs, class_weights, encode_labels, load_labelled
 from .solve import solve_splits
@@ -63,37 +64,51 @@ def _padded(batch: list, size: int) -> list:
 
 
 def labelling_stats(arrays, labellings, design_of, statistic, Cs, *, K, class_weight,
-                    chunk_size, progress, **solve):
-    """The statistic of a procedure for each labelling: (n_labellings, n_layers).
+                    pad_to, **solve):
+    """The statistic of a procedure for a batch of labellings: (n_labellings, n_layers).
 
-    Package-internal. ``design_of(codes)`` gives the labelling's splits
-    (:class:`~alignjax.probes.cv.Design`); every split of ``chunk_size`` labellings is
-    solved in one :func:`~alignjax.probes.solve.solve_splits`; ``statistic(preds, codes,
-    design)`` maps one labelling's predictions (n_layers, n_splits, n_Cs, n) to
-    (n_layers,). Returns the statistics and whether every fit converged.
+    Package-internal. ``design_of(codes)`` gives a labelling's splits
+    (:class:`~alignjax.probes.cv.Design`); every split of the batch (padded to ``pad_to``
+    labellings, so the solver compiles once) is solved in one
+    :func:`~alignjax.probes.solve.solve_splits`; ``statistic(preds, codes, design)`` maps
+    one labelling's predictions (n_layers, n_splits, n_Cs, n) to (n_layers,). Returns the
+    statistics and whether every fit converged.
     """
-    out = np.zeros((len(labellings), len(arrays)))
-    conv_all = True
-    steps = range(0, len(labellings), chunk_size)
-    if progress:
-        from tqdm.auto import tqdm
+    m = len(labellings)
+    chunk = _padded(list(labellings), max(pad_to, m))
+    designs = [design_of(c) for c in chunk]
+    B = designs[0].train.shape[0]
+    codes_splits = np.repeat(np.stack(chunk), B, axis=0)
+    SW = np.stack([class_weights(c, t, K, class_weight)
+                   for c, d in zip(chunk, designs) for t in d.train])
+    preds, _, conv = solve_splits(arrays, codes_splits, SW, Cs, n_classes=K, **solve)
+    preds = preds.reshape(len(arrays), len(chunk), B, len(Cs), -1)
+    ok = bool(conv.reshape(len(arrays), len(chunk), -1)[:, :m].all())
+    return np.stack([statistic(preds[:, j], chunk[j], designs[j]) for j in range(m)]), ok
 
-        steps = tqdm(steps, desc="permutations", unit="batch")
-    for start in steps:
-        chunk = list(labellings[start:start + chunk_size])
-        m = len(chunk)
-        chunk = _padded(chunk, chunk_size)
-        designs = [design_of(c) for c in chunk]
-        B = designs[0].train.shape[0]
-        codes_splits = np.repeat(np.stack(chunk), B, axis=0)
-        SW = np.stack([class_weights(c, t, K, class_weight)
-                       for c, d in zip(chunk, designs) for t in d.train])
-        preds, _, conv = solve_splits(arrays, codes_splits, SW, Cs, n_classes=K, **solve)
-        preds = preds.reshape(len(arrays), chunk_size, B, len(Cs), -1)
-        conv_all &= bool(conv.reshape(len(arrays), chunk_size, -1)[:, :m].all())
-        for j in range(m):
-            out[start + j] = statistic(preds[:, j], chunk[j], designs[j])
-    return out, conv_all
+
+def labelling_test(arrays, codes, labellings, design_of, statistic, Cs, *, chunk_size,
+                   progress=False, return_null=False, **kw):
+    """Permutation test of a probe procedure over permuted labellings (package-internal).
+
+    The observed statistic (labels ``codes``) and the null (``labellings``, (n_perm, n))
+    come from :func:`labelling_stats` with the same arguments ``kw``; counting, max-T and
+    chunking are :func:`alignjax.permutation.permutation_test`'s. Returns the test result
+    and whether every fit converged.
+    """
+    conv = []
+
+    def stats_of(batch):
+        out, ok = labelling_stats(arrays, list(batch), design_of, statistic, Cs,
+                                  pad_to=chunk_size, **kw)
+        conv.append(ok)
+        return out
+
+    observed = stats_of(codes[None])[0]
+    res = permutation_test(stats_of, observed, n_perm=len(labellings),
+                           permutations=labellings.__getitem__, chunk_size=chunk_size,
+                           return_null=return_null, progress=progress)
+    return res, all(conv)
 
 
 def _procedure(L, C, Cs, inner_folds, score):
@@ -184,8 +199,6 @@ def probe_permutation_test(X, y, *, C=None, Cs: Sequence[float] | None = None,
     -------
     PermutationResult
     """
-    from ..stats import permutation_pvalues
-
     check_score(score)
     n_perm = check_positive_int(n_perm, "n_perm")
     chunk_size = check_positive_int(chunk_size, "chunk_size")
@@ -193,15 +206,15 @@ def probe_permutation_test(X, y, *, C=None, Cs: Sequence[float] | None = None,
     classes, codes = encode_labels(y)
     G, Cl, Cs, statistic = _procedure(len(arrays), C, Cs, inner_folds, score)
     rng = np.random.default_rng(seed)
-    labellings = [codes] + [rng.permutation(codes) for _ in range(n_perm)]
-    stats, conv = labelling_stats(
-        arrays, labellings, lambda c: cv_design(c, classes, folds, G, seed, groups),
-        statistic, Cs, K=len(classes), class_weight=class_weight, chunk_size=chunk_size,
-        progress=progress, fit_intercept=fit_intercept, max_iter=max_iter, tol=tol,
-        standardize=standardize, layer_chunk_size=layer_chunk_size)
+    labellings = np.stack([rng.permutation(codes) for _ in range(n_perm)])
+    res, conv = labelling_test(
+        arrays, codes, labellings, lambda c: cv_design(c, classes, folds, G, seed, groups),
+        statistic, Cs, chunk_size=min(chunk_size, n_perm), progress=progress,
+        return_null=True, K=len(classes), class_weight=class_weight,
+        fit_intercept=fit_intercept, max_iter=max_iter, tol=tol, standardize=standardize,
+        layer_chunk_size=layer_chunk_size)
     if not conv:
         warn_convergence(np.array([False]), "permutation-test runs")
-    p, p_fwe = permutation_pvalues(stats[0], stats[1:], alternative="greater")
     stat = f"nested_{score}" if G else f"{score}_at_fixed_C"
-    return PermutationResult(names, Cl, stats[0], stats[1:], np.asarray(p, float),
-                             np.asarray(p_fwe, float), conv, stat)
+    return PermutationResult(names, Cl, res.observed, res.null, np.asarray(res.p, float),
+                             np.asarray(res.p_fwe, float), conv, stat)

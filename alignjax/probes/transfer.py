@@ -19,7 +19,7 @@ from ..folds import inner_test_masks
 from ..options import renamed
 from .cv import Design, at_choice, check_score, cv_scores, logistic_probe, warn_convergence
 from .labels import check_Cs, class_weights, encode_labels, load_labelled
-from .permutation import labelling_stats
+from .permutation import labelling_test
 from .solve import solve_splits
 
 __all__ = ["TransferResult", "probe_transfer"]
@@ -98,7 +98,7 @@ def _shift_chance(codes, tr, te) -> float:
     return float(np.mean([(codes[te] == c).mean() for c in majority]))
 
 
-def _permuted_within(codes, subsets, n_perm, seed) -> list:
+def _permuted_within(codes, subsets, n_perm, seed) -> np.ndarray:
     """``n_perm`` labellings, each ``codes`` permuted within each subset (class counts of
     each kept), from one generator seeded by ``seed``."""
     rng = np.random.default_rng(seed)
@@ -109,7 +109,7 @@ def _permuted_within(codes, subsets, n_perm, seed) -> list:
             idx = np.flatnonzero(m)
             perm[idx] = codes[rng.permutation(idx)]
         out.append(perm)
-    return out
+    return np.stack(out)
 
 
 def _subsets(codes, classes, train_mask, test_mask, inner_folds, groups):
@@ -183,8 +183,6 @@ def probe_transfer(X, y, *, train_mask, test_mask, Cs: Sequence[float] = tuple(n
     -------
     TransferResult
     """
-    from ..stats import permutation_pvalues
-
     k = check_score(score)
     max_iter = check_positive_int(max_iter, "max_iter")
     inner_folds = check_positive_int(inner_folds, "inner_folds", minimum=2)
@@ -214,11 +212,10 @@ def probe_transfer(X, y, *, train_mask, test_mask, Cs: Sequence[float] = tuple(n
     p = p_fwe = np.full(len(arrays), np.nan)
     if n_perm:
         labellings = _permuted_within(codes, (tr, te), n_perm, seed)
-        null, _ = labelling_stats(
-            arrays, labellings, design_of, statistic, Cs, K=K, class_weight=class_weight,
-            chunk_size=min(chunk_size, n_perm), progress=False, layer_chunk_size=None, **solve)
-        p, p_fwe = (np.asarray(v, float) for v in permutation_pvalues(
-            statistic(preds, codes, design), null, alternative="greater"))
+        res, _ = labelling_test(arrays, codes, labellings, design_of, statistic, Cs,
+                                chunk_size=min(chunk_size, n_perm), K=K,
+                                class_weight=class_weight, layer_chunk_size=None, **solve)
+        p, p_fwe = np.asarray(res.p, float), np.asarray(res.p_fwe, float)
     within_acc, within_bacc, skipped = _within_baseline(
         arrays, y, te, groups, Cs=Cs, folds=folds, inner_folds=inner_folds,
         standardize=standardize, class_weight=class_weight, fit_intercept=fit_intercept,
