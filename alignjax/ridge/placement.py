@@ -13,6 +13,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from .._validation import InvalidOptionError
 from .kernels import mesh
+from .solvers import FOLD_SOLVERS
 
 __all__ = ["Plan", "Targets", "plan_targets", "place_targets", "pad_targets", "fold_groups",
            "pick_solver", "pick_cv_solver", "hot_rows", "default_target_chunk", "float_dtype",
@@ -114,9 +115,10 @@ def pick_cv_solver(solver: str, masks: np.ndarray, n_features: int, n_alphas: in
 
 
 def hot_rows(cv_solver: str, n_alphas: int, masks: np.ndarray, n_features: int) -> int | None:
-    """Rows (alphas x test rows) of one chunk's predictions when they should stay in cache."""
+    """Rows (alphas x test rows) of one chunk's predictions when they should stay in cache
+    (a per-fold CV solver with a low-rank decomposition)."""
     n_train = int((~masks).sum(axis=1).max())
-    if cv_solver in ("svd", "eigh") and min(n_train, n_features) <= _LOW_RANK:
+    if cv_solver in FOLD_SOLVERS and min(n_train, n_features) <= _LOW_RANK:
         return n_alphas * int(masks.sum(axis=1).max())
     return None
 
