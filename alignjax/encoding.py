@@ -214,6 +214,7 @@ class _LayerFits(NamedTuple):
 
 def _check_inputs(layers, Y, *, alphas, outer_folds, inner_folds, stratify, groups, score,
                   seed) -> _Problem:
+    """Validate the inputs of :func:`encode` (host side, before any fit)."""
     ls = _as_layers(layers)
     Xs = check_layers(ls.names, ls.arrays, ls.stimulus_ids, purpose="encoding models")
     n = Xs[0].shape[0]
