@@ -20,19 +20,18 @@ responses to distinct stimuli), not time series: for those, pass contiguous or g
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from functools import partial
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import ridge as _ridge
+from . import ridge
 from ._runtime import float32_matmuls, serial_lapack
 from ._validation import (
-    InvalidFoldsError,
     InvalidOptionError,
     ShapeMismatchError,
     as_float_array,
@@ -41,10 +40,11 @@ from ._validation import (
     check_layers,
     check_positive_int,
 )
-from .folds import resolve_folds
+from .folds import nested_folds, resolve_folds
+from .options import renamed
 from .permutation import permutation_test
 from .stats import column_scores, fdr_bh, fold_scores, r2_from_r
-from .store import FeatureStore, LayerSet, Responses, load_layers
+from .io import FeatureStore, LayerSet, Responses, load_layers
 
 __all__ = ["encode", "EncodingResult", "encoding_permutation_test", "EncodingPermutationResult",
            "split_subjects", "summarize"]
@@ -186,10 +186,183 @@ def _aggregate(fold_r, fold_cod, pooled_r=None, pooled_cod=None):
 # --------------------------------------------------------------------------- encode
 
 
+class _Problem(NamedTuple):
+    """Validated inputs of :func:`encode`."""
+
+    names: tuple
+    Xs: list
+    Y: np.ndarray  # (n_stimuli, n_targets), all subjects
+    subjects: tuple
+    subject_index: np.ndarray
+    outer: np.ndarray  # (n_outer, n_stimuli) test masks
+    n_inner: int
+    alphas: np.ndarray
+    n_const: dict
+
+
+class _LayerFits(NamedTuple):
+    """Per-layer results of the nested CV on the valid targets (t of them)."""
+
+    alpha: np.ndarray  # (n_outer, n_layers, t)
+    fold_r: np.ndarray  # (n_layers, n_outer, t)
+    fold_cod: np.ndarray  # (n_layers, n_outer, t)
+    stats: np.ndarray  # (n_layers, 4, t): sums of p, p^2, p*y, (y-p)^2 over all folds
+    best_layer: np.ndarray  # (n_outer, t)
+    best_alpha: np.ndarray  # (n_outer, t)
+    prediction: np.ndarray  # (n_stimuli, t): the selected layer's predictions
+
+
+def _check_inputs(layers, Y, *, alphas, outer_folds, inner_folds, stratify, groups, score,
+                  seed) -> _Problem:
+    """Validate the inputs of :func:`encode` (host side, before any fit)."""
+    ls = _as_layers(layers)
+    Xs = check_layers(ls.names, ls.arrays, ls.stimulus_ids, purpose="encoding models")
+    n = Xs[0].shape[0]
+    n_const = {name: int((np.ptp(X, axis=0) == 0).sum()) for name, X in zip(ls.names, Xs)}
+    Yall, subjects, subject_index = _as_targets(Y, ls.stimulus_ids, n)
+    alphas_np = ridge.check_alphas(alphas)
+    check_choice(score, "score", ridge.SCORES)
+    for name, labels in (("stratify", stratify), ("groups", groups)):
+        if labels is not None and len(labels) != n:
+            raise ShapeMismatchError(f"{name} has {len(labels)} labels for {n} stimuli")
+    outer = resolve_folds(outer_folds, n, seed=seed, stratify=stratify, groups=groups)
+    if not (isinstance(inner_folds, (int, np.integer)) and not isinstance(inner_folds, bool)):
+        raise InvalidOptionError(f"inner_folds must be an int, got {inner_folds!r}")
+    n_inner = check_positive_int(inner_folds, "inner_folds", minimum=2)
+    return _Problem(tuple(ls.names), Xs, Yall, subjects, subject_index, outer, n_inner,
+                    alphas_np, n_const)
+
+
+def _layer_fold(Xd, targets, inner_targets, tr, te, inner, alphas, opts):
+    """Inner-CV alphas of one layer and outer fold, and its predictions of the test rows.
+
+    Returns alphas (t,), inner-CV scores (t,) and predictions (n_test, t).
+    """
+    p = Xd.shape[1]
+    common = dict(fit_intercept=True, standardize=opts["standardize"])
+    choice = ridge.cv_alphas(
+        Xd[tr], inner_targets, inner, alphas,
+        solver=ridge.pick_solver("auto", int((~inner).sum(1).max()), p), score=opts["score"],
+        extend_alphas=opts["extend_alphas"], chunk_size=opts["chunk_size"], **common)
+    pred = ridge.fit_predict(Xd, targets, tr, te, choice.alpha,
+                             solver=ridge.pick_solver("auto", len(tr), p), **common)
+    return (np.asarray(choice.alpha, np.float64), np.asarray(choice.score, np.float64),
+            np.asarray(pred, dtype=np.float64))
+
+
+def _outer_fold(Xds, targets, test, inner, alphas, opts, bar):
+    """All layers of one outer fold: alphas, inner-CV scores (n_layers, t) and predictions
+    (n_layers, n_test, t)."""
+    tr, te = np.flatnonzero(~test), np.flatnonzero(test)
+    # the outer-training responses, placed once: every layer's inner CV reads them
+    inner_targets = ridge.place_targets(targets.host[tr], targets.plan)
+    out = []
+    for Xd in Xds:
+        out.append(_layer_fold(Xd, targets, inner_targets, tr, te, inner, alphas, opts))
+        if bar is not None:
+            bar.update(1)
+    alpha, score, pred = (np.stack(parts) for parts in zip(*out))
+    return alpha, score, pred
+
+
+def _add_stats(stats, pred, y):
+    """Accumulate sums of p, p^2, p*y and (y-p)^2 per target (pooled scores)."""
+    stats[0] += pred.sum(0)
+    stats[1] += (pred ** 2).sum(0)
+    stats[2] += (pred * y).sum(0)
+    stats[3] += ((y - pred) ** 2).sum(0)
+
+
+def _nested_cv(Xs, Y, outer, inners, alphas, opts, bar) -> _LayerFits:
+    """Nested CV of every layer on targets Y (n_stimuli, t), with layer selection."""
+    (n, t), n_layers, n_outer = Y.shape, len(Xs), outer.shape[0]
+    p_max = max(X.shape[1] for X in Xs)
+    plan = ridge.plan_targets(n, p_max, len(alphas), t, opts["chunk_size"], opts["devices"])
+    targets = ridge.place_targets(Y, plan)
+    Xds = [jnp.asarray(X, ridge.float_dtype()) for X in Xs]
+    fits = _LayerFits(np.empty((n_outer, n_layers, t)), np.zeros((n_layers, n_outer, t)),
+                      np.zeros((n_layers, n_outer, t)), np.zeros((n_layers, 4, t)),
+                      np.empty((n_outer, t), np.int64), np.empty((n_outer, t)),
+                      np.zeros((n, t)))
+    # small decompositions: OpenBLAS on one thread, so it does not spin against XLA
+    with serial_lapack(min(n, p_max), plan.devices):
+        for o, inner in enumerate(inners):
+            alpha, score, pred = _outer_fold(Xds, targets, outer[o], inner, alphas, opts, bar)
+            te = outer[o]
+            fits.alpha[o] = alpha
+            for li in range(n_layers):
+                _add_stats(fits.stats[li], pred[li], Y[te])
+                fits.fold_r[li, o], fits.fold_cod[li, o] = column_scores(pred[li], Y[te])
+            best = np.argmax(score, axis=0)
+            fits.best_layer[o] = best
+            fits.best_alpha[o] = alpha[best, np.arange(t)]
+            fits.prediction[te] = pred[best, :, np.arange(t)].T
+    return fits
+
+
+def _layer_scores(fits: _LayerFits | None, Y, cols, n_layers, n_outer, n_t, pooled):
+    """layer_r, layer_r2, layer_cod (n_layers, n_targets) and the per-fold layer_fold_r,
+    layer_fold_cod (n_layers, n_outer, n_targets), NaN for excluded targets."""
+    layer_r, layer_cod = np.full((2, n_layers, n_t), np.nan)
+    layer_fold_r, layer_fold_cod = np.full((2, n_layers, n_outer, n_t), np.nan)
+    if fits is not None:
+        pooled_r, pooled_cod = _pooled_from_stats(fits.stats, Y) if pooled else (None, None)
+        lr, _, lcod = _aggregate(fits.fold_r, fits.fold_cod, pooled_r, pooled_cod)
+        layer_r[:, cols], layer_cod[:, cols] = lr, lcod
+        layer_fold_r[:, :, cols], layer_fold_cod[:, :, cols] = fits.fold_r, fits.fold_cod
+    layer_r2 = r2_from_r(layer_r) if pooled else r2_from_r(layer_fold_r).mean(axis=1)
+    return layer_r, layer_r2, layer_cod, layer_fold_r, layer_fold_cod
+
+
+def _selected_scores(prediction, Y, outer, cols, pooled):
+    """r, r2, cod (n_targets,) and fold_r, fold_r2, fold_cod (n_outer, n_targets) of the
+    selected model's predictions (NaN where there are none)."""
+    n_outer, n_t = outer.shape[0], Y.shape[1]
+    r, cod = np.full((2, n_t), np.nan)
+    fold_r, fold_cod = np.full((2, n_outer, n_t), np.nan)
+    if cols is not None and cols.size:
+        fr, fc = fold_scores(prediction[:, cols], Y[:, cols], outer)
+        fold_r[:, cols], fold_cod[:, cols] = fr, fc
+        pr, pc = column_scores(prediction[:, cols], Y[:, cols]) if pooled else (None, None)
+        r[cols], _, cod[cols] = _aggregate(fr, fc, pr, pc)
+    fold_r2 = r2_from_r(fold_r)
+    r2 = fold_r2.mean(axis=0) if not pooled else r2_from_r(r)
+    return r, r2, cod, fold_r, fold_r2, fold_cod
+
+
+def _assemble(prob: _Problem, valid, fits: _LayerFits | None, *, select_layer,
+              pooled) -> EncodingResult:
+    """The :class:`EncodingResult` of the nested CV ``fits`` of the valid targets."""
+    n, n_t = prob.Y.shape
+    n_layers, n_outer = len(prob.Xs), prob.outer.shape[0]
+    cols = np.flatnonzero(valid)
+    layer_alpha = np.full((n_outer, n_layers, n_t), np.nan)
+    best_layer = np.full((n_outer, n_t), -1, dtype=np.int64)
+    best_alpha = np.full((n_outer, n_t), np.nan)
+    prediction = np.full((n, n_t), np.nan)
+    if fits is not None:
+        layer_alpha[:, :, cols] = fits.alpha
+    if fits is not None and select_layer:
+        best_layer[:, cols], best_alpha[:, cols] = fits.best_layer, fits.best_alpha
+        prediction[:, cols] = fits.prediction
+    layers = _layer_scores(fits, prob.Y[:, cols], cols, n_layers, n_outer, n_t, pooled)
+    sel = _selected_scores(prediction, prob.Y, prob.outer,
+                           cols if select_layer else None, pooled)
+    # field order: prediction, r, r2, cod, fold_r, fold_r2, fold_cod, best_layer, best_alpha,
+    # layer_r, layer_r2, layer_cod, layer_fold_r, layer_fold_cod, layer_alpha, ...
+    res = EncodingResult(prediction, *sel, best_layer, best_alpha, *layers, layer_alpha, valid,
+                         prob.names, prob.subjects, prob.subject_index, prob.outer, summary={})
+    summary = summarize(res)
+    summary["n_constant_features"] = prob.n_const
+    summary["scoring"] = "pooled" if pooled else "per_fold_mean"
+    return res._replace(summary=summary)
+
+
+@renamed(target_chunk="chunk_size")
 @float32_matmuls
 def encode(layers, Y, *, alphas, outer_folds=5, inner_folds=5, stratify=None, groups=None,
            standardize: bool = True, select_layer: bool = True,
-           target_chunk: int | None = None, extend_alphas: bool = False, score: str = "r2",
+           chunk_size: int | None = None, extend_alphas: bool = False, score: str = "r2",
            pooled: bool = False, seed: int = 0, progress: bool = False,
            devices=None) -> EncodingResult:
     """Nested cross-validated voxel-wise ridge encoding with layer x alpha selection.
@@ -207,8 +380,9 @@ def encode(layers, Y, *, alphas, outer_folds=5, inner_folds=5, stratify=None, gr
     outer_folds, inner_folds : int or folds
         Outer folds (int or explicit folds, see :func:`alignjax.resolve_folds`) and the
         number of inner folds drawn inside each outer-training set (grouped by ``groups``
-        and stratified by ``stratify`` like the outer folds). An int gives shuffled K-fold,
-        which assumes exchangeable rows (condition-averaged stimuli), not time series.
+        and stratified by ``stratify`` like the outer folds, see
+        :func:`alignjax.folds.nested_folds`). An int gives shuffled K-fold, which assumes
+        exchangeable rows (condition-averaged stimuli), not time series.
     stratify : array (n_stimuli,), optional
         Category labels: outer and inner folds are balanced across them.
     groups : array (n_stimuli,), optional
@@ -219,8 +393,8 @@ def encode(layers, Y, *, alphas, outer_folds=5, inner_folds=5, stratify=None, gr
     select_layer : bool
         Choose a layer per target (True), or only score each layer on its own (False; the
         selected-model fields are then NaN / -1).
-    target_chunk : int, optional
-        Targets per chunk (see :func:`alignjax.ridge_cv`).
+    chunk_size : int, optional
+        Targets per chunk (see :func:`alignjax.ridge_cv`; formerly ``target_chunk``).
     extend_alphas : bool
         Extend edge-selected alphas in the inner CV (Pepino et al.).
     score : {"r2", "pearson", "neg_mse"}
@@ -232,151 +406,42 @@ def encode(layers, Y, *, alphas, outer_folds=5, inner_folds=5, stratify=None, gr
         Seed of the fold shuffles.
     progress : bool
         Show a tqdm progress bar over (outer fold, layer).
+    devices : sequence of jax devices, optional
+        Devices the targets are sharded over (default: all local devices).
 
     Returns
     -------
     EncodingResult
     """
-    ls = _as_layers(layers)
-    Xs = check_layers(ls.names, ls.arrays, ls.stimulus_ids, purpose="encoding models")
-    n = Xs[0].shape[0]
-    n_const = {name: int((np.ptp(X, axis=0) == 0).sum()) for name, X in zip(ls.names, Xs)}
-    Yall, subjects, subject_index = _as_targets(Y, ls.stimulus_ids, n)
-    alphas_np = _ridge.check_alphas(alphas)
-    check_choice(score, "score", _ridge.SCORES)
-    if stratify is not None and len(stratify) != n:
-        raise ShapeMismatchError(f"stratify has {len(stratify)} labels for {n} stimuli")
-    if groups is not None and len(groups) != n:
-        raise ShapeMismatchError(f"groups has {len(groups)} labels for {n} stimuli")
-    outer = resolve_folds(outer_folds, n, seed=seed, stratify=stratify, groups=groups)
-    if not (isinstance(inner_folds, (int, np.integer)) and not isinstance(inner_folds, bool)):
-        raise InvalidOptionError(f"inner_folds must be an int, got {inner_folds!r}")
-    inner_k = check_positive_int(inner_folds, "inner_folds", minimum=2)
+    prob = _check_inputs(layers, Y, alphas=alphas, outer_folds=outer_folds,
+                         inner_folds=inner_folds, stratify=stratify, groups=groups,
+                         score=score, seed=seed)
+    valid = ~_zero_variance(prob.Y)
+    fits = None
+    if valid.any():
+        inners = nested_folds(prob.outer, prob.n_inner, seed=seed, stratify=stratify,
+                              groups=groups)
+        opts = dict(score=score, standardize=standardize, extend_alphas=extend_alphas,
+                    chunk_size=chunk_size, devices=devices)
+        with _progress(progress, prob.outer.shape[0] * len(prob.Xs)) as bar:
+            fits = _nested_cv(prob.Xs, prob.Y[:, valid], prob.outer, inners, prob.alphas,
+                              opts, bar)
+    return _assemble(prob, valid, fits, select_layer=select_layer, pooled=pooled)
 
-    valid = ~_zero_variance(Yall)
-    n_t = Yall.shape[1]
-    n_layers, n_outer = len(Xs), outer.shape[0]
-    layer_alpha = np.full((n_outer, n_layers, n_t), np.nan)
-    layer_r = np.full((n_layers, n_t), np.nan)
-    layer_cod = np.full((n_layers, n_t), np.nan)
-    layer_fold_r = np.full((n_layers, n_outer, n_t), np.nan)
-    layer_fold_cod = np.full((n_layers, n_outer, n_t), np.nan)
-    fold_r = np.full((n_outer, n_t), np.nan)
-    fold_cod = np.full((n_outer, n_t), np.nan)
-    r = np.full(n_t, np.nan)
-    cod = np.full(n_t, np.nan)
-    best_layer = np.full((n_outer, n_t), -1, dtype=np.int64)
-    best_alpha = np.full((n_outer, n_t), np.nan)
-    pred_sel = np.full((n, n_t), np.nan)
-    cols = np.flatnonzero(valid)
-    dtype = _ridge._float_dtype()
 
-    if cols.size:
-        Y = Yall[:, cols]
-        t = Y.shape[1]
-        # per-layer pooled predictions are accumulated as sufficient statistics (memory
-        # O(n_layers * n_targets)): sum p, sum p^2, sum p*y, sum (y-p)^2
-        stats = np.zeros((n_layers, 4, t))
-        lfr = np.zeros((n_layers, n_outer, t))
-        lfc = np.zeros((n_layers, n_outer, t))
-        sel = np.zeros((n, t), dtype=np.float64) if select_layer else None
-        plan = _ridge._plan(n, max(X.shape[1] for X in Xs), len(alphas_np), t, target_chunk,
-                            devices)
-        Yd = _ridge._put_targets(Y, plan, dtype)
-        Xds = [jnp.asarray(X, dtype) for X in Xs]
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
+@contextlib.contextmanager
+def _progress(show: bool, total: int):
+    """A tqdm bar over (outer fold, layer) fits, or None."""
+    if not show:
+        yield None
+        return
+    from tqdm.auto import tqdm
 
-            bar = tqdm(total=n_outer * n_layers, desc="encode", unit="fit")
-        # small decompositions: OpenBLAS on one thread, so it does not spin against XLA
-        with serial_lapack(min(n, max(X.shape[1] for X in Xs)), plan.devices):
-            for o in range(n_outer):
-                tr = np.flatnonzero(~outer[o])
-                te = np.flatnonzero(outer[o])
-                sub_strat = None if stratify is None else np.asarray(stratify)[tr]
-                sub_groups = None if groups is None else np.asarray(groups)[tr]
-                if inner_k > len(tr):
-                    raise InvalidFoldsError(f"cannot make {inner_k} inner folds from the {len(tr)} "
-                                            f"training stimuli of outer fold {o}")
-                inner = resolve_folds(inner_k, len(tr), seed=seed + 1 + o, stratify=sub_strat,
-                                      groups=sub_groups)
-                inner_groups = _ridge._fold_groups(inner)
-                Ytr_host = Y[tr]  # once per outer fold: the edge extension reads it per step
-                Ytr = _ridge._put_targets(Ytr_host, plan, dtype)
-                alpha_l = np.empty((n_layers, t))
-                score_l = np.empty((n_layers, t))
-                preds = []
-                for li, Xd in enumerate(Xds):
-                    p = Xd.shape[1]
-                    Xtr = Xd[tr]
-                    kw = dict(mode=_ridge._pick_mode("auto", int((~inner).sum(1).max()), p),
-                              score=score, fit_intercept=True, standardize=standardize,
-                              chunk=plan.chunk, devices=plan.devices)
-                    cvs = np.asarray(_ridge._cv_pass(Xtr, Ytr, inner_groups,
-                                                     jnp.asarray(alphas_np, dtype), what="grid",
-                                                     **kw))[:, :t] / inner.shape[0]
-                    bi = np.argmax(cvs, axis=0)
-                    a = alphas_np[bi]
-                    s = cvs[bi, np.arange(cvs.shape[1])]
-                    if extend_alphas and len(alphas_np) >= 2:
-                        a, s = _ridge._extend(
-                            lambda aa, cc: _ridge._subset_grid_scores(
-                                Xtr, Ytr_host, inner_groups, aa, cc, target_chunk=target_chunk,
-                                devices=plan.devices, n_folds=inner.shape[0], mode=kw["mode"],
-                                score=score, fit_intercept=True, standardize=standardize),
-                            a, s, alphas_np, dtype)
-                    alpha_l[li], score_l[li] = a, s
-                    pr = np.asarray(_ridge._predict_pass(
-                        Xd, Yd, jnp.asarray(tr, jnp.int32), jnp.asarray(te, jnp.int32),
-                        jnp.asarray(_ridge._pad_vec(a, plan, 1.0), dtype), what="predict",
-                        mode=_ridge._pick_mode("auto", len(tr), p), fit_intercept=True,
-                        standardize=standardize, chunk=plan.chunk, devices=plan.devices),
-                        dtype=np.float64)[:, :t]
-                    yte = Y[te]
-                    stats[li, 0] += pr.sum(0)
-                    stats[li, 1] += (pr ** 2).sum(0)
-                    stats[li, 2] += (pr * yte).sum(0)
-                    stats[li, 3] += ((yte - pr) ** 2).sum(0)
-                    lfr[li, o], lfc[li, o] = column_scores(pr, yte)
-                    preds.append(pr)
-                    if bar is not None:
-                        bar.update(1)
-                layer_alpha[o][:, cols] = alpha_l[:, :t]
-                if select_layer:
-                    bl = np.argmax(score_l[:, :t], axis=0)
-                    best_layer[o, cols] = bl
-                    best_alpha[o, cols] = alpha_l[bl, np.arange(t)]
-                    sel[te] = np.stack(preds)[bl, :, np.arange(t)].T
-        if bar is not None:
-            bar.close()
-        if select_layer:
-            pred_sel[:, cols] = sel
-        pooled_lr = pooled_lcod = None
-        if pooled:
-            pooled_lr, pooled_lcod = _pooled_from_stats(stats, Y)
-        lr, _, lcod = _aggregate(lfr, lfc, pooled_lr, pooled_lcod)
-        layer_r[:, cols], layer_cod[:, cols] = lr, lcod
-        layer_fold_r[:, :, cols], layer_fold_cod[:, :, cols] = lfr, lfc
-    layer_r2 = r2_from_r(layer_r) if pooled else r2_from_r(layer_fold_r).mean(axis=1)
-    if select_layer and cols.size:
-        fr, fc = fold_scores(pred_sel[:, cols], Yall[:, cols], outer)
-        fold_r[:, cols], fold_cod[:, cols] = fr, fc
-        pr_, pc_ = column_scores(pred_sel[:, cols], Yall[:, cols]) if pooled else (None, None)
-        r[cols], _, cod[cols] = _aggregate(fr, fc, pr_, pc_)
-    fold_r2 = r2_from_r(fold_r)
-    r2 = fold_r2.mean(axis=0) if not pooled else r2_from_r(r)
-    res = EncodingResult(prediction=pred_sel, r=r, r2=r2, cod=cod, fold_r=fold_r,
-                         fold_r2=fold_r2, fold_cod=fold_cod, best_layer=best_layer,
-                         best_alpha=best_alpha, layer_r=layer_r, layer_r2=layer_r2,
-                         layer_cod=layer_cod, layer_fold_r=layer_fold_r,
-                         layer_fold_cod=layer_fold_cod, layer_alpha=layer_alpha, valid=valid,
-                         layer_names=tuple(ls.names), subjects=subjects,
-                         subject_index=subject_index, folds=outer, summary={})
-    summary = summarize(res)
-    summary["n_constant_features"] = n_const
-    summary["scoring"] = "pooled" if pooled else "per_fold_mean"
-    return res._replace(summary=summary)
+    bar = tqdm(total=total, desc="encode", unit="fit")
+    try:
+        yield bar
+    finally:
+        bar.close()
 
 
 def _mean_sem(values: list[float]) -> dict:
@@ -511,7 +576,7 @@ def encoding_permutation_test(layers, Y, *, alphas, folds, n_perm: int, seed: in
     encode_options : mapping, optional
         Further keyword arguments of :func:`encode` (``inner_folds``, ``stratify``,
         ``groups``, ``standardize``, ``extend_alphas``, ``score`` for the inner selection,
-        ``pooled``, ``target_chunk``).
+        ``pooled``, ``chunk_size``).
     progress : bool
         Show a progress bar over the permutations.
 

@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import ridge as _ridge
+from .ridge import ridge_cv
 
 __all__ = ["RidgeCV"]
 
@@ -29,8 +29,9 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         Number of (shuffled, seeded) K folds, explicit folds, or an object with ``split``.
     fit_intercept : bool
     scoring : {"r2", "pearson", "neg_mse"}
-        Cross-validation score used to choose alphas. (Named ``scoring`` as in sklearn's
-        ``RidgeCV``: an attribute called ``score`` would hide the ``score`` method.)
+        Cross-validation score used to choose alphas. Named ``scoring`` by sklearn's
+        convention (its ``RidgeCV``; an attribute called ``score`` would hide the ``score``
+        method), where alignjax's functions say ``score=``; passed on as that.
     extend_alphas : bool
         Halve/double edge-selected alphas while the CV score improves.
     seed : int
@@ -78,9 +79,8 @@ class RidgeCV(RegressorMixin, BaseEstimator):
             folds = list(folds.split(X, y))
         elif isinstance(folds, (int, np.integer)) and not isinstance(folds, bool):
             folds = int(min(folds, n))
-        res = _ridge.ridge_cv(X, Y, alphas=self.alphas, folds=folds,
-                              fit_intercept=self.fit_intercept, score=self.scoring,
-                              extend_alphas=self.extend_alphas, seed=self.seed)
+        res = ridge_cv(X, Y, alphas=self.alphas, folds=folds, fit_intercept=self.fit_intercept,
+                       score=self.scoring, extend_alphas=self.extend_alphas, seed=self.seed)
         coef = np.asarray(res.coef, dtype=np.float64).T  # (n_targets, n_features)
         self.cv_scores_ = np.asarray(res.cv_scores, dtype=np.float64)
         alpha = np.asarray(res.best_alpha, dtype=np.float64)

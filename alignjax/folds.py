@@ -15,7 +15,8 @@ import numpy as np
 from ._validation import InvalidFoldsError, check_positive_int
 
 __all__ = ["kfold", "stratified_kfold", "group_kfold", "resolve_folds", "validate_folds",
-           "fold_ids", "stratified_fold_ids", "inner_test_masks", "stratified_holdout"]
+           "fold_ids", "stratified_fold_ids", "inner_test_masks", "stratified_holdout",
+           "nested_folds"]
 
 
 def validate_folds(masks: np.ndarray, n_stimuli: int | None = None, *,
@@ -268,3 +269,40 @@ def fold_ids(masks: np.ndarray) -> np.ndarray:
     """The fold index of each stimulus (n_stimuli,), from covering test masks."""
     masks = validate_folds(np.asarray(masks))
     return np.argmax(masks, axis=0)
+
+
+# --------------------------------------------------------------------------- nested folds
+
+
+def nested_folds(outer: np.ndarray, n_inner: int, *, seed: int = 0, stratify=None,
+                 groups=None) -> list[np.ndarray]:
+    """Inner folds inside the training stimuli of each outer fold.
+
+    Parameters
+    ----------
+    outer : ndarray (n_outer, n_stimuli) of bool
+        Outer test masks.
+    n_inner : int
+        Inner folds per outer-training set.
+    seed : int
+        The inner folds of outer fold ``o`` are drawn with seed ``seed + 1 + o``.
+    stratify, groups : array (n_stimuli,), optional
+        Category or group labels of all stimuli: inner folds are stratified or grouped
+        like the outer ones (see :func:`resolve_folds`).
+
+    Returns
+    -------
+    list of ndarray (n_inner, n_train_o) of bool
+        Test masks over the outer-training stimuli ``np.flatnonzero(~outer[o])``.
+    """
+    inner = []
+    for o, test in enumerate(np.asarray(outer)):
+        tr = np.flatnonzero(~test)
+        if n_inner > len(tr):
+            raise InvalidFoldsError(f"cannot make {n_inner} inner folds from the {len(tr)} "
+                                    f"training stimuli of outer fold {o}")
+        inner.append(resolve_folds(
+            n_inner, len(tr), seed=seed + 1 + o,
+            stratify=None if stratify is None else np.asarray(stratify)[tr],
+            groups=None if groups is None else np.asarray(groups)[tr]))
+    return inner

@@ -95,10 +95,10 @@ def _flops_ridge_cv(n, p, t, n_alphas, n_folds):
     n_tr = n - n_te
 
     def apply(r):  # predictions of every alpha on a test fold, from rank-r factors
-        from alignjax.ridge import _use_hat
+        from alignjax.ridge import use_hat
 
         rows = n_alphas * n_te
-        if _use_hat(rows, r, n_tr, t):  # the (alphas x test, n_train) operator, formed once
+        if use_hat(rows, r, n_tr, t):  # the (alphas x test, n_train) operator, formed once
             return 2 * rows * r * n_tr + 2 * rows * n_tr * t
         return 2 * n_tr * r * t + 2 * rows * r * t
 

@@ -294,7 +294,8 @@ def _add_encode(sub) -> None:
                    help="halve/double edge-selected alphas while the inner CV score improves")
     p.add_argument("--no-standardize", action="store_true",
                    help="do not z-score features (with training statistics)")
-    p.add_argument("--target-chunk", type=int, default=None, help="voxels per chunk")
+    p.add_argument("--chunk-size", "--target-chunk", dest="chunk_size", type=int, default=None,
+                   help="voxels per chunk (--target-chunk: its former name)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_cmd_encode)
@@ -312,7 +313,7 @@ def _cmd_encode(args) -> int:
                          outer_folds=args.outer_folds, inner_folds=args.inner_folds,
                          stratify=stratify, score=args.score, extend_alphas=args.extend_alphas,
                          standardize=not args.no_standardize, layers=layers,
-                         target_chunk=args.target_chunk, seed=args.seed,
+                         chunk_size=args.chunk_size, seed=args.seed,
                          progress=not args.no_progress)
     acc = summary["across_subjects"]["median_r2"]
     sem = "" if acc["sem"] is None else f" ± {acc['sem']:.4f}"

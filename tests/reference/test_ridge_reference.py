@@ -57,7 +57,7 @@ def test_matches_himalaya_alphas_and_sklearn_coefs(case, fit_intercept):
     X, Y = _problem(kw["n"], kw["p"], kw["t"], rank=kw.get("rank"), dup=kw.get("dup", False))
     with jax.enable_x64(True):
         res = ridge_cv(X, Y, alphas=ALPHAS, folds=_masks(len(X)), fit_intercept=fit_intercept,
-                       score="r2", target_chunk=5)
+                       score="r2", chunk_size=5)
         best = np.asarray(res.best_alpha)
         coef = np.asarray(res.coef)
         icpt = np.asarray(res.intercept)

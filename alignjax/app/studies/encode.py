@@ -14,6 +14,7 @@ import numpy as np
 from alignjax.errors import InvalidOptionError
 from alignjax.encoding import encode, encoding_permutation_test, split_subjects
 from alignjax.io import load_layers, load_responses
+from alignjax.options import renamed
 
 __all__ = ["run_encode", "parse_alphas", "DEFAULT_ALPHAS"]
 
@@ -36,10 +37,11 @@ def parse_alphas(alphas) -> np.ndarray:
                                  f"logspace:START:STOP:NUM ({exc})") from None
 
 
+@renamed(target_chunk="chunk_size")
 def run_encode(features, brain, out: str | os.PathLike, *, alphas=None, outer_folds: int = 5,
                inner_folds: int = 5, stratify: Sequence | None = None, score: str = "r2",
                extend_alphas: bool = False, standardize: bool = True,
-               layers: Sequence[str] | None = None, target_chunk: int | None = None,
+               layers: Sequence[str] | None = None, chunk_size: int | None = None,
                n_perm: int = 0, seed: int = 0, progress: bool = True) -> dict:
     """Nested-CV encoding of every voxel of every subject; writes results to ``out``.
 
@@ -58,7 +60,7 @@ def run_encode(features, brain, out: str | os.PathLike, *, alphas=None, outer_fo
     alphas = parse_alphas(alphas)
     res = encode(ls, resp if ls.stimulus_ids is not None else resp.subjects, alphas=alphas,
                  outer_folds=outer_folds, inner_folds=inner_folds, stratify=stratify,
-                 standardize=standardize, target_chunk=target_chunk,
+                 standardize=standardize, chunk_size=chunk_size,
                  extend_alphas=extend_alphas, score=score, seed=seed, progress=progress)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -70,7 +72,7 @@ def run_encode(features, brain, out: str | os.PathLike, *, alphas=None, outer_fo
             ls, resp if ls.stimulus_ids is not None else resp.subjects, alphas=alphas,
             folds=res.folds, n_perm=n_perm, seed=seed, score="pearson", progress=progress,
             encode_options=dict(inner_folds=inner_folds, stratify=stratify,
-                                standardize=standardize, target_chunk=target_chunk,
+                                standardize=standardize, chunk_size=chunk_size,
                                 extend_alphas=extend_alphas, score=score))
     with open(out / "voxels.csv", "w", newline="") as fh:
         w = csv.writer(fh)

@@ -1,0 +1,304 @@
+"""The device side of ridge: chunked per-shard bodies, the CV solver registry, and the
+jitted, target-sharded passes built from them by one helper (:func:`sharded`).
+
+Every body works on the targets of one device (a shard of the columns of ``Y``), in
+chunks of ``chunk`` targets, so memory stays bounded; neither the chunk size nor the
+number of devices changes a result beyond floating-point rounding.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.sharding import Mesh, PartitionSpec as P
+
+from .solvers import FOLD_SOLVERS, FoldSolver, full_kernel_eig, standardize_stats
+
+__all__ = ["CV_SOLVERS", "cv_pass", "predict_pass", "refit_pass", "full_eig", "use_hat",
+           "mesh", "cv_local", "refit_local"]
+
+
+def chunk_loop(body, n_targets: int, chunk: int, init):
+    """Run ``body(start, carry)`` over target chunks with a fori_loop."""
+    n_chunks = n_targets // chunk
+    if n_chunks == 1:
+        return body(0, init)
+    return lax.fori_loop(0, n_chunks, lambda c, acc: body(c * chunk, acc), init)
+
+
+def _y_split(Y, tr, te, start, chunk, fit_intercept):
+    Yc = lax.dynamic_slice_in_dim(Y, start, chunk, axis=1)
+    Ytr, Yte = Yc[tr], Yc[te]
+    if fit_intercept:
+        m = jnp.mean(Ytr, axis=0)
+        return Ytr - m, Yte - m, m
+    return Ytr, Yte, jnp.zeros((chunk,), Y.dtype)
+
+
+def use_hat(rows: int, r: int, n_train: int, t: int) -> bool:
+    """Predict ``rows`` (alphas x test rows) of ``t`` targets through the operator
+    (rows, n_train), formed once, rather than through the rank-``r`` factors."""
+    return rows * r * n_train + rows * n_train * t < r * n_train * t + rows * r * t
+
+
+def _computed_once(x, token):
+    """``x``, materialised before its consumers.
+
+    XLA:CPU fuses small producers (an operator built from a matmul, a centred gather) into
+    the YNNPACK matmul that consumes them, which then recomputes them tile by tile (1.4x
+    slower ridge_cv on workload (a)); ``lax.optimization_barrier`` does not survive its
+    passes, a conditional does (with two distinct branches: ``x``, or NaN where ``token``,
+    a traced scalar of the same computation, is already NaN).
+    """
+    return lax.cond(jnp.isnan(token), lambda: jnp.full_like(x, jnp.nan), lambda: x)
+
+
+def _centre_global(X, fit_intercept):
+    # a global shift changes nothing when the intercept is fitted, and improves rounding
+    return X - jnp.mean(X, axis=0) if fit_intercept else X
+
+
+# --------------------------------------------------------------------------- one fold
+
+
+def fold_grid_scores(Xg, K, Y, tr, te, alphas, *, solver: FoldSolver, score: Callable,
+                     fit_intercept: bool, standardize: bool, chunk: int):
+    """Scores (n_alphas, n_targets) of every grid alpha on one fold, for all local targets."""
+    U, spec, keep, A = solver.decompose(Xg, K, tr, te, fit_intercept=fit_intercept,
+                                        standardize=standardize)
+    n_te, r = A.shape
+    t = Y.shape[1]
+    n_alphas = alphas.shape[0]
+    D = solver.shrink(spec, keep, alphas[:, None])  # (n_alphas, r)
+    AD = (A[None] * D[:, None, :]).reshape(n_alphas * n_te, r)
+    # fold U^T into the (alphas x test rows, n_train) operator once where that costs
+    # fewer flops than the (r, n_train) x (n_train, chunk) product on every chunk
+    hat = use_hat(n_alphas * n_te, r, U.shape[0], t)
+    op = _computed_once(AD @ U.T if hat else AD, spec[0])
+
+    def body(start, out):
+        Ytr, Yte, _ = _y_split(Y, tr, te, start, chunk, fit_intercept)
+        Ytr = _computed_once(Ytr, spec[0])
+        pred = (op @ (Ytr if hat else U.T @ Ytr)).reshape(n_alphas, n_te, chunk)
+        return lax.dynamic_update_slice_in_dim(out, score(pred, Yte), start, axis=1)
+
+    return chunk_loop(body, t, chunk, jnp.zeros((n_alphas, t), Y.dtype))
+
+
+def fold_predict(Xg, K, Y, tr, te, alpha, *, solver: FoldSolver, fit_intercept: bool,
+                 standardize: bool, chunk: int):
+    """Predictions (n_test, n_targets) of rows ``te`` from a fit on rows ``tr`` with
+    per-target ``alpha`` (n_targets,)."""
+    U, spec, keep, A = solver.decompose(Xg, K, tr, te, fit_intercept=fit_intercept,
+                                        standardize=standardize)
+    n_te = A.shape[0]
+    t = Y.shape[1]
+
+    def body(start, out):
+        Ytr, _, m = _y_split(Y, tr, te, start, chunk, fit_intercept)
+        a = lax.dynamic_slice_in_dim(alpha, start, chunk)
+        D = solver.shrink(spec[:, None], keep[:, None], a[None, :])  # (r, chunk)
+        pred = A @ (D * (U.T @ Ytr))
+        return lax.dynamic_update_slice_in_dim(out, pred + m, start, axis=1)
+
+    return chunk_loop(body, t, chunk, jnp.zeros((n_te, t), Y.dtype))
+
+
+# --------------------------------------------------------------------------- CV solvers
+
+
+def solve_ridge_cv_folds(X, Y, groups, alphas, eig=None, *, solver: FoldSolver,
+                         score: Callable, fit_intercept: bool, standardize: bool, chunk: int):
+    """Scores (n_alphas, n_targets) summed over folds, one decomposition per training fold.
+
+    ``groups``: folds grouped by training size, tuples of (train idx (g, n_tr), test idx
+    (g, n_te)); ``eig`` is unused.
+    """
+    Xg = _centre_global(X, fit_intercept)
+    K = solver.kernel(Xg, standardize=standardize)
+    kw = dict(solver=solver, score=score, fit_intercept=fit_intercept,
+              standardize=standardize, chunk=chunk)
+    total = None
+    for tr_g, te_g in groups:  # at most two groups (training sizes differ by one)
+        # a fori_loop over the folds keeps one fold's decomposition in memory at a time.
+        # (vmap over folds is faster on CPU but deadlocks XLA:CPU with several forced host
+        # devices once the target-chunk loop runs inside it.)
+        def fold(f, acc, tr_g=tr_g, te_g=te_g):
+            return acc + fold_grid_scores(Xg, K, Y, tr_g[f], te_g[f], alphas, **kw)
+
+        init = jnp.zeros((alphas.shape[0], Y.shape[1]), Y.dtype)
+        part = lax.fori_loop(0, tr_g.shape[0], fold, init)
+        total = part if total is None else total + part
+    return total
+
+
+def solve_ridge_cv_svd(X, Y, groups, alphas, eig=None, *, score, fit_intercept, standardize,
+                       chunk):
+    """K-fold CV scores from a thin SVD of each training fold (primal form)."""
+    return solve_ridge_cv_folds(X, Y, groups, alphas, eig, solver=FOLD_SOLVERS["svd"],
+                                score=score, fit_intercept=fit_intercept,
+                                standardize=standardize, chunk=chunk)
+
+
+def solve_ridge_cv_eigh(X, Y, groups, alphas, eig=None, *, score, fit_intercept, standardize,
+                        chunk):
+    """K-fold CV scores from an eigendecomposition of each training fold's kernel (dual)."""
+    return solve_ridge_cv_folds(X, Y, groups, alphas, eig, solver=FOLD_SOLVERS["eigh"],
+                                score=score, fit_intercept=fit_intercept,
+                                standardize=standardize, chunk=chunk)
+
+
+def solve_ridge_cv_eigh_full(X, Y, groups, alphas, eig=None, *, score, fit_intercept,
+                             standardize=False, chunk):
+    """K-fold CV scores of all alphas from ONE eigendecomposition of the full kernel.
+
+    For penalised least squares (ridge, with an unpenalised intercept when
+    ``fit_intercept``), the residuals of held-out rows T of a fit without them are exactly
+    ``e_T = (G_TT)^-1 (G Y)_T`` with ``G = I - H`` the residual-maker of the fit on all
+    stimuli; in the kernel eigenbasis ``G = U diag(alpha / (lam + alpha)) U^T`` (plus the
+    null space). Summed scores over folds, (n_alphas, n_targets). ``eig``: the result of
+    :func:`full_kernel_eig`, or None to compute it here. Cannot standardise per fold.
+    """
+    U, lam = full_kernel_eig(X, fit_intercept) if eig is None else eig
+    g = alphas[:, None] / (lam[None, :] + alphas[:, None])  # (n_alphas, r)
+    facs = []
+    for _, te_g in groups:
+        UT = U[te_g]  # (f, m, r)
+        M = jnp.einsum("fmr,ar,fkr->famk", UT, g, UT)
+        facs.append((te_g, jax.scipy.linalg.lu_factor(M)))
+    n_alphas = alphas.shape[0]
+    t = Y.shape[1]
+
+    def body(start, out):
+        Yc = lax.dynamic_slice_in_dim(Y, start, chunk, axis=1)
+        B = U.T @ Yc
+
+        def per_alpha(a):
+            GY = U @ (g[a][:, None] * B)  # (n, chunk)
+            tot = jnp.zeros((chunk,), Y.dtype)
+            for te_g, (lu, piv) in facs:
+                rhs = GY[te_g]  # (f, m, chunk)
+                e = jax.vmap(lambda l, p_, b: jax.scipy.linalg.lu_solve((l, p_), b))(
+                    lu[:, a], piv[:, a], rhs)
+                yT = Yc[te_g]
+                tot = tot + jnp.sum(score(yT - e, yT), axis=0)
+            return tot
+
+        sc = lax.map(per_alpha, jnp.arange(n_alphas))
+        return lax.dynamic_update_slice_in_dim(out, sc, start, axis=1)
+
+    return chunk_loop(body, t, chunk, jnp.zeros((n_alphas, t), Y.dtype))
+
+
+#: CV solvers by name (the ``solver=`` option of :func:`alignjax.ridge_cv`); each returns
+#: the scores of every grid alpha summed over folds, (n_alphas, n_targets) on one shard.
+CV_SOLVERS: dict[str, Callable] = {"svd": solve_ridge_cv_svd, "eigh": solve_ridge_cv_eigh,
+                                   "eigh_full": solve_ridge_cv_eigh_full}
+
+
+# --------------------------------------------------------------------------- fits
+
+
+def predict_local(X, Y, tr, te, alpha, *, solver: FoldSolver, fit_intercept, standardize,
+                  chunk):
+    """Per-target-alpha predictions of held-out rows ``te`` from a fit on rows ``tr``."""
+    Xg = _centre_global(X, fit_intercept)
+    K = solver.kernel(Xg, standardize=standardize)
+    return fold_predict(Xg, K, Y, tr, te, alpha, solver=solver, fit_intercept=fit_intercept,
+                        standardize=standardize, chunk=chunk)
+
+
+def _refit_features(X, fit_intercept, standardize):
+    """Centred (or z-scored) features with their mean, scale and constant mask."""
+    p = X.shape[1]
+    if standardize:
+        mu, sd, const = standardize_stats(X)
+        return jnp.where(const, 0.0, (X - mu) / sd), mu, sd, const
+    if fit_intercept:
+        mu = jnp.mean(X, axis=0)
+        return X - mu, mu, jnp.ones((p,), X.dtype), jnp.zeros((p,), bool)
+    return X, jnp.zeros((p,), X.dtype), jnp.ones((p,), X.dtype), jnp.zeros((p,), bool)
+
+
+def refit_local(X, Y, alpha, eig=None, *, solver: FoldSolver, fit_intercept, standardize,
+                chunk):
+    """Refit on all rows with per-target alphas -> coef (n_features, t), intercept (t,).
+
+    ``eig``: the full kernel's eigendecomposition (:func:`full_kernel_eig`) when the CV
+    pass already computed it (kernel form without standardisation).
+    """
+    p = X.shape[1]
+    t = Y.shape[1]
+    Xc, mu, sd, const = _refit_features(X, fit_intercept, standardize)
+    U, spec, keep, back = solver.basis(Xc, eig)  # back (p, r): spectral -> coefficients
+
+    def body(start, carry):
+        coef, icpt = carry
+        Yc = lax.dynamic_slice_in_dim(Y, start, chunk, axis=1)
+        m = jnp.mean(Yc, axis=0) if fit_intercept else jnp.zeros((chunk,), Y.dtype)
+        a = lax.dynamic_slice_in_dim(alpha, start, chunk)
+        D = solver.shrink(spec[:, None], keep[:, None], a[None, :])
+        w = back @ (D * (U.T @ (Yc - m)))
+        w = jnp.where(const[:, None], 0.0, w / sd[:, None])
+        b = m - mu @ w if fit_intercept or standardize else jnp.zeros((chunk,), Y.dtype)
+        return (lax.dynamic_update_slice_in_dim(coef, w, start, axis=1),
+                lax.dynamic_update_slice_in_dim(icpt, b, start, axis=0))
+
+    init = (jnp.zeros((p, t), Y.dtype), jnp.zeros((t,), Y.dtype))
+    return chunk_loop(body, t, chunk, init)
+
+
+# --------------------------------------------------------------------------- sharding
+
+
+def mesh(devices) -> Mesh:
+    """A one-axis mesh ``"t"`` (targets) over ``devices``."""
+    return Mesh(np.asarray(devices, dtype=object), ("t",))
+
+
+def sharded(local: Callable, in_specs: tuple, out_specs, static: tuple):
+    """``jit(shard_map(local))`` over the targets axis ``"t"``.
+
+    The returned function takes ``local``'s array arguments (a trailing ``None``, e.g. an
+    absent shared eigendecomposition, is dropped; extra arguments are replicated), the
+    keyword options named in ``static`` and ``devices`` (a tuple), all static.
+    """
+
+    def run(*args, devices, **options):
+        while args and args[-1] is None:
+            args = args[:-1]
+        specs = tuple(in_specs) + (P(),) * (len(args) - len(in_specs))
+        f = jax.shard_map(partial(local, **options), mesh=mesh(devices), in_specs=specs,
+                          out_specs=out_specs, check_vma=False)
+        return f(*args)
+
+    run.__name__ = run.__qualname__ = local.__name__.replace("_local", "_pass")
+    return jax.jit(run, static_argnames=tuple(static) + ("devices",))
+
+
+def cv_local(X, Y, groups, alphas, eig=None, *, cv_solver: Callable, score, fit_intercept,
+             standardize, chunk):
+    """Grid scores summed over folds on one shard of targets, by ``cv_solver``."""
+    return cv_solver(X, Y, groups, alphas, eig, score=score, fit_intercept=fit_intercept,
+                     standardize=standardize, chunk=chunk)
+
+
+_T = P(None, "t")
+#: Grid scores summed over folds (n_alphas, n_targets): ``cv_pass(X, Y, groups, alphas,
+#: eig=None, *, cv_solver, score, fit_intercept, standardize, chunk, devices)``.
+cv_pass = sharded(cv_local, (P(), _T, P(), P()), _T,
+                  ("cv_solver", "score", "fit_intercept", "standardize", "chunk"))
+#: Predictions (n_test, n_targets): ``predict_pass(X, Y, tr, te, alpha, *, solver, ...)``.
+predict_pass = sharded(predict_local, (P(), _T, P(), P(), P("t")), _T,
+                       ("solver", "fit_intercept", "standardize", "chunk"))
+#: ``(coef, intercept)``: ``refit_pass(X, Y, alpha, eig=None, *, solver, ...)``.
+refit_pass = sharded(refit_local, (P(), _T, P("t")), (_T, P("t")),
+                     ("solver", "fit_intercept", "standardize", "chunk"))
+#: The eigendecomposition of the full (centred) kernel, shared by the "eigh_full" CV pass
+#: and the refit on all stimuli.
+full_eig = jax.jit(full_kernel_eig, static_argnames=("fit_intercept",))
