@@ -45,7 +45,8 @@ def usable_cores() -> int:
 
 
 @functools.lru_cache(maxsize=1)
-def _controller():
+def blas_controller():
+    """threadpoolctl's controller of the BLAS libraries jaxlib's CPU LAPACK uses (internal)."""
     # jaxlib's CPU LAPACK kernels come from scipy.linalg.cython_lapack: load it first so
     # the controller sees SciPy's OpenBLAS (and NumPy's).
     import scipy.linalg.cython_lapack  # noqa: F401
@@ -72,7 +73,7 @@ def serial_lapack(order: int, devices=None):
     if order > SERIAL_LAPACK_MAX or not _on_cpu(devices):
         yield
         return
-    with _controller().limit(limits=1, user_api="blas"):
+    with blas_controller().limit(limits=1, user_api="blas"):
         yield
 
 

@@ -62,11 +62,11 @@ def _gram_distance(X: jax.Array, metric: str) -> jax.Array:
 #: square is one fast product, while each block width is another GEMM shape to compile and
 #: autotune (2,000 x 4,096 on an H200: a first call of 25.8 s with the blocks, 10.4 s with the
 #: square, CUDA start-up included; 19-23 ms per RDM after).
-_TRIANGLE_MIN = 512
-_TRIANGLE_BLOCK = 256
+TRIANGLE_MIN = 512
+TRIANGLE_BLOCK = 256
 
 
-def _use_triangle() -> bool:
+def use_triangle() -> bool:
     """Whether the default backend computes upper-triangle row blocks (CPU only)."""
     return jax.default_backend() == "cpu"
 
@@ -107,19 +107,19 @@ def _triangle_blocks(n: int, block: int):
     return starts, idx.astype(np.int32 if off < 2**31 else np.int64)
 
 
-def _rdm(X: jax.Array, metric: str, triangle: bool = True) -> jax.Array:
+def rdm_body(X: jax.Array, metric: str, triangle: bool = True) -> jax.Array:
     """Condensed RDM(s) (..., n_pairs) of X (..., n_stimuli, n_features); vmappable.
 
-    ``triangle``: compute only upper-triangle row blocks (from ``_TRIANGLE_MIN`` stimuli)."""
+    ``triangle``: compute only upper-triangle row blocks (from ``TRIANGLE_MIN`` stimuli)."""
     n = X.shape[-2]
-    if n < _TRIANGLE_MIN or not triangle:
+    if n < TRIANGLE_MIN or not triangle:
         i, j = _triu(n)
         return _gram_distance(X, metric)[..., i, j]
     Z, sq = _prepare(X, metric)
-    starts, idx = _triangle_blocks(n, _TRIANGLE_BLOCK)
+    starts, idx = _triangle_blocks(n, TRIANGLE_BLOCK)
     parts = []
     for r0 in starts:
-        r1 = min(r0 + _TRIANGLE_BLOCK, n)
+        r1 = min(r0 + TRIANGLE_BLOCK, n)
         D = _distances(Z[..., r0:r1, :], Z[..., r0:, :],
                        None if sq is None else sq[..., r0:r1],
                        None if sq is None else sq[..., r0:], metric)
@@ -128,8 +128,9 @@ def _rdm(X: jax.Array, metric: str, triangle: bool = True) -> jax.Array:
 
 
 @partial(jax.jit, static_argnames=("metric", "triangle"))
-def _rdm_jit(X, metric, triangle):
-    return _rdm(X, metric, triangle)
+def rdm_jit(X, metric, triangle):
+    """The jitted RDM kernel behind :func:`rdm` (package-internal; stable for tests)."""
+    return rdm_body(X, metric, triangle)
 
 
 @partial(jax.jit, static_argnames=("metric", "block"))
@@ -214,7 +215,7 @@ def rdm(X, *, metric: str = "correlation", stimulus_ids: Sequence[str] | None = 
     X = X.astype(dtype)
     n = X.shape[-2]
     if block_size is None and n * n <= _SQUARE_LIMIT:
-        return _rdm_jit(jnp.asarray(X), metric, triangle=_use_triangle())
+        return rdm_jit(jnp.asarray(X), metric, triangle=use_triangle())
     block = int(block_size or 1024)
     lead = X.shape[:-2]
     flat = X.reshape((-1,) + X.shape[-2:])

@@ -155,11 +155,11 @@ def bench_rdm(rec, name, cfg, rng, repeats):
     # CPU, else the 256-row blocks of the upper triangle (each against the columns from its
     # start)
     n, p = cfg["n"], cfg["p"]
-    from alignjax.rdm import _TRIANGLE_BLOCK, _TRIANGLE_MIN, _use_triangle
+    from alignjax.rdm import TRIANGLE_BLOCK, TRIANGLE_MIN, use_triangle
 
-    square = n < _TRIANGLE_MIN or not _use_triangle()
+    square = n < TRIANGLE_MIN or not use_triangle()
     cols = n * n if square else sum(
-        (min(r0 + _TRIANGLE_BLOCK, n) - r0) * (n - r0) for r0 in range(0, n - 1, _TRIANGLE_BLOCK))
+        (min(r0 + TRIANGLE_BLOCK, n) - r0) * (n - r0) for r0 in range(0, n - 1, TRIANGLE_BLOCK))
     flops = 2.0 * cols * p
     rec.add(name, "alignjax", t, flops=flops,
             baseline_seconds={"rsatoolbox": t_rt["seconds"], "scipy_pdist": t_sp["seconds"]}, **cfg)

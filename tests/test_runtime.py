@@ -5,18 +5,18 @@ import numpy as np
 import pytest
 
 from alignjax import ridge_cv
-from alignjax._runtime import SERIAL_LAPACK_MAX, _controller, serial_lapack
+from alignjax._runtime import SERIAL_LAPACK_MAX, blas_controller, serial_lapack
 
 
 def _blas_threads():
-    libs = _controller().select(user_api="blas").lib_controllers
+    libs = blas_controller().select(user_api="blas").lib_controllers
     return {lib.filepath: lib.num_threads for lib in libs}
 
 
 @pytest.fixture
 def two_threads():
     """BLAS on two threads for the test (the CI machine may report one core)."""
-    with _controller().limit(limits=2, user_api="blas"):
+    with blas_controller().limit(limits=2, user_api="blas"):
         yield
 
 

@@ -34,23 +34,23 @@ def test_rdm_jit_equals_eager(rng):
 
 def test_rdm_vmap_equals_loop(rng):
     X = rng.normal(size=(3, 10, 5))
-    from alignjax.rdm import _rdm
+    from alignjax.rdm import rdm_body
 
     with jax.default_matmul_precision("float32"):  # as the public rdm() (TF32 on GPUs)
-        batched = np.asarray(jax.vmap(lambda x: _rdm(x, "correlation"))(X))
+        batched = np.asarray(jax.vmap(lambda x: rdm_body(x, "correlation"))(X))
     looped = np.stack([np.asarray(aj.rdm(x)) for x in X])
     np.testing.assert_allclose(batched, looped, atol=1e-6)
 
 
 def test_triangle_blocks_equal_the_full_square(rng):
     """CPU computes upper-triangle row blocks from 512 stimuli, a GPU the full square."""
-    from alignjax.rdm import _TRIANGLE_MIN, _rdm_jit
+    from alignjax.rdm import TRIANGLE_MIN, rdm_jit
 
-    X = rng.normal(size=(_TRIANGLE_MIN + 37, 16)).astype(np.float32)
+    X = rng.normal(size=(TRIANGLE_MIN + 37, 16)).astype(np.float32)
     for metric in ("correlation", "euclidean"):
         with jax.default_matmul_precision("float32"):  # as the public rdm()
-            blocks = np.asarray(_rdm_jit(X, metric, triangle=True))
-            square = np.asarray(_rdm_jit(X, metric, triangle=False))
+            blocks = np.asarray(rdm_jit(X, metric, triangle=True))
+            square = np.asarray(rdm_jit(X, metric, triangle=False))
         np.testing.assert_allclose(blocks, square, atol=1e-5)
 
 
