@@ -53,6 +53,40 @@ def run_probe(features, labels, out: str | os.PathLike, *, target: str,
     subset). Writes ``probe.csv``, ``probe.json`` and ``probe.png``; returns the summary.
     """
     t0 = time.perf_counter()
+    if (transfer_train is None) != (transfer_test is None):
+        raise InvalidOptionError("give both transfer_train and transfer_test (--train-where and "
+                                 "--test-where) for a transfer probe")
+    arrays, y, rows, columns = _labelled_layers(features, labels, target=target,
+                                                id_column=id_column, where=where,
+                                                layers=layers, progress=progress, log=log)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    kw = dict(Cs=[float(c) for c in (Cs if Cs is not None else DEFAULT_CS)], folds=folds,
+              inner_folds=inner_folds, class_weight=class_weight, standardize=standardize,
+              n_perm=n_perm, seed=seed)
+    if transfer_train is not None:
+        table, detail = _transfer(arrays, y, rows, columns, transfer_train, transfer_test,
+                                  out=out, target=target, log=log, **kw)
+    else:
+        table, detail = _cross_validated(arrays, y, out=out, target=target, log=log,
+                                         progress=progress, **kw)
+    summary = {"analysis": "probe", "features": str(features), "labels": str(labels),
+               "target": target, "where": where, "n_stimuli": int(len(y)), "layers": table,
+               "seed": seed, "folds": folds, "inner_folds": inner_folds, "n_perm": n_perm,
+               "class_weight": class_weight, "standardize": standardize, **detail}
+    _write_tables(out, table, summary)
+    for r in table:
+        if not r["converged"]:
+            log(f"warning: some fits of layer {r['layer']} did not converge (see probe.json)")
+    summary["seconds"] = time.perf_counter() - t0
+    return summary
+
+
+def _labelled_layers(features, labels, *, target, id_column, where, layers, progress, log):
+    """Layers restricted to the labelled (and ``where``-selected) stimuli, matched by id.
+
+    Returns ``(arrays name -> (n, n_features), labels (n,), label rows, label columns)``.
+    """
     with open(labels, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     columns = list(rows[0].keys()) if rows else []
@@ -81,108 +115,98 @@ def run_probe(features, labels, out: str | os.PathLike, *, target: str,
     arrays = {n: np.asarray(a)[keep] for n, a in
               tqdm(zip(ls.names, ls.arrays), total=len(ls.names), desc="loading layers",
                    disable=not progress, leave=False)}
-    y = np.array([r[target].strip() for r in rows])
-    Cs = [float(c) for c in (Cs if Cs is not None else DEFAULT_CS)]
-    cw = class_weight
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    names = list(arrays)
-    widths = [a.shape[1] for a in arrays.values()]
+    return arrays, np.array([r[target].strip() for r in rows]), rows, columns
 
-    if (transfer_train is None) != (transfer_test is None):
-        raise InvalidOptionError("give both transfer_train and transfer_test (--train-where and "
-                                 "--test-where) for a transfer probe")
-    if transfer_train is not None:
-        tc, tv = parse_where(transfer_train, columns)
-        ec, ev = parse_where(transfer_test, columns)
-        train = np.array([r[tc].strip() == tv for r in rows])
-        test = np.array([r[ec].strip() == ev for r in rows])
-        log(f"transfer probe: training on {int(train.sum())} stimuli ({tc}={tv}), testing on "
-              f"{int(test.sum())} ({ec}={ev}), {len(names)} layers")
-        res = probe_transfer(arrays, y, train_mask=train, test_mask=test, Cs=Cs,
-                             folds=folds, inner_folds=inner_folds, class_weight=cw,
-                             standardize=standardize, n_perm=n_perm, seed=seed)
-        if res.within_skipped:
-            log(f"note: {res.within_skipped}")
-        n_test = int(test.sum())
-        lo, hi = wilson_interval(np.round(res.transfer_accuracy * n_test), n_test)
-        table = [{"layer": n, "n_features": w, "transfer_accuracy": float(a),
-                  "transfer_ci_low": float(l), "transfer_ci_high": float(h),
-                  "transfer_balanced_accuracy": float(b), "within_accuracy": float(wa),
-                  "chosen_C": float(c), "chance": res.chance,
-                  "chance_balanced": res.chance_balanced, "converged": bool(cv.all()),
-                  "p": None if np.isnan(p) else float(p),
-                  "p_fwe": None if np.isnan(pf) else float(pf)}
-                 for n, w, a, l, h, b, wa, c, cv, p, pf in zip(
-                     names, widths, res.transfer_accuracy, lo, hi, res.transfer_balanced_accuracy,
-                     res.within_accuracy, res.chosen_C, res.converged, res.p, res.p_fwe)]
-        detail = {"mode": "transfer", "train_where": transfer_train,
-                  "test_where": transfer_test, "Cs": res.Cs.tolist(),
-                  "classes": [str(c) for c in res.classes],
-                  "transfer_accuracy_per_C": res.transfer_accuracy_per_C.tolist(),
-                  "chance_rule": "test-subset share of the training subset's majority class",
-                  "within_skipped": res.within_skipped,
-                  "permutation": "labels permuted within each subset" if n_perm else None}
-        plot_probe_accuracy(names, res.transfer_accuracy, ci_low=lo, ci_high=hi,
-                            chance=res.chance, extra={"within test subset": res.within_accuracy},
-                            title=f"{target}: transfer {transfer_train} -> {transfer_test}",
-                            path=out / "probe.png")
-    else:
-        log(f"probing {target!r} ({len(set(y))} classes, {len(y)} stimuli) in "
-              f"{len(names)} layers x {len(Cs)} C x {folds} folds")
-        res = logistic_probe(arrays, y, Cs=Cs, folds=folds, inner_folds=inner_folds,
-                             class_weight=cw, standardize=standardize, seed=seed)
-        n = len(y)
-        codes = np.searchsorted(res.classes, y)
-        n_correct = (res.nested_predictions == codes[None]).sum(axis=1)
-        lo, hi = wilson_interval(n_correct, n)
-        acc = res.nested_accuracy.mean(axis=1)
-        pvals = [None] * len(names)
-        pfwe = [None] * len(names)
-        if n_perm > 0:  # the same nested procedure for every permuted labelling
-            perm = probe_permutation_test(arrays, y, Cs=Cs, inner_folds=inner_folds,
-                                          folds=folds, n_perm=n_perm, seed=seed,
-                                          class_weight=cw, standardize=standardize,
-                                          progress=progress)
-            pvals, pfwe = perm.p.tolist(), perm.p_fwe.tolist()
-        table = []
-        for i, name in enumerate(names):
-            v, c = np.unique(res.chosen_C[i], return_counts=True)
-            table.append({"layer": name, "n_features": widths[i], "accuracy": float(acc[i]),
-                          "ci_low": float(lo[i]), "ci_high": float(hi[i]),
-                          "accuracy_fold_sd": float(res.nested_accuracy[i].std(ddof=1)),
-                          "balanced_accuracy": float(res.nested_balanced_accuracy[i].mean()),
-                          "chosen_C": float(v[np.argmax(c)]), "best_C": float(res.best_C[i]),
-                          "best_C_accuracy": float(res.accuracy[i].mean(axis=1).max()),
-                          "chance": res.chance, "chance_balanced": 1.0 / len(res.classes),
-                          "converged": bool(res.converged[i].all() and
-                                                                   res.inner_converged[i].all()),
-                          "p": pvals[i], "p_fwe": pfwe[i]})
-        detail = {"mode": "cv", "Cs": res.Cs.tolist(), "classes": [str(c) for c in res.classes],
-                  "permutation": ("nested CV rerun for each permuted labelling (folds "
-                                  "redrawn, C chosen again)") if n_perm else None,
-                  "accuracy": res.accuracy.tolist(),
-                  "balanced_accuracy": res.balanced_accuracy.tolist(),
-                  "chosen_C": res.chosen_C.tolist(), "nested_accuracy": res.nested_accuracy.tolist(),
-                  "confusion": res.confusion.tolist(), "converged": res.converged.tolist()}
-        plot_probe_accuracy(names, acc, ci_low=lo, ci_high=hi, chance=res.chance,
-                            title=f"{target}: nested-CV accuracy per layer",
-                            path=out / "probe.png")
+
+def _none_if_nan(v):
+    return None if np.isnan(v) else float(v)
+
+
+def _transfer(arrays, y, rows, columns, transfer_train, transfer_test, *, out, target, log,
+              Cs, folds, inner_folds, class_weight, standardize, n_perm, seed):
+    """The transfer probe: its table rows, JSON details and figure."""
+    names = list(arrays)
+    tc, tv = parse_where(transfer_train, columns)
+    ec, ev = parse_where(transfer_test, columns)
+    train = np.array([r[tc].strip() == tv for r in rows])
+    test = np.array([r[ec].strip() == ev for r in rows])
+    log(f"transfer probe: training on {int(train.sum())} stimuli ({tc}={tv}), testing on "
+        f"{int(test.sum())} ({ec}={ev}), {len(names)} layers")
+    res = probe_transfer(arrays, y, train_mask=train, test_mask=test, Cs=Cs, folds=folds,
+                         inner_folds=inner_folds, class_weight=class_weight,
+                         standardize=standardize, n_perm=n_perm, seed=seed)
+    if res.within_skipped:
+        log(f"note: {res.within_skipped}")
+    n_test = int(test.sum())
+    lo, hi = wilson_interval(np.round(res.transfer_accuracy * n_test), n_test)
+    table = [{"layer": n, "n_features": arrays[n].shape[1],
+              "transfer_accuracy": float(res.transfer_accuracy[i]),
+              "transfer_ci_low": float(lo[i]), "transfer_ci_high": float(hi[i]),
+              "transfer_balanced_accuracy": float(res.transfer_balanced_accuracy[i]),
+              "within_accuracy": float(res.within_accuracy[i]),
+              "chosen_C": float(res.chosen_C[i]), "chance": res.chance,
+              "chance_balanced": res.chance_balanced, "converged": bool(res.converged[i].all()),
+              "p": _none_if_nan(res.p[i]), "p_fwe": _none_if_nan(res.p_fwe[i])}
+             for i, n in enumerate(names)]
+    detail = {"mode": "transfer", "train_where": transfer_train, "test_where": transfer_test,
+              "Cs": res.Cs.tolist(), "classes": [str(c) for c in res.classes],
+              "transfer_accuracy_per_C": res.transfer_accuracy_per_C.tolist(),
+              "chance_rule": "test-subset share of the training subset's majority class",
+              "within_skipped": res.within_skipped,
+              "permutation": "labels permuted within each subset" if n_perm else None}
+    plot_probe_accuracy(names, res.transfer_accuracy, ci_low=lo, ci_high=hi, chance=res.chance,
+                        extra={"within test subset": res.within_accuracy},
+                        title=f"{target}: transfer {transfer_train} -> {transfer_test}",
+                        path=out / "probe.png")
+    return table, detail
+
+
+def _cross_validated(arrays, y, *, out, target, log, progress, Cs, folds, inner_folds,
+                     class_weight, standardize, n_perm, seed):
+    """The nested cross-validated probe (and its permutation test): table, details, figure."""
+    names = list(arrays)
+    log(f"probing {target!r} ({len(set(y))} classes, {len(y)} stimuli) in "
+        f"{len(names)} layers x {len(Cs)} C x {folds} folds")
+    res = logistic_probe(arrays, y, Cs=Cs, folds=folds, inner_folds=inner_folds,
+                         class_weight=class_weight, standardize=standardize, seed=seed)
+    codes = np.searchsorted(res.classes, y)
+    lo, hi = wilson_interval((res.nested_predictions == codes[None]).sum(axis=1), len(y))
+    acc = res.nested_accuracy.mean(axis=1)
+    pvals = pfwe = [None] * len(names)
+    if n_perm > 0:  # the same nested procedure for every permuted labelling
+        perm = probe_permutation_test(arrays, y, Cs=Cs, inner_folds=inner_folds, folds=folds,
+                                      n_perm=n_perm, seed=seed, class_weight=class_weight,
+                                      standardize=standardize, progress=progress)
+        pvals, pfwe = perm.p.tolist(), perm.p_fwe.tolist()
+    table = []
+    for i, name in enumerate(names):
+        v, c = np.unique(res.chosen_C[i], return_counts=True)
+        table.append({"layer": name, "n_features": arrays[name].shape[1],
+                      "accuracy": float(acc[i]), "ci_low": float(lo[i]), "ci_high": float(hi[i]),
+                      "accuracy_fold_sd": float(res.nested_accuracy[i].std(ddof=1)),
+                      "balanced_accuracy": float(res.nested_balanced_accuracy[i].mean()),
+                      "chosen_C": float(v[np.argmax(c)]), "best_C": float(res.best_C[i]),
+                      "best_C_accuracy": float(res.accuracy[i].mean(axis=1).max()),
+                      "chance": res.chance, "chance_balanced": 1.0 / len(res.classes),
+                      "converged": bool(res.converged[i].all() and res.inner_converged[i].all()),
+                      "p": pvals[i], "p_fwe": pfwe[i]})
+    detail = {"mode": "cv", "Cs": res.Cs.tolist(), "classes": [str(c) for c in res.classes],
+              "permutation": ("nested CV rerun for each permuted labelling (folds "
+                              "redrawn, C chosen again)") if n_perm else None,
+              "accuracy": res.accuracy.tolist(),
+              "balanced_accuracy": res.balanced_accuracy.tolist(),
+              "chosen_C": res.chosen_C.tolist(), "nested_accuracy": res.nested_accuracy.tolist(),
+              "confusion": res.confusion.tolist(), "converged": res.converged.tolist()}
+    plot_probe_accuracy(names, acc, ci_low=lo, ci_high=hi, chance=res.chance,
+                        title=f"{target}: nested-CV accuracy per layer", path=out / "probe.png")
+    return table, detail
+
+
+def _write_tables(out: Path, table: list, summary: dict) -> None:
     with open(out / "probe.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=list(table[0]))
         w.writeheader()
         for r in table:
             w.writerow({k: ("" if v is None else v) for k, v in r.items()})
-    summary = {"analysis": "probe", "features": str(features), "labels": str(labels),
-               "target": target, "where": where, "n_stimuli": int(len(y)), "layers": table,
-               "seed": seed, "folds": folds, "inner_folds": inner_folds, "n_perm": n_perm,
-               "class_weight": class_weight, "standardize": standardize, **detail}
     with open(out / "probe.json", "w", encoding="utf-8") as fh:
         json.dump(summary, fh, indent=1)
-    for r in table:
-        if not r["converged"]:
-            log(f"warning: some fits of layer {r['layer']} did not converge (see probe.json)")
-    summary["seconds"] = time.perf_counter() - t0
-    return summary
-
-
