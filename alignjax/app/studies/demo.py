@@ -57,64 +57,7 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text.lstrip(), encoding="utf-8")
 
 
-def run_demo(out="demo-out", *, n_stimuli: int = 165, n_subjects: int = 4, n_voxels: int = 200,
-             n_perm: int = 1000, n_boot: int = 200, outer_folds: int = 5, inner_folds: int = 5,
-             probe_folds: int = 5, duration: float = 1.0, seed: int = 0, progress: bool = True,
-             log=print) -> dict:
-    """Run the demo end to end into ``out``; return the ground-truth checks.
-
-    Half of the stimuli are impact sounds; material x hollowness is balanced from
-    ``n_stimuli >= 165`` on (the transfer probe needs every material on both sides).
-    """
-    from extractors.synth import espeak_available, synthesize
-    from extractors.tiny import build_random_model
-
-    from alignjax.app.pipeline import run_pipeline
-    from alignjax.app.report.html import build_report
-    from alignjax.io import open_store
-    from alignjax.app.studies.simulate import simulate_brain, simulate_judgements
-
-    t_start = time.perf_counter()
-    timings = {}
-    out = Path(out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    speech = espeak_available()
-    cats = _CATEGORIES + (("speech",) if speech else ())
-    log(f"1/5 synthesising {n_stimuli} sounds ({', '.join(sorted(set(cats)))})"
-        + ("" if speech else "; espeak-ng not installed, so no speech"))
-    t = time.perf_counter()
-    labels_csv = synthesize(out / "stimuli", n=n_stimuli, seed=seed, categories=cats,
-                            duration=duration)
-    model_dir = build_random_model("wav2vec2", out / "models", size="tiny", seed=seed)
-    timings["synthesis"] = time.perf_counter() - t
-
-    log("2/5 extracting features (spectral baselines, CREPE tiny, random wav2vec2)")
-    t = time.perf_counter()
-    header = f'[study]\nname = "{DEMO_NAME}"\nout = "."\nseed = {seed}\n\n' \
-             f'[stimuli]\npath = "stimuli/{labels_csv.name}"\n'
-    _write(out / "pipeline.toml", header + _models_toml(model_dir))
-    run_pipeline(out / "pipeline.toml", progress=progress, log=log)
-    timings["extraction"] = time.perf_counter() - t
-
-    log(f"3/5 simulating brain data planted in {PLANTED[0]}:{PLANTED[1]} and human judgements")
-    store = open_store(out / "features" / PLANTED[0])
-    ids = store.valid_ids()
-    planted = np.asarray(store.load(PLANTED[1], drop_skipped=True))
-    simulate_brain(planted, ids, out / "data" / "brain.npz", n_subjects=n_subjects,
-                   n_voxels=n_voxels, seed=seed)
-    import csv
-
-    with open(labels_csv, newline="") as fh:
-        rows = {r["id"]: r for r in csv.DictReader(fh)}
-    impacts = [i for i in ids if rows[i]["category"] == "impact"]
-    for factor, cats_ in (("material", None), ("hollow", ["0", "1"])):
-        labels = [rows[i][factor] for i in impacts]
-        counts = simulate_judgements(labels, categories=cats_, n_raters=20,
-                                     accuracy=0.6 if factor == "material" else 0.8, seed=seed)
-        np.savez(out / "data" / f"judgements_{factor}.npz", stimulus_ids=np.array(impacts),
-                 counts=counts)
-
-    analyses = f"""
+_ANALYSES_TOML = """
 [[data]]
 name = "fmri"
 path = "data/brain.npz"
@@ -170,15 +113,89 @@ transfer_train = "hollow=1"
 transfer_test = "hollow=0"
 folds = {probe_folds}
 """
+
+
+def run_demo(out="demo-out", *, n_stimuli: int = 165, n_subjects: int = 4, n_voxels: int = 200,
+             n_perm: int = 1000, n_boot: int = 200, outer_folds: int = 5, inner_folds: int = 5,
+             probe_folds: int = 5, duration: float = 1.0, seed: int = 0, progress: bool = True,
+             log=print) -> dict:
+    """Run the demo end to end into ``out``; return the ground-truth checks.
+
+    Half of the stimuli are impact sounds; material x hollowness is balanced from
+    ``n_stimuli >= 165`` on (the transfer probe needs every material on both sides).
+    """
+    from extractors.synth import espeak_available, synthesize
+    from extractors.tiny import build_random_model
+
+    from alignjax.app.pipeline import run_pipeline
+
+    t_start = time.perf_counter()
+    timings = {}
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    speech = espeak_available()
+    cats = _CATEGORIES + (("speech",) if speech else ())
+    log(f"1/5 synthesising {n_stimuli} sounds ({', '.join(sorted(set(cats)))})"
+        + ("" if speech else "; espeak-ng not installed, so no speech"))
+    t = time.perf_counter()
+    labels_csv = synthesize(out / "stimuli", n=n_stimuli, seed=seed, categories=cats,
+                            duration=duration)
+    model_dir = build_random_model("wav2vec2", out / "models", size="tiny", seed=seed)
+    timings["synthesis"] = time.perf_counter() - t
+
+    log("2/5 extracting features (spectral baselines, CREPE tiny, random wav2vec2)")
+    t = time.perf_counter()
+    header = f'[study]\nname = "{DEMO_NAME}"\nout = "."\nseed = {seed}\n\n' \
+             f'[stimuli]\npath = "stimuli/{labels_csv.name}"\n'
+    _write(out / "pipeline.toml", header + _models_toml(model_dir))
+    run_pipeline(out / "pipeline.toml", progress=progress, log=log)
+    timings["extraction"] = time.perf_counter() - t
+
+    log(f"3/5 simulating brain data planted in {PLANTED[0]}:{PLANTED[1]} and human judgements")
+    _simulate_data(out, labels_csv, n_subjects=n_subjects, n_voxels=n_voxels, seed=seed)
+    analyses = _ANALYSES_TOML.format(n_perm=n_perm, n_boot=n_boot, outer_folds=outer_folds,
+                                     inner_folds=inner_folds, probe_folds=probe_folds)
     _write(out / "pipeline.toml", header + _models_toml(model_dir) + analyses)
     log("4/5 running the analyses (RSA, behaviour RSA, encoding, probes)")
     t = time.perf_counter()
     run_pipeline(out / "pipeline.toml", progress=progress, log=log)
     timings["analyses"] = time.perf_counter() - t
 
+    timings["total"] = time.perf_counter() - t_start
+    return _report(out, timings, log)
+
+
+def _simulate_data(out: Path, labels_csv: Path, *, n_subjects: int, n_voxels: int,
+                   seed: int) -> None:
+    """Brain responses planted in the planted layer, and judgements of the impact sounds."""
+    import csv
+
+    from alignjax.app.studies.simulate import simulate_brain, simulate_judgements
+    from alignjax.io import open_store
+
+    store = open_store(out / "features" / PLANTED[0])
+    ids = store.valid_ids()
+    planted = np.asarray(store.load(PLANTED[1], drop_skipped=True))
+    simulate_brain(planted, ids, out / "data" / "brain.npz", n_subjects=n_subjects,
+                   n_voxels=n_voxels, seed=seed)
+    with open(labels_csv, newline="") as fh:
+        rows = {r["id"]: r for r in csv.DictReader(fh)}
+    impacts = [i for i in ids if rows[i]["category"] == "impact"]
+    for factor, cats_ in (("material", None), ("hollow", ["0", "1"])):
+        labels = [rows[i][factor] for i in impacts]
+        counts = simulate_judgements(labels, categories=cats_, n_raters=20,
+                                     accuracy=0.6 if factor == "material" else 0.8, seed=seed)
+        np.savez(out / "data" / f"judgements_{factor}.npz", stimulus_ids=np.array(impacts),
+                 counts=counts)
+
+
+
+def _report(out: Path, timings: dict, log) -> dict:
+    """Ground-truth checks from the current results, the report, and a summary in the log."""
+    from alignjax.app.report.html import build_report
+
     checks = ground_truth_checks(out)
     (out / "ground_truth.json").write_text(json.dumps(checks, indent=1))
-    timings["total"] = time.perf_counter() - t_start
     (out / "timings.json").write_text(json.dumps(timings, indent=1))
     log("5/5 writing the report")
     report = build_report(out, title="alignjax demo")
