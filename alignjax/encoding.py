@@ -291,7 +291,8 @@ def _nested_cv(Xs, Y, outer, inners, alphas, opts, bar) -> _LayerFits:
             te = outer[o]
             fits.alpha[o] = alpha
             for li in range(n_layers):
-                _add_stats(fits.stats[li], pred[li], Y[te])
+                if opts["pooled"]:  # sums for the pooled scores, only when asked for
+                    _add_stats(fits.stats[li], pred[li], Y[te])
                 fits.fold_r[li, o], fits.fold_cod[li, o] = column_scores(pred[li], Y[te])
             best = np.argmax(score, axis=0)
             fits.best_layer[o] = best
@@ -422,7 +423,7 @@ def encode(layers, Y, *, alphas, outer_folds=5, inner_folds=5, stratify=None, gr
         inners = nested_folds(prob.outer, prob.n_inner, seed=seed, stratify=stratify,
                               groups=groups)
         opts = dict(score=score, standardize=standardize, extend_alphas=extend_alphas,
-                    chunk_size=chunk_size, devices=devices)
+                    chunk_size=chunk_size, devices=devices, pooled=pooled)
         with _progress(progress, prob.outer.shape[0] * len(prob.Xs)) as bar:
             fits = _nested_cv(prob.Xs, prob.Y[:, valid], prob.outer, inners, prob.alphas,
                               opts, bar)
