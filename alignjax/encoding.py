@@ -29,7 +29,7 @@ from typing import Any, Mapping, NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from . import ridge
+from . import distributed, ridge
 from ._runtime import float32_matmuls, serial_lapack
 from ._validation import (
     InvalidOptionError,
@@ -424,9 +424,13 @@ def encode(layers, Y, *, alphas, outer_folds=5, inner_folds=5, stratify=None, gr
                               groups=groups)
         opts = dict(score=score, standardize=standardize, extend_alphas=extend_alphas,
                     chunk_size=chunk_size, devices=devices, pooled=pooled)
-        with _progress(progress, prob.outer.shape[0] * len(prob.Xs)) as bar:
-            fits = _nested_cv(prob.Xs, prob.Y[:, valid], prob.outer, inners, prob.alphas,
-                              opts, bar)
+        Yv = prob.Y[:, valid]
+        with _progress(progress and distributed.is_main(),
+                       prob.outer.shape[0] * len(prob.Xs)) as bar:
+            # under several processes each solves a block of the targets (then gathered)
+            fits = distributed.map_blocks(
+                lambda cols: _nested_cv(prob.Xs, Yv[:, cols], prob.outer, inners,
+                                        prob.alphas, opts, bar), Yv.shape[1])
     return _assemble(prob, valid, fits, select_layer=select_layer, pooled=pooled)
 
 

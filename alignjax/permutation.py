@@ -17,6 +17,10 @@ Two entry points share the counting:
 A "permutation" is whatever the statistic draws from its id: a relabelling of stimuli, a
 set of sign flips (one-sample and cluster tests), a circular shift of a time course.
 
+Under several processes (:mod:`alignjax.distributed`) each process takes a contiguous
+block of permutation ids and the integer counts are summed over processes, so results do
+not depend on the number of processes either.
+
 Conventions
 -----------
 - ``p = (1 + #{null >= observed}) / (1 + n_perm)`` (Phipson & Smyth 2010) for
@@ -33,6 +37,7 @@ Conventions
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec as P
 
+from . import distributed
 from ._runtime import usable_cores
 from ._validation import ShapeMismatchError, check_choice, check_positive_int
 
@@ -214,6 +220,11 @@ def _check(alternative: str, n_perm: int) -> int:
     return check_positive_int(n_perm, "n_perm")
 
 
+def _common_dtype(obs):
+    """Result dtype of a process that evaluated no permutation (float32 or float64)."""
+    return jnp.result_type(obs, jnp.float32)
+
+
 def _padded(null: np.ndarray, size: int) -> np.ndarray:
     """A chunk padded with NaN rows to ``size`` (one compiled shape for every chunk)."""
     if len(null) == size:
@@ -263,21 +274,30 @@ def permutation_test(statistic: Callable, observed, *, n_perm: int, permutations
     chunk = min(check_positive_int(chunk_size, "chunk_size"), n_perm)
     obs = jnp.asarray(observed)
     family, n_fam = _family_index(families, obs.shape)
+    split = distributed.active()
+    mine = distributed.block(n_perm) if split else slice(0, n_perm)
     counts, nulls, dtype = empty_counts(obs.shape), [], None
-    starts = range(0, n_perm, chunk)
-    if progress:
+    starts = range(mine.start, mine.stop, chunk)
+    if progress and distributed.is_main():
         from tqdm.auto import tqdm
 
         starts = tqdm(starts, desc="permutations", unit="chunk")
-    for start in starts:
-        ids = np.arange(start, min(start + chunk, n_perm))
-        null = np.asarray(statistic(permutations(ids)))
-        nulls += [null] if return_null else []
-        dtype = dtype or jnp.asarray(null[:1]).dtype
-        counts = _accumulate_jit(counts, _padded(null, chunk), jnp.arange(chunk) < len(ids),
-                                 obs, family, alternative=alternative, n_families=n_fam)
+    with distributed.local() if split else contextlib.nullcontext():
+        for start in starts:
+            ids = np.arange(start, min(start + chunk, mine.stop))
+            null = np.asarray(statistic(permutations(ids)))
+            nulls += [null] if return_null else []
+            dtype = dtype or jnp.asarray(null[:1]).dtype
+            counts = _accumulate_jit(counts, _padded(null, chunk),
+                                     jnp.arange(chunk) < len(ids), obs, family,
+                                     alternative=alternative, n_families=n_fam)
+    null = (np.concatenate(nulls) if nulls else np.empty((0,) + obs.shape)) \
+        if return_null else None
+    if split:
+        counts = Counts(*(jnp.asarray(c) for c in distributed.allsum(tuple(counts))))
+        null = distributed.gather_blocks(null, n_perm, axis=0) if return_null else None
+        dtype = dtype or _common_dtype(obs)
     p, p_fwe = pvalues(counts, obs, exact=exact, dtype=dtype)
-    null = np.concatenate(nulls) if return_null else None
     return PermutationTestResult(np.asarray(observed), np.asarray(p), np.asarray(p_fwe), null,
                                  n_perm, bool(exact))
 
@@ -313,7 +333,7 @@ def null_scan(statistic, data, ids, observed, family, *, chunk, alternative, n_p
               return_null=return_null)
     if n_dev == 1:
         return _scan_block(statistic, data, ids, observed, family, **kw)
-    mesh = Mesh(np.array(jax.devices()[:n_dev]), ("d",))
+    mesh = Mesh(np.array(jax.local_devices()[:n_dev]), ("d",))
 
     def local(data, ids, observed, family):
         counts, null = _scan_block(statistic, data, ids, observed, family, **kw)
@@ -336,15 +356,17 @@ def host_splits(n_dev: int, n_steps: int) -> int:
     return int(max(1, min(usable_cores() // n_dev, n_steps)))
 
 
-def _layout(n_perm: int, chunk: int, devices: int | None):
-    """Permutation ids laid out as (n_dev, n_split, per_slice), padded with -1, and chunk."""
+def _layout(mine: range, chunk: int, devices: int | None):
+    """Permutation ids ``mine`` laid out as (n_dev, n_split, per_slice), padded with -1,
+    and chunk."""
+    n_ids = max(1, len(mine))
     n_dev = int(devices or jax.local_device_count())
-    n_dev = max(1, min(n_dev, jax.local_device_count(), n_perm))
-    chunk = max(1, min(chunk, -(-n_perm // n_dev)))
-    n_split = host_splits(n_dev, -(-n_perm // (n_dev * chunk)))
-    per_dev = -(-n_perm // (n_dev * chunk * n_split)) * chunk * n_split
+    n_dev = max(1, min(n_dev, jax.local_device_count(), n_ids))
+    chunk = max(1, min(chunk, -(-n_ids // n_dev)))
+    n_split = host_splits(n_dev, -(-n_ids // (n_dev * chunk)))
+    per_dev = -(-n_ids // (n_dev * chunk * n_split)) * chunk * n_split
     ids = np.full(n_dev * per_dev, -1, np.int32)
-    ids[:n_perm] = np.arange(n_perm, dtype=np.int32)
+    ids[:len(mine)] = np.asarray(mine, dtype=np.int32)
     return ids.reshape(n_dev, n_split, -1), chunk
 
 
@@ -409,11 +431,17 @@ def device_permutation_test(statistic: Callable, data, observed, *, n_perm: int,
     n_perm = _check(alternative, n_perm)
     obs = jnp.asarray(observed)
     family, n_fam = _family_index(families, obs.shape)
-    ids, chunk = _layout(n_perm, check_positive_int(chunk_size, "chunk_size"), devices)
+    split = distributed.active()
+    mine = range(n_perm)[distributed.block(n_perm)] if split else range(n_perm)
+    ids, chunk = _layout(mine, check_positive_int(chunk_size, "chunk_size"), devices)
     kw = dict(chunk=chunk, alternative=alternative, n_perm=n_perm, n_families=n_fam,
               return_null=return_null, n_dev=ids.shape[0])
     counts, null = _run_slices((statistic, data, obs, family), ids, kw)
-    p, p_fwe = pvalues(counts, obs, exact=exact, reciprocal=True)
     if return_null:
         null = null[jnp.asarray(ids.reshape(-1) >= 0)]
+    if split:  # integer counts summed over processes: identical to one process
+        counts = Counts(*(jnp.asarray(c) for c in distributed.allsum(tuple(counts))))
+        null = jnp.asarray(distributed.gather_blocks(null, n_perm, axis=0)) \
+            if return_null else None
+    p, p_fwe = pvalues(counts, obs, exact=exact, reciprocal=True)
     return PermutationTestResult(obs, p, p_fwe, null, n_perm, bool(exact))

@@ -398,14 +398,55 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_launch(sub) -> None:
+    p = sub.add_parser(
+        "launch", help="run a subcommand in N local processes of one jax.distributed run",
+        description="Start N processes on this machine (coordinator on localhost) that run "
+                    "the same subcommand, each computing its block of permutations or "
+                    "targets; process 0 writes --out. Results equal a one-process run.")
+    p.add_argument("-n", type=int, required=True, metavar="N", help="number of processes")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="stop every process after this many seconds (default: none)")
+    p.add_argument("--join-timeout", type=int, default=120,
+                   help="seconds for every process to join (default %(default)s)")
+    p.add_argument("rest", nargs=argparse.REMAINDER, metavar="-- SUBCOMMAND ...")
+
+    def run(args):
+        from alignjax.app.launch import launch
+
+        rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
+        return launch(args.n, rest, timeout=args.timeout, join_timeout=args.join_timeout)
+
+    p.set_defaults(func=run)
+
+
+_COMMANDS.append(_add_launch)
+
+
+def _join_distributed_run() -> None:
+    """Join the jax.distributed run this process was started in (by ``alignjax launch``
+    or with ALIGNJAX_* variables), if any."""
+    import os
+
+    from alignjax import distributed
+
+    if os.environ.get(distributed.ENV_NUM_PROCESSES):
+        from alignjax.app.launch import ENV_TIMEOUT
+
+        distributed.initialize(timeout=int(os.environ.get(ENV_TIMEOUT, "300")))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from alignjax.distributed import DistributedError
     from alignjax.errors import AlignjaxInputError
 
     try:
+        if args.command != "launch":
+            _join_distributed_run()
         return int(args.func(args) or 0)
-    except AlignjaxInputError as exc:
+    except (AlignjaxInputError, DistributedError) as exc:
         print(f"alignjax {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

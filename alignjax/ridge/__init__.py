@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import distributed
 from .._runtime import float32_matmuls, serial_lapack
 from .._validation import (
     InvalidOptionError,
@@ -200,14 +201,25 @@ def ridge_cv(X, Y, *, alphas, folds=5, fit_intercept: bool = True, score: str = 
     n, p = X.shape
     masks = resolve_folds(folds, n, seed=seed)
     cv_solver = pick_cv_solver(solver, masks, p, len(alphas_np), standardize)
-    plan = plan_targets(n, p, len(alphas_np), Y.shape[1], chunk_size, devices,
-                        hot_rows=hot_rows(cv_solver, len(alphas_np), masks, p))
-    # small decompositions: OpenBLAS on one thread, so it does not spin against XLA
-    with serial_lapack(min(n, p), plan.devices):
-        return jax.block_until_ready(_ridge_cv_solve(
-            X, place_targets(Y, plan), alphas_np, masks, cv_solver, pick_solver(solver, n, p),
-            score=score, fit_intercept=bool(fit_intercept or standardize),
-            standardize=standardize, extend_alphas=extend_alphas, chunk_size=chunk_size))
+
+    def solve(cols: slice) -> RidgeCVResult:  # one process's targets (all of them on one)
+        Yb = Y[:, cols]
+        plan = plan_targets(n, p, len(alphas_np), Yb.shape[1], chunk_size, devices,
+                            hot_rows=hot_rows(cv_solver, len(alphas_np), masks, p))
+        # small decompositions: OpenBLAS on one thread, so it does not spin against XLA
+        with serial_lapack(min(n, p), plan.devices):
+            res = jax.block_until_ready(_ridge_cv_solve(
+                X, place_targets(Yb, plan), alphas_np, masks, cv_solver,
+                pick_solver(solver, n, p), score=score,
+                fit_intercept=bool(fit_intercept or standardize), standardize=standardize,
+                extend_alphas=extend_alphas, chunk_size=chunk_size))
+        return res._replace(alphas=None) if distributed.active() else res
+
+    res = distributed.map_blocks(solve, Y.shape[1])
+    if res.alphas is None:  # gathered over processes: back to device arrays
+        res = jax.tree.map(jnp.asarray, res)._replace(
+            alphas=jnp.asarray(alphas_np, float_dtype()))
+    return res
 
 
 def _ridge_cv_solve(X, targets: Targets, alphas_np, masks, cv_solver: str, fit_solver: str, *,

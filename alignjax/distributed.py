@@ -1,0 +1,239 @@
+"""Multi-process runs on ``jax.distributed``: each process computes a block, small results meet.
+
+Under N processes (started by ``alignjax launch -n N`` on one machine, by SLURM's
+``srun`` on a cluster, or by any launcher that sets the variables below), alignjax's
+heavy loops split their work by process and exchange only what is needed to finish:
+
+- the permutation engine (:mod:`alignjax.permutation`) gives each process a contiguous
+  block of permutation ids and sums the integer exceedance counts (and family-maxima
+  counts) over processes, so p-values and FWE p-values are bit-identical to one process;
+- :func:`alignjax.ridge_cv` and :func:`alignjax.encode` give each process a block of
+  targets (voxels) and gather the per-target results, so every process ends with the
+  whole result (process 0 writes the files; see ``alignjax launch``).
+
+The same seed gives the same result for any number of processes. Work that is already a
+block of a distributed computation runs locally (see :func:`local`), so nested calls
+(an encoding permutation test refitting encode) split only once.
+
+Meshes are built from ``jax.local_devices()`` in every process; arrays never span
+processes (all exchange is of host NumPy arrays through ``process_allgather``).
+
+Environment
+-----------
+``ALIGNJAX_COORDINATOR`` (``host:port``), ``ALIGNJAX_NUM_PROCESSES``, ``ALIGNJAX_PROCESS_ID``
+are read by :func:`initialize` when its arguments are not given; without them, on a SLURM
+allocation, JAX's own cluster detection (``SLURM_*`` variables) is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import hashlib
+import os
+from typing import Any
+
+import numpy as np
+
+__all__ = ["initialize", "shutdown", "process_count", "process_index", "is_main", "active",
+           "local", "block", "gather_blocks", "allsum", "map_blocks", "DistributedError"]
+
+ENV_COORDINATOR = "ALIGNJAX_COORDINATOR"
+ENV_NUM_PROCESSES = "ALIGNJAX_NUM_PROCESSES"
+ENV_PROCESS_ID = "ALIGNJAX_PROCESS_ID"
+
+_LOCAL = contextvars.ContextVar("alignjax_distributed_local", default=False)
+
+
+class DistributedError(RuntimeError):
+    """A multi-process run could not start or its processes disagree."""
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise DistributedError(f"{name}={value!r} is not an integer") from None
+
+
+def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
+               process_id: int | None = None, *, timeout: int = 300) -> None:
+    """Join a multi-process run: a thin wrapper over :func:`jax.distributed.initialize`.
+
+    Parameters
+    ----------
+    coordinator_address : str, optional
+        ``host:port`` of process 0 (default: ``$ALIGNJAX_COORDINATOR``; on SLURM, JAX's
+        detection).
+    num_processes, process_id : int, optional
+        Default: ``$ALIGNJAX_NUM_PROCESSES`` and ``$ALIGNJAX_PROCESS_ID``.
+    timeout : int
+        Seconds to wait for every process to join; a process that never joins gives a
+        :class:`DistributedError` naming this process's rank.
+
+    Notes
+    -----
+    On CPU the cross-process collectives use gloo. After joining, the processes compare
+    their alignjax and jax versions and x64 setting, and refuse to run mixed.
+    """
+    import jax
+
+    if jax.distributed.is_initialized():
+        return
+    coordinator_address = coordinator_address or os.environ.get(ENV_COORDINATOR) or None
+    num_processes = num_processes if num_processes is not None else _env_int(ENV_NUM_PROCESSES)
+    process_id = process_id if process_id is not None else _env_int(ENV_PROCESS_ID)
+    if num_processes is not None and process_id is not None \
+            and not 0 <= process_id < num_processes:
+        raise DistributedError(f"process id {process_id} is out of range for "
+                               f"{num_processes} processes (0 <= id < {num_processes})")
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    try:
+        jax.distributed.initialize(coordinator_address, num_processes, process_id,
+                                   initialization_timeout=int(timeout))
+    except Exception as exc:  # noqa: BLE001 - re-raised with the rank that failed
+        raise DistributedError(
+            f"process {process_id} of {num_processes} could not join the run at "
+            f"{coordinator_address or '(SLURM-detected coordinator)'} within {timeout} s: "
+            f"{exc}. Check that every process started and that the coordinator port is "
+            "free; rerunning resumes from what was written.") from exc
+    _check_versions()
+
+
+def shutdown() -> None:
+    """Leave the multi-process run (no-op when not in one)."""
+    import jax
+
+    if jax.distributed.is_initialized():
+        jax.distributed.shutdown()
+
+
+def _check_versions() -> None:
+    """Every process runs the same alignjax, jax and x64 setting, or none runs."""
+    import jax
+
+    from . import __version__
+
+    key = f"{__version__}|{jax.__version__}|{jax.config.jax_enable_x64}"
+    digest = np.frombuffer(hashlib.sha256(key.encode()).digest()[:8], np.int64)
+    seen = _allgather(digest)
+    bad = [i for i, d in enumerate(seen[:, 0]) if d != digest[0]]
+    if bad:
+        raise DistributedError(f"processes {bad} run other versions than process "
+                               f"{jax.process_index()} (alignjax|jax|x64 = {key}): install "
+                               "the same versions everywhere")
+
+
+def process_count() -> int:
+    """Number of processes in the run (1 outside a multi-process run)."""
+    import jax
+
+    return jax.process_count()
+
+
+def process_index() -> int:
+    """This process's rank (0 outside a multi-process run)."""
+    import jax
+
+    return jax.process_index()
+
+
+def is_main() -> bool:
+    """True in process 0 (and outside a multi-process run): the process that writes."""
+    return process_index() == 0
+
+
+def active() -> bool:
+    """Whether work should be split over processes here: several processes, and not
+    already inside a block of a distributed computation (:func:`local`)."""
+    return not _LOCAL.get() and process_count() > 1
+
+
+@contextlib.contextmanager
+def local():
+    """Run the enclosed alignjax calls on this process's data only (no further split)."""
+    token = _LOCAL.set(True)
+    try:
+        yield
+    finally:
+        _LOCAL.reset(token)
+
+
+def block(n: int, *, rank: int | None = None, size: int | None = None) -> slice:
+    """The contiguous slice of ``range(n)`` that process ``rank`` of ``size`` computes.
+
+    The first ``n % size`` processes get one item more; a process may get none.
+    """
+    size = process_count() if size is None else int(size)
+    rank = process_index() if rank is None else int(rank)
+    base, extra = divmod(int(n), size)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (rank < extra))
+
+
+def _allgather(x: np.ndarray) -> np.ndarray:
+    """(n_processes, *x.shape): ``x`` of every process (same shape everywhere)."""
+    from jax.experimental import multihost_utils
+
+    x = np.ascontiguousarray(x)
+    # as raw bytes: JAX would otherwise narrow 64-bit values when x64 is off
+    raw = np.asarray(multihost_utils.process_allgather(x.reshape(-1).view(np.uint8)))
+    return raw.view(x.dtype).reshape((raw.shape[0],) + x.shape)
+
+
+def gather_blocks(x, n: int, *, axis: int = -1):
+    """Assemble per-process blocks (from :func:`block`) of a length-``n`` axis.
+
+    Parameters
+    ----------
+    x : array or pytree of arrays
+        This process's block: ``axis`` has length ``len(range(n)[block(n)])``.
+    n : int
+        Length of the whole axis.
+    axis : int
+
+    Returns
+    -------
+    The whole arrays (``axis`` of length ``n``), identical in every process.
+    """
+    import jax
+
+    size = process_count()
+    longest = block(n, rank=0, size=size).stop
+
+    def one(a):
+        a = np.asarray(a)
+        ax = axis % a.ndim
+        pad = [(0, 0)] * a.ndim
+        pad[ax] = (0, longest - a.shape[ax])
+        fill = False if a.dtype == bool else (-1 if a.dtype.kind in "iu" else np.nan)
+        every = _allgather(np.pad(a, pad, constant_values=fill))
+        parts = [np.take(every[r], np.arange(len(range(n)[block(n, rank=r, size=size)])),
+                         axis=ax) for r in range(size)]
+        return np.concatenate(parts, axis=ax)
+
+    return jax.tree.map(one, x)
+
+
+def allsum(x: Any):
+    """Sum of ``x`` (an array or pytree of arrays) over processes, in every process."""
+    import jax
+
+    return jax.tree.map(lambda a: _allgather(np.asarray(a)).sum(0, dtype=np.asarray(a).dtype), x)
+
+
+def map_blocks(fn, n: int, *, axis: int = -1):
+    """``fn(block)`` on this process's block of ``range(n)``, the results gathered.
+
+    ``fn(sl)`` computes the items ``sl`` (a slice) and returns an array or pytree of
+    arrays whose ``axis`` indexes those items. Outside a multi-process run (or with fewer
+    items than processes, or inside :func:`local`) it is ``fn(slice(0, n))``.
+    """
+    if not active() or n < process_count():
+        return fn(slice(0, n))
+    with local():
+        part = fn(block(n))
+    return gather_blocks(part, n, axis=axis)

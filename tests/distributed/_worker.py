@@ -1,0 +1,49 @@
+"""One process of a two-process run: the statistics core's results, saved as .npz.
+
+Run as ``python _worker.py OUT.npz`` with the ALIGNJAX_* variables of a distributed run
+(or without them: the single-process reference).
+"""
+
+import os
+import sys
+
+import numpy as np
+
+import alignjax as aj
+from alignjax import distributed
+
+
+def problem():
+    rng = np.random.default_rng(0)
+    n = 36
+    layers = [rng.standard_normal((n, 10)), rng.standard_normal((n, 14))]
+    Y = layers[1] @ rng.standard_normal((14, 9)) + 2 * rng.standard_normal((n, 9))
+    return layers, Y
+
+
+def main(out):
+    if os.environ.get(distributed.ENV_NUM_PROCESSES):
+        distributed.initialize(timeout=60)
+    layers, Y = problem()
+    alphas = np.logspace(-1, 3, 5)
+    res = {}
+    cv = aj.ridge_cv(layers[1], Y, alphas=alphas, folds=4)
+    res.update(cv_alpha=cv.best_alpha, cv_coef=cv.coef, cv_scores=cv.cv_scores,
+               cv_intercept=cv.intercept)
+    enc = aj.encode(layers, Y, alphas=alphas, outer_folds=4, inner_folds=3)
+    res.update(enc_r=enc.r, enc_pred=enc.prediction, enc_layer=enc.best_layer,
+               enc_layer_r=enc.layer_fold_r)
+    rdms_a = np.stack([np.asarray(aj.rdm(X)) for X in layers])
+    rdms_b = np.stack([np.asarray(aj.rdm(Y[:, :5])), np.asarray(aj.rdm(Y[:, 5:]))])
+    rsa = aj.rsa_permutation_test(rdms_a, rdms_b, n_perm=301, seed=3, return_null=True)
+    res.update(rsa_p=rsa.p, rsa_p_fwe=rsa.p_fwe, rsa_null=rsa.null)
+    perm = aj.encoding_permutation_test(layers, Y, alphas=alphas, folds=4, n_perm=13, seed=1,
+                                        encode_options={"inner_folds": 3})
+    res.update(perm_p=perm.p, perm_p_fwe=perm.p_fwe, perm_q=perm.q)
+    np.savez(f"{out}.{distributed.process_index()}.npz",
+             **{k: np.asarray(v) for k, v in res.items()})
+    distributed.shutdown()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
