@@ -27,6 +27,7 @@ from alignjax.errors import (InvalidOptionError, StoreError, check_choice, check
 from alignjax.io import MANIFEST, FeatureStore, StoreWriter
 
 from .audio import AudioError, Stimulus, expected_length, list_stimuli, load_audio, stimuli_fingerprint
+from . import shards
 from .pooling import POOLINGS, pool
 from .spec import Extractor, load_extractor
 
@@ -102,7 +103,8 @@ def _frames_for(extractor: Extractor, layers: list[str], n_samples: int) -> dict
 def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
             pooling: str = "mean", batch_size: int = 8, device: str = "cpu",
             dtype: str = "float32", duration: float | None = None, n_frames: int | None = None,
-            on_error: str = "stop", progress: bool = True) -> FeatureStore:
+            on_error: str = "stop", progress: bool = True,
+            shard: tuple[int, int] | None = None) -> FeatureStore:
     """Extract every layer's activations for every stimulus into a feature store.
 
     Parameters
@@ -140,6 +142,11 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
         written are kept), or skip them and list them, with the reason, in the manifest.
     progress : bool
         Show a tqdm progress bar (clips/s).
+    shard : (int, int), optional
+        ``(i, n)``: compute only the i-th of n shares of the batches, into
+        ``out/.shards/shard-i-of-n`` (see :mod:`extractors.shards`); the returned store is
+        that shard's (unfinished) one. A later call without ``shard`` merges the shards
+        and computes the rows still missing.
 
     Returns
     -------
@@ -157,6 +164,10 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
             print(f"{out}: the feature store is already complete; nothing to do", file=sys.stderr)
         return FeatureStore(out)
     _check_out_dir(out, spec, ids, request, batch_size=batch_size, device=device)
+    target = out
+    if shard is not None:
+        target = shards.shard_dir(out, *shards.check_shard(shard))
+        _check_out_dir(target, spec, ids, request, batch_size=batch_size, device=device)
 
     ext = load_extractor(spec, device=device)
     names = ext.resolve_layers(layers)
@@ -165,13 +176,21 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
     frames = _common_frames(ext, names, lengths, pooling, n_frames)
     settings = _settings(ext, names, request, lengths, frames, batch_size=batch_size,
                          device=device)
-    with StoreWriter(out, spec=spec, stimulus_ids=ids, settings=settings,
+    batches = plan_batches(lengths, batch_size)
+    with StoreWriter(target, spec=spec, stimulus_ids=ids, settings=settings,
                      versions=_versions()) as writer:
         run = _Run(spec=spec, ext=ext, names=names, stims=stims, writer=writer,
                    pooling=pooling, frames=frames, dtype=np.dtype(dtype), duration=duration,
                    on_error=on_error)
-        _run_batches(run, plan_batches(lengths, batch_size), progress=progress)
-        return writer.finish()
+        if shard is not None:
+            _run_batches(run, shards.shard_batches(batches, *shard), progress=progress)
+            writer.close()
+            return FeatureStore(target)
+        shards.merge_shards(out, writer, batches, names)
+        _run_batches(run, batches, progress=progress)
+        store = writer.finish()
+    shards.remove_shards(out)
+    return store
 
 
 def _check_options(*, pooling: str, dtype: str, on_error: str, batch_size: int,
@@ -209,7 +228,8 @@ def _check_out_dir(out: Path, spec: str, ids: list[str], request: dict, *, batch
         m = FeatureStore(out).manifest
         _refuse_foreign_store(out, m, spec, ids, request)
         _check_resume_run(out, m.get("settings", {}), batch_size, device)
-    elif out.exists() and any(p.name != MANIFEST + ".tmp" for p in out.iterdir()):
+    elif out.exists() and any(p.name not in (MANIFEST + ".tmp", shards.SHARDS)
+                              for p in out.iterdir()):
         # (a lone manifest.json.tmp is what a kill during the very first write leaves)
         raise StoreError(f"{out} exists, is not empty and holds no feature store; refusing to "
                          "write into it (choose an empty or new directory)")

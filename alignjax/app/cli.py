@@ -185,16 +185,44 @@ def _add_extract(sub) -> None:
     p.add_argument("--on-error", default="stop", choices=["stop", "skip"],
                    help="unreadable/unusable clips: stop, or skip and list them in the manifest")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    g = p.add_argument_group("sharded extraction")
+    g.add_argument("--shard", default=None, metavar="I/N",
+                   help="compute only shard I of N (0 <= I < N), for any scheduler; rerun "
+                        "without --shard to merge the shards and fill what is missing")
+    g.add_argument("--slurm", action="store_true",
+                   help="submit --jobs shards as a SLURM job array (submitit), wait, merge")
+    g.add_argument("--jobs", type=int, default=None, help="number of shards with --slurm")
+    g.add_argument("--partition", default=None, help="SLURM partition with --slurm")
+    g.add_argument("--gpus-per-job", type=int, default=0, help="GPUs per array task")
+    g.add_argument("--slurm-timeout", type=int, default=240, metavar="MIN",
+                   help="minutes per array task (default %(default)s)")
+    g.add_argument("--cluster", default=None, choices=["slurm", "local"],
+                   help="submitit executor for --slurm (default: SLURM when available)")
     p.set_defaults(func=_cmd_extract)
 
 
 def _cmd_extract(args) -> int:
+    from alignjax.errors import InvalidOptionError
     from extractors.run import extract
+    from extractors.shards import extract_on_slurm, parse_shard
 
-    store = extract(args.model, args.stimuli, args.out, layers=args.layers, pooling=args.pooling,
-                    batch_size=args.batch_size, device=args.device, dtype=args.dtype,
-                    duration=args.duration, n_frames=args.n_frames, on_error=args.on_error,
-                    progress=not args.quiet)
+    kw = dict(spec=args.model, stimuli=args.stimuli, out=args.out, layers=args.layers,
+              pooling=args.pooling, batch_size=args.batch_size, device=args.device,
+              dtype=args.dtype, duration=args.duration, n_frames=args.n_frames,
+              on_error=args.on_error, progress=not args.quiet)
+    if args.slurm:
+        if args.shard is not None or not args.jobs:
+            raise InvalidOptionError("--slurm needs --jobs N (and no --shard)")
+        store = extract_on_slurm(jobs=args.jobs, cluster=args.cluster, partition=args.partition,
+                                 gpus_per_job=args.gpus_per_job,
+                                 timeout_min=args.slurm_timeout, **kw)
+    elif args.shard is not None:
+        store = extract(**kw, shard=parse_shard(args.shard))
+        print(f"{store.path}: shard {args.shard} written; run the same command without "
+              "--shard to merge the shards")
+        return 0
+    else:
+        store = extract(**kw)
     n_skip = len(store.skipped)
     print(f"{store.path}: {len(store.stimulus_ids) - n_skip} stimuli x {len(store.layers)} layers"
           + (f" ({n_skip} skipped, listed in manifest.json)" if n_skip else ""))
