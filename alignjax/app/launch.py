@@ -25,6 +25,11 @@ from alignjax.distributed import ENV_COORDINATOR, ENV_NUM_PROCESSES, ENV_PROCESS
 
 ENV_TIMEOUT = "ALIGNJAX_DISTRIBUTED_TIMEOUT"
 
+# Subcommands whose every process does the same steps (so collectives always meet). A
+# pipeline run skips up-to-date steps by what is on disk, which differs between process
+# 0's output and the others' scratch folders; extraction has its own --shard/--slurm.
+LAUNCHABLE = ("rsa", "encode", "probe", "info")
+
 
 def free_port() -> int:
     """A TCP port on localhost that is free now."""
@@ -60,8 +65,11 @@ def launch(n: int, argv: Sequence[str], *, timeout: float | None = None,
         raise DistributedError(f"-n must be at least 1, got {n}")
     if not argv:
         raise DistributedError("nothing to launch: give a subcommand after '--'")
-    if argv[0] == "launch":
-        raise DistributedError("alignjax launch cannot launch itself")
+    if argv[0] not in LAUNCHABLE:
+        hint = (" (extraction: use --shard I/N or --slurm --jobs N)" if argv[0] == "extract"
+                else "")
+        raise DistributedError(f"alignjax launch runs the subcommands {', '.join(LAUNCHABLE)}"
+                               f", not {argv[0]!r}{hint}")
     scratch = Path(tempfile.mkdtemp(prefix="alignjax-launch-"))
     address = f"127.0.0.1:{port or free_port()}"
     procs, logs = [], []

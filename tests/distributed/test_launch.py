@@ -73,7 +73,9 @@ def test_launch_bad_input_and_failures(inputs, capsys):
     assert main(["launch", "-n", "2"]) == 2
     assert "nothing to launch" in capsys.readouterr().err
     assert main(["launch", "-n", "2", "--", "launch", "-n", "2", "--", "info"]) == 2
-    assert "itself" in capsys.readouterr().err
+    assert "not 'launch'" in capsys.readouterr().err
+    assert main(["launch", "-n", "2", "--", "extract", "--model", "spectral:mel"]) == 2
+    assert "--shard" in capsys.readouterr().err
 
 
 def test_rank_outputs_go_to_scratch():
