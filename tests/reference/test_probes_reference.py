@@ -12,6 +12,7 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from alignjax.probes import fit_logistic, logistic_probe, predict_logistic  # noqa: E402
+from tests._compat import enable_x64
 
 
 def _data(n, p, k, *, ill, seed):
@@ -52,7 +53,7 @@ def test_fit_logistic_matches_sklearn(n, p, k, ill, C):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sk = LogisticRegression(C=C, tol=1e-10, max_iter=100_000).fit(X, y)
-    with jax.enable_x64(True):
+    with enable_x64(True):
         fit = fit_logistic(X, y, C=C, tol=1e-10, max_iter=20_000)
         assert bool(fit.converged)
         coef, b = np.asarray(fit.coef), np.asarray(fit.intercept)
@@ -83,7 +84,7 @@ def test_fit_logistic_sample_weight_and_no_intercept():
     w = np.random.default_rng(0).uniform(0.2, 2.0, len(y))
     sk = LogisticRegression(C=0.7, tol=1e-10, max_iter=100_000, fit_intercept=False)
     sk.fit(X, y, sample_weight=w)
-    with jax.enable_x64(True):
+    with enable_x64(True):
         fit = fit_logistic(X, y, C=0.7, sample_weight=w, fit_intercept=False, tol=1e-10,
                            max_iter=20_000)
         coef = np.asarray(fit.coef)
@@ -101,7 +102,7 @@ def test_logistic_probe_matches_sklearn_pipeline_loop(class_weight):
               rng.standard_normal((k, 10)) * np.logspace(-1, 2, 10),
               rng.standard_normal((n, 6)) + np.eye(k)[y] @ rng.standard_normal((k, 6))]
     Cs = [0.01, 1.0, 100.0]
-    with jax.enable_x64(True):
+    with enable_x64(True):
         res = logistic_probe(layers, y, Cs=Cs, folds=4, inner_folds=None, tol=1e-8,
                              max_iter=5000, class_weight=class_weight)
     assert res.converged.all()
@@ -124,7 +125,7 @@ def test_logistic_probe_wide_layers_match_sklearn_pipeline_loop():
     y = np.repeat(np.arange(k), 20)
     X = rng.standard_normal((n, p)) * np.logspace(-1, 1, p) + np.eye(k)[y] @ rng.standard_normal((k, p))
     Cs = [0.01, 1.0]
-    with jax.enable_x64(True):
+    with enable_x64(True):
         res = logistic_probe([X], y, Cs=Cs, folds=3, inner_folds=None, tol=1e-9, max_iter=5000)
     assert res.converged.all()
     for ci, C in enumerate(Cs):

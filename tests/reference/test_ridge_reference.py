@@ -18,6 +18,7 @@ from himalaya.scoring import r2_score as h_r2  # noqa: E402
 from sklearn.linear_model import Ridge, RidgeCV  # noqa: E402
 from sklearn.metrics import r2_score  # noqa: E402
 from sklearn.model_selection import KFold  # noqa: E402
+from tests._compat import enable_x64
 
 ALPHAS = np.logspace(-3, 5, 17)
 
@@ -55,7 +56,7 @@ CASES = {
 def test_matches_himalaya_alphas_and_sklearn_coefs(case, fit_intercept):
     kw = CASES[case]
     X, Y = _problem(kw["n"], kw["p"], kw["t"], rank=kw.get("rank"), dup=kw.get("dup", False))
-    with jax.enable_x64(True):
+    with enable_x64(True):
         res = ridge_cv(X, Y, alphas=ALPHAS, folds=_masks(len(X)), fit_intercept=fit_intercept,
                        score="r2", chunk_size=5)
         best = np.asarray(res.best_alpha)
@@ -83,7 +84,7 @@ def test_cv_scores_match_sklearn_fold_loop(score):
     X, Y = _problem(42, 20, 4, seed=3)
     alphas = np.array([0.1, 3.0, 100.0])
     masks = _masks(42, 4)
-    with jax.enable_x64(True):
+    with enable_x64(True):
         cv = np.asarray(ridge_cv(X, Y, alphas=alphas, folds=masks, score=score).cv_scores)
     want = np.zeros_like(cv)
     for f in range(4):
@@ -105,7 +106,7 @@ def test_kernel_form_matches_himalaya_kernel_ridge_cv():
     X, Y = _problem(36, 120, 20, seed=5)
     X = X - X.mean(0)
     Y = Y - Y.mean(0)
-    with jax.enable_x64(True):
+    with enable_x64(True):
         res = ridge_cv(X, Y, alphas=ALPHAS, folds=_masks(36), fit_intercept=False)
         best, coef, cv = np.asarray(res.best_alpha), np.asarray(res.coef), np.asarray(res.cv_scores)
     kr = KernelRidgeCV(alphas=ALPHAS, kernel="linear", cv=KFold(5),
@@ -120,7 +121,7 @@ def test_kernel_form_matches_himalaya_kernel_ridge_cv():
 
 def test_leave_one_out_matches_sklearn_ridgecv_alpha_per_target():
     X, Y = _problem(30, 10, 12, seed=7)
-    with jax.enable_x64(True):
+    with enable_x64(True):
         res = ridge_cv(X, Y, alphas=ALPHAS, folds=30, fit_intercept=False, score="neg_mse")
         best = np.asarray(res.best_alpha)
     sk = RidgeCV(alphas=ALPHAS, fit_intercept=False, alpha_per_target=True).fit(X, Y)
@@ -140,7 +141,7 @@ def test_float32_close_to_sklearn():
 def test_ridge_fit_matches_sklearn_per_target_alpha():
     X, Y = _problem(25, 40, 3, seed=13)
     alpha = np.array([0.5, 5.0, 50.0])
-    with jax.enable_x64(True):
+    with enable_x64(True):
         coef, icpt = ridge_fit(X, Y, alpha=alpha)
         coef, icpt = np.asarray(coef), np.asarray(icpt)
     for j in range(3):
@@ -153,7 +154,7 @@ def test_ridge_fit_matches_sklearn_per_target_alpha():
 def test_full_kernel_shortcut_equals_per_fold_decompositions(fit_intercept):
     """solver='eigh_full' (one eigendecomposition for all folds) gives the per-fold answers."""
     X, Y = _problem(45, 70, 6, seed=17)
-    with jax.enable_x64(True):
+    with enable_x64(True):
         per = ridge_cv(X, Y, alphas=ALPHAS, folds=4, fit_intercept=fit_intercept, solver="eigh")
         full = ridge_cv(X, Y, alphas=ALPHAS, folds=4, fit_intercept=fit_intercept,
                         solver="eigh_full")

@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("optax")
 from alignjax.probes import solve  # noqa: E402
 from alignjax.probes import fit_logistic, logistic_probe  # noqa: E402
+from tests._compat import enable_x64
 
 
 def _problems(b=4, n=40, p=8, k=3, seed=0):
@@ -27,7 +28,7 @@ def test_vmap_equals_loop():
     """Batched and one-by-one fits agree (float64, tight tol: rounding-order differences of
     the batched matrix products must not move the solution)."""
     X, y, Cs = _problems()
-    with jax.enable_x64(True):
+    with enable_x64(True):
         X = X.astype(np.float64)
         f = jax.vmap(lambda X, y, C: fit_logistic(X, y, C=C, n_classes=3, tol=1e-10))
         batched = f(jnp.asarray(X), jnp.asarray(y), jnp.asarray(Cs, jnp.float64))
