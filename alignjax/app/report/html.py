@@ -149,7 +149,7 @@ def _rdm_section(steps: list[dict], labels_csv) -> str:
     from alignjax.app.report.rsa import plot_rdm
 
     cat_of = _category_of(labels_csv)
-    figs, brain = [], None
+    figs, brain, brain_options = [], None, {}
     for st in steps:
         summary = _load_json(Path(st["out"]) / "rsa.json")
         if not summary:
@@ -157,7 +157,8 @@ def _rdm_section(steps: list[dict], labels_csv) -> str:
         store_dir = Path(summary["features"])
         if not (store_dir / "manifest.json").is_file():
             continue
-        brain = brain or summary.get("brain")
+        if brain is None:
+            brain, brain_options = summary.get("brain"), summary.get("brain_options") or {}
         store = FeatureStore(store_dir)
         layer = summary["best_layer_group"]
         X = np.asarray(store.load(layer, drop_skipped=True), np.float32)
@@ -168,8 +169,8 @@ def _rdm_section(steps: list[dict], labels_csv) -> str:
                             f"{store_dir.name} {layer}", 330))
         if len(figs) >= 6:
             break
-    if brain and Path(brain).is_file() and figs:
-        resp = load_responses(brain)
+    if brain and Path(brain).exists() and figs:
+        resp = load_responses(brain, **brain_options)
         cats = [cat_of.get(i, "") for i in resp.stimulus_ids] if cat_of else None
         mean = np.mean([np.asarray(rdm(y)) for y in resp.subjects.values()], axis=0)
         figs.append(_figure(_png(plot_rdm(np.asarray(squareform(mean)), categories=cats,
