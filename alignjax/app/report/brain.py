@@ -77,9 +77,18 @@ def plot_brain_montage(volume: np.ndarray, *, title: str = "", cmap="hot", vmin=
 def plot_brain_nilearn(img, *, title: str = "", cmap="hot", vmin=None, vmax=None,
                        labels: Sequence[str] | None = None, path=None):
     """Glass-brain and axial stat-map views of a 3-D NIfTI map with nilearn."""
-    from nilearn import plotting
+    import warnings
 
     plt = _plt()
+    with warnings.catch_warnings():  # NaN outside the targets: shown as empty, as intended
+        warnings.simplefilter("ignore", UserWarning)
+        return _nilearn_views(img, title=title, cmap=cmap, vmin=vmin, vmax=vmax, labels=labels,
+                              path=path, plt=plt)
+
+
+def _nilearn_views(img, *, title, cmap, vmin, vmax, labels, path, plt):
+    from nilearn import plotting
+
     fig, axes = plt.subplots(2, 1, figsize=(8, 5.2))
     data = np.asarray(img.dataobj, float)
     finite = data[np.isfinite(data)]

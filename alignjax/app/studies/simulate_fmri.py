@@ -37,8 +37,9 @@ def simulate_nifti_study(out: str | os.PathLike, *, n_stimuli: int = 48,
         The voxel grid; the mask is the grid without a one-voxel border.
     n_subjects : int
     cube : int
-        Side of the cube of signal voxels (at one corner of the mask), driven by layer
-        ``late``; every other voxel of the mask is noise.
+        Side of the cube of signal voxels (at one corner of the mask), each a random
+        combination of four features of layer ``late``; every other voxel of the mask is
+        noise.
     noise : float
         Noise standard deviation (the signal has unit variance).
     n_nan : int
@@ -74,8 +75,8 @@ def simulate_nifti_study(out: str | os.PathLike, *, n_stimuli: int = 48,
     subjects = [f"sub-{s + 1:02d}" for s in range(n_subjects)]
     for s, subj in enumerate(subjects):
         data = noise * rng.standard_normal(shape + (n,))
-        w = rng.standard_normal((24, int(in_cube.sum())))
-        sig = layers["late"] @ w
+        w = rng.standard_normal((4, int(in_cube.sum())))
+        sig = layers["late"][:, :4] @ w  # a few directions of the layer, as voxels pool units
         sig = (sig - sig.mean(0)) / sig.std(0)
         data[in_cube] += sig.T
         data = data[..., order].astype(np.float32)
