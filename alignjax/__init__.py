@@ -35,6 +35,9 @@ from .encoding import EncodingResult, encode, encoding_permutation_test
 from .stats import fdr_bh, permutation_pvalues, rankdata
 from .permutation import PermutationTestResult, device_permutation_test, permutation_test
 from .io import FeatureStore, StoreWriter, load_layers, load_responses, open_store
+from .io import (SurfaceSpace, VolumeSpace, load_gifti_responses, load_nifti_folder,
+                 load_nifti_responses, load_subject_table, read_roi_labels, roi_summary,
+                 write_maps)
 
 __version__ = "0.1.0"
 
@@ -102,6 +105,16 @@ __all__ = [
     "open_store",
     "load_layers",
     "load_responses",
+    # neuroimaging I/O ([fmri] extra: nibabel imported when used)
+    "load_nifti_responses",
+    "load_nifti_folder",
+    "load_gifti_responses",
+    "load_subject_table",
+    "VolumeSpace",
+    "SurfaceSpace",
+    "write_maps",
+    "roi_summary",
+    "read_roi_labels",
 ]
 
 
