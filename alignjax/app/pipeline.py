@@ -16,7 +16,8 @@ Schema (see ``pipelines/seed003.toml`` for a full example)::
     [study]        name, out (relative to the TOML file), seed
     [stimuli]      path (folder or CSV with id,path,labels), duration (s, optional)
     [[models]]     name, spec, pooling, layers, batch_size, dtype, device
-    [[data]]       name, path, kind = "brain" | "judgements"
+    [[data]]       name, path, kind = "brain" | "judgements"; for NIfTI/GIfTI brain data also
+                   mask, stimulus_ids, nan_voxels = "raise" | "exclude"
     [[analyses]]   kind = "rsa" | "encode" | "probe" | "behaviour_rsa", name, models, + options
 """
 
@@ -51,13 +52,13 @@ _SECTIONS = {
     "study": {"name", "out", "seed"},
     "stimuli": {"path", "duration"},
     "models": {"name", "spec", "pooling", "layers", "batch_size", "dtype", "device", "n_frames"},
-    "data": {"name", "path", "kind"},
+    "data": {"name", "path", "kind", "mask", "stimulus_ids", "nan_voxels"},
 }
 _ANALYSES = {
     "rsa": {"data", "method", "metric", "brain_metric", "n_perm", "layers", "alternative",
             "n_boot", "control", "control_layer"},
     "encode": {"data", "alphas", "outer_folds", "inner_folds", "stratify", "score",
-               "extend_alphas", "standardize", "layers", "n_perm"},
+               "extend_alphas", "standardize", "layers", "n_perm", "rois", "roi_labels"},
     "probe": {"target", "where", "Cs", "folds", "inner_folds", "class_weight", "transfer_train",
               "transfer_test", "n_perm", "layers", "standardize"},
     "behaviour_rsa": {"data", "metric", "method", "n_perm", "layers", "smoothing"},
@@ -230,10 +231,10 @@ def _validate_inputs(cfg: Config) -> list:
                                 f"{exc}") from None
     for name, d in cfg.data.items():
         p = cfg.resolve(d["path"])
-        if not p.is_file():
-            raise PipelineError(f"{cfg.path}: data {name!r}: file {p} does not exist")
+        if not p.exists():
+            raise PipelineError(f"{cfg.path}: data {name!r}: {p} does not exist")
         if d["kind"] == "brain":
-            resp = load_responses(p)
+            resp = load_responses(p, **_brain_options(cfg, d))
             missing = [i for i in ids if i not in set(resp.stimulus_ids)]
             if missing:
                 raise PipelineError(
@@ -252,6 +253,29 @@ def _validate_inputs(cfg: Config) -> list:
     for a in cfg.analyses:
         _check_analysis(cfg, a, stimuli)
     return stimuli
+
+
+def _brain_options(cfg: Config, d: dict) -> dict:
+    """Loader options of a [[data]] entry (NIfTI/GIfTI: mask, stimulus ids, NaN voxels)."""
+    opts = {k: str(cfg.resolve(d[k])) for k in ("mask", "stimulus_ids") if d.get(k)}
+    if d.get("nan_voxels"):
+        opts["nan_voxels"] = d["nan_voxels"]
+    return opts
+
+
+def _data_inputs(cfg: Config, a: dict, opts: dict) -> dict:
+    """Fingerprinted inputs of an analysis's data: the file and its mask, ids, atlas."""
+    from alignjax.app import fingerprint as fp
+
+    d = cfg.data[a["data"]]
+    inputs = {"data": fp.describe_file(cfg.resolve(d["path"]))}
+    for key in ("mask", "stimulus_ids"):
+        if d.get(key):
+            inputs[f"data_{key}"] = fp.describe_file(cfg.resolve(d[key]))
+    for key in ("rois", "roi_labels"):
+        if opts.get(key):
+            inputs[key] = fp.describe_file(cfg.resolve(opts[key]))
+    return inputs
 
 
 def _analysis_where(cfg: Config, a: dict, key: str) -> str:
@@ -364,7 +388,8 @@ def _defaults(kind: str) -> dict:
         "behaviour_rsa": dict(metric="symmetric_kl", method="spearman", n_perm=1000,
                               layers=None, smoothing=1e-2),
         "encode": dict(alphas=DEFAULT_ALPHAS, outer_folds=5, inner_folds=5, stratify=None,
-                       score="r2", extend_alphas=False, standardize=True, layers=None, n_perm=0),
+                       score="r2", extend_alphas=False, standardize=True, layers=None, n_perm=0,
+                       rois=None, roi_labels=None),
         "probe": dict(target=None, where=None, Cs=list(DEFAULT_CS), folds=5, inner_folds=3,
                       class_weight=None, transfer_train=None, transfer_test=None, n_perm=0,
                       layers=None, standardize=True),
@@ -449,7 +474,7 @@ def plan(cfg: Config, *, progress: bool = True) -> list[Step]:
             inputs = {"features": fp.describe_store(stores[mname])}
             upstream = [f"extract/{mname}"]
             if "data" in a:
-                inputs["data"] = fp.describe_file(cfg.resolve(cfg.data[a["data"]]["path"]))
+                inputs.update(_data_inputs(cfg, a, opts))
             if _label_columns(opts):
                 inputs["labels"] = fp.describe_labels(src, _label_columns(opts))
             if opts.get("control"):
@@ -474,6 +499,7 @@ def _runner(cfg: Config, a: dict, o: dict, store: Path, progress: bool,
     """``run(folder)`` for one analysis of one model, with the resolved options ``o``."""
     kind = a["kind"]
     data = cfg.resolve(cfg.data[a["data"]]["path"]) if "data" in a else None
+    brain_opts = _brain_options(cfg, cfg.data[a["data"]]) if "data" in a else {}
 
     def rsa(out):
         from alignjax.app.studies.rsa import run_rsa
@@ -482,7 +508,8 @@ def _runner(cfg: Config, a: dict, o: dict, store: Path, progress: bool,
                        brain_metric=o["brain_metric"], n_perm=o["n_perm"], seed=o["seed"],
                        alternative=o["alternative"], layers=o["layers"], n_boot=o["n_boot"],
                        control=stores_all[o["control"]] if o["control"] else None,
-                       control_layer=o["control_layer"], progress=progress)
+                       control_layer=o["control_layer"], progress=progress,
+                       brain_options=brain_opts)
 
     def behaviour(out):
         from alignjax.io import open_store
@@ -506,7 +533,9 @@ def _runner(cfg: Config, a: dict, o: dict, store: Path, progress: bool,
                           inner_folds=o["inner_folds"], stratify=stratify, score=o["score"],
                           extend_alphas=o["extend_alphas"], standardize=o["standardize"],
                           layers=o["layers"], seed=o["seed"], n_perm=o["n_perm"],
-                          progress=progress)
+                          progress=progress, brain_options=brain_opts,
+                          rois=cfg.resolve(o["rois"]) if o["rois"] else None,
+                          roi_labels=cfg.resolve(o["roi_labels"]) if o["roi_labels"] else None)
 
     def probe(out):
         from alignjax.app.studies.probe import run_probe

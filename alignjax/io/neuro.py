@@ -42,7 +42,8 @@ from ..errors import (InvalidOptionError, NonFiniteError, ShapeMismatchError,
 from .responses import Responses, register_loader
 
 __all__ = ["VolumeSpace", "SurfaceSpace", "load_nifti_responses", "load_nifti_folder",
-           "load_gifti_responses", "load_subject_table", "read_stimulus_ids", "NAN_VOXELS"]
+           "load_gifti_responses", "load_subject_table", "read_stimulus_ids", "companion_files",
+           "NAN_VOXELS"]
 
 NAN_VOXELS = ("raise", "exclude")
 _NIFTI = (".nii.gz", ".nii")
@@ -495,6 +496,28 @@ def load_subject_table(path, *, mask=None, stimulus_ids=None,
             if name in resp.spaces:
                 spaces[r["subject"]] = resp.spaces[name]
     return Responses(list(ids), subjects, spaces)
+
+
+def companion_files(path) -> list[Path]:
+    """Files a response file is read together with: its stimulus-id sidecars, the other
+    hemisphere of a surface, the files a subject table lists (for content fingerprints)."""
+    path = Path(path)
+    low = path.name.lower()
+    out: list[Path] = []
+    if low.endswith(_NIFTI + (".func.gii",)):
+        stem = _strip(path.name)
+        stems = {stem, re.sub(r"[_.-]?hemi-[LR]", "", stem)}
+        out += [path.with_name(s + suf) for s in sorted(stems)
+                for suf in (".ids.txt", "_ids.txt", "_events.tsv", "_labels.tsv")]
+        if low.endswith(".func.gii"):
+            out += [p for _, p in _hemispheres(path) if p != path]
+    elif low.endswith((".subjects.tsv", ".subjects.csv")) and path.is_file():
+        for r in _read_table(path):
+            for key in ("path", "mask", "stimulus_ids"):
+                if r.get(key):
+                    p = Path(r[key])
+                    out.append(p if p.is_absolute() else path.parent / p)
+    return out
 
 
 for _suffix in _NIFTI:

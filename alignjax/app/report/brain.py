@@ -31,7 +31,7 @@ def _discrete(values: np.ndarray, n: int):
     """Best-layer volume as floats with NaN outside the targets, and a discrete colour map."""
     plt = _plt()
     vol = np.where(values >= 0, values.astype(float), np.nan)
-    cmap = plt.get_cmap("viridis", max(n, 1))
+    cmap = plt.get_cmap("viridis", max(n, 2))  # a one-colour map breaks colour bars
     return vol, cmap
 
 
@@ -56,6 +56,7 @@ def plot_brain_montage(volume: np.ndarray, *, title: str = "", cmap="hot", vmin=
     finite = vol[np.isfinite(vol)]
     lo = vmin if vmin is not None else (finite.min() if finite.size else 0)
     hi = vmax if vmax is not None else (finite.max() if finite.size else 1)
+    hi = hi if hi > lo else lo + 1.0
     im = None
     for ax, z in zip(axes.flat, pick):
         im = ax.imshow(vol[:, :, z].T, origin="lower", cmap=cmap, vmin=lo, vmax=hi,
@@ -94,6 +95,7 @@ def _nilearn_views(img, *, title, cmap, vmin, vmax, labels, path, plt):
     finite = data[np.isfinite(data)]
     hi = vmax if vmax is not None else (float(finite.max()) if finite.size else 1.0)
     lo = vmin if vmin is not None else 0.0
+    hi = hi if hi > lo else lo + 1.0  # a constant map (R² all 0) still gets a colour scale
     plotting.plot_glass_brain(img, axes=axes[0], figure=fig, cmap=cmap, vmin=lo, vmax=hi,
                               colorbar=True, plot_abs=False, title=title, threshold=None)
     zs = np.flatnonzero(np.isfinite(data).any(axis=(0, 1)))

@@ -288,6 +288,9 @@ def build_report(run_dir, out=None, *, title: str | None = None) -> Path:
              _ground_truth(run_dir, pipeline)]
     parts.append(_rdm_section([s for s in shown if _summary_of(s) and s["kind"] == "rsa"],
                               (pipeline or {}).get("stimuli")))
+    from alignjax.app.report.brain import brain_section
+
+    parts.append(brain_section([s for s in shown if s["kind"] == "encode"], _table, _figure, _png))
     for kind in ("rsa", "behaviour_rsa", "encode", "probe"):
         if kind in by_kind:
             over = "".join(_overview(kind, group) for group in _groups_of(shown, kind))
