@@ -113,7 +113,9 @@ def run_rsa(features, brain, out: str | os.PathLike, *, method: str = "spearman"
     """Run RSA between every layer of ``features`` and every subject of ``brain``.
 
     Writes ``rsa.csv`` (layer, subject, r, p, p_fwe, noise ceiling; subject ``group`` is
-    the RDM averaged over subjects), ``rsa.json`` (everything, with settings and timing) and
+    the RDM averaged over subjects), ``rsa.json`` (everything, with settings and timing),
+    ``rdms/`` (``model.npy``: the best group layer's condensed RDM, ``subjects.npy``: each
+    subject's, ``stimulus_ids.txt``) and
     ``rsa.png`` (RSA per layer with the noise-ceiling band; layers whose group-level
     ``p_fwe < 0.05`` marked). Stimuli are matched by id; every feature stimulus must be
     present in ``brain``.
@@ -193,6 +195,14 @@ def run_rsa(features, brain, out: str | os.PathLike, *, method: str = "spearman"
     }
     with open(out / "rsa.json", "w") as fh:
         json.dump(summary, fh, indent=1)
+    # the best layer's RDM and the subjects' RDMs: what a model-zoo analysis bootstraps
+    # over stimuli (alignjax zoo)
+    # (.npy and text, not .npz: the bytes must not depend on when they were written)
+    best = int(np.argmax(group_r))
+    (out / "rdms").mkdir(exist_ok=True)
+    np.save(out / "rdms" / "model.npy", model[best].astype(np.float32))
+    np.save(out / "rdms" / "subjects.npy", sub.astype(np.float32))
+    (out / "rdms" / "stimulus_ids.txt").write_text("\n".join(ls.stimulus_ids) + "\n")
     from alignjax.app.report.rsa import plot_rsa_layers
 
     _save_figure(plot_rsa_layers(
