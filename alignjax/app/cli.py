@@ -414,6 +414,52 @@ def _cmd_probe(args) -> int:
     return 0
 
 
+def _add_zoo(sub) -> None:
+    p = sub.add_parser(
+        "zoo", help="compare many models: rankings with CIs, pairwise tests, alignment vs "
+                    "task scores, checkpoint curves",
+        description="Read the rsa/encode (and probe) results of several models, rank the models "
+                    "by each measure with bootstrap CIs (over subjects; over stimuli for RSA), "
+                    "compare every pair with a sign-flip permutation test over subjects "
+                    "(max-|t| FWE), correlate alignment with external scores across models "
+                    "(bootstrap CI, permutation p) and plot alignment against training step.")
+    p.add_argument("--results", nargs="+", required=True, metavar="DIR",
+                   help="result folders, one per model (NAME=DIR to name it; default the folder "
+                        "name), or one pipeline output folder")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--scores", nargs="*", default=[], metavar="CSV[:COLUMN]",
+                   help="per-model scores (a 'model' column, one column per score, e.g. HEAR)")
+    p.add_argument("--steps", default=None, metavar="CSV",
+                   help="model,step[,family] table for checkpoint curves (default: "
+                        "checkpoint_step in each feature store's manifest)")
+    p.add_argument("--measures", default=None, help="comma-separated measures (analysis names)")
+    p.add_argument("--n-boot", type=int, default=2000)
+    p.add_argument("--n-perm", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_zoo)
+
+
+def _cmd_zoo(args) -> int:
+    from alignjax.app.studies.zoo import run_zoo
+
+    s = run_zoo(args.results, args.out, scores=args.scores, steps=args.steps,
+                measures=args.measures.split(",") if args.measures else None,
+                n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed,
+                progress=not args.no_progress)
+    print(f"zoo: {len(s['models'])} models, measures {', '.join(s['measures'])}")
+    for m in s["measures"]:
+        top = [r for r in s["ranking"] if r["measure"] == m and r["rank"] == 1]
+        if top:
+            print(f"  {m}: best {top[0]['model']} ({top[0]['score']:.3f}, first in "
+                  f"{100 * top[0]['p_best']:.0f}% of bootstrap samples over {top[0]['over']})")
+    for r in s["correlation"]:
+        print(f"  {r['measure']} vs {r['score']}: {r['method']} r = {r['r']:.3f} "
+              f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}], p = {r['p']:.3g} ({r['n_models']} models)")
+    print(f"wrote {args.out}/zoo.json, zoo_ranking.csv, zoo_pairwise.csv, zoo_correlation.csv")
+    return 0
+
+
 _COMMANDS = [
     _add_info,
     _add_rsa,
@@ -423,6 +469,7 @@ _COMMANDS = [
     _add_extract, _add_synth, _add_layers,
     _add_encode,
     _add_probe,
+    _add_zoo,
 ]
 
 

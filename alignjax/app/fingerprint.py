@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 
 from alignjax.io.hashing import MISSING, file_sha256, store_fingerprint, text_sha256
 
-__all__ = ["fingerprint", "describe_file", "describe_store", "describe_stimuli",
+__all__ = ["fingerprint", "describe_file", "describe_folder", "describe_store", "describe_stimuli",
            "describe_labels", "describe_model", "MISSING"]
 
 
@@ -34,7 +34,7 @@ def describe_file(path) -> dict:
     """
     path = Path(path).resolve()
     if path.is_dir():
-        return {"kind": "folder", "path": str(path)}
+        return describe_folder(path)
     desc = {"kind": "file", "path": str(path)}
     if path.suffix.lower() == ".npy":
         desc["companions"] = [str(path.with_suffix(".ids.txt"))]
@@ -45,6 +45,11 @@ def describe_file(path) -> dict:
         if extra:
             desc["companions"] = [str(p) for p in extra]
     return desc
+
+
+def describe_folder(path) -> dict:
+    """A folder (of beta images, or another step's results), described file by file."""
+    return {"kind": "folder", "path": str(Path(path).resolve())}
 
 
 def describe_store(path) -> dict:

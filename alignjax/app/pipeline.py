@@ -18,7 +18,10 @@ Schema (see ``pipelines/seed003.toml`` for a full example)::
     [[models]]     name, spec, pooling, layers, batch_size, dtype, device
     [[data]]       name, path, kind = "brain" | "judgements"; for NIfTI/GIfTI brain data also
                    mask, stimulus_ids, nan_voxels = "raise" | "exclude"
-    [[analyses]]   kind = "rsa" | "encode" | "probe" | "behaviour_rsa", name, models, + options
+    [[analyses]]   kind = "rsa" | "encode" | "probe" | "behaviour_rsa" | "zoo", name, models,
+                   + options; a zoo compares the models' results of other analyses
+                   (``analyses``, default every rsa/encode/probe one) with ``scores`` tables
+                   and checkpoint ``steps``
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ _ANALYSES = {
     "probe": {"target", "where", "Cs", "folds", "inner_folds", "class_weight", "transfer_train",
               "transfer_test", "n_perm", "layers", "standardize"},
     "behaviour_rsa": {"data", "metric", "method", "n_perm", "layers", "smoothing"},
+    "zoo": {"analyses", "scores", "steps", "n_boot", "n_perm"},
 }
 _COMMON = {"kind", "name", "models"}
 _DATA_KINDS = ("brain", "judgements")
@@ -202,13 +206,36 @@ def load_config(path) -> Config:
             raise PipelineError(f"{path}: [[analyses]] #{i + 1} (probe) needs a 'target' "
                                 "label column")
         explicit.append("name" in a)
-        a.setdefault("name", f"probe-{a['target']}" if kind == "probe" else f"{kind}-{a['data']}")
+        a.setdefault("name", f"probe-{a['target']}" if kind == "probe" else "zoo"
+                     if kind == "zoo" else f"{kind}-{a['data']}")
         analyses.append(a)
     _check_unique([a["name"] for a in analyses], "analyses", path, text, explicit)
+    _check_zoos(path, analyses)
     if "features" in {a["name"] for a in analyses}:
         raise PipelineError(f"{path}: an analysis may not be named 'features' (the folder of the "
                             "feature stores)")
     return Config(path, text, study, stimuli, models, data, analyses)
+
+
+def _zoo_sources(analyses: list[dict], a: dict) -> list[dict]:
+    """The analyses a zoo compares: those it names, or every rsa/encode/probe analysis."""
+    if a.get("analyses"):
+        by = {b["name"]: b for b in analyses}
+        return [by[n] for n in a["analyses"]]
+    return [b for b in analyses if b["kind"] in ("rsa", "encode", "probe")]
+
+
+def _check_zoos(path: Path, analyses: list[dict]) -> None:
+    names = {b["name"]: b["kind"] for b in analyses}
+    for a in analyses:
+        if a["kind"] != "zoo":
+            continue
+        for n in a.get("analyses") or []:
+            if names.get(n) not in ("rsa", "encode", "probe"):
+                raise PipelineError(f"{path}: zoo {a['name']!r} names analysis {n!r}, which is "
+                                    f"not an rsa, encode or probe analysis of this file")
+        if not _zoo_sources(analyses, a):
+            raise PipelineError(f"{path}: zoo {a['name']!r} has no rsa/encode analysis to compare")
 
 
 def _validate_inputs(cfg: Config) -> list:
@@ -313,12 +340,28 @@ def _check_analysis(cfg: Config, a: dict, stimuli: list) -> None:
                               stratify=None if strat is None else strat[tr])
         elif a["kind"] == "probe":
             _check_probe(o, [s.labels for s in stimuli])
+        elif a["kind"] == "zoo":
+            _check_zoo(cfg, a, o)
     except InvalidFoldsError as exc:
         raise PipelineError(f"{_analysis_where(cfg, a, key)}: {exc} ([stimuli] holds "
                             f"{len(stimuli)} stimuli); set {key} lower") from None
     except AlignjaxInputError as exc:
         key = next((k for k in ("n_perm", "standardize") if str(exc).startswith(k)), "kind")
         raise PipelineError(f"{_analysis_where(cfg, a, key)}: {exc}") from None
+
+
+def _check_zoo(cfg: Config, a: dict, o: dict) -> None:
+    for key, paths in (("scores", o["scores"]), ("steps", [o["steps"]] if o["steps"] else [])):
+        for path in paths:
+            f = cfg.resolve(str(path).split(":")[0])
+            if not f.is_file():
+                raise PipelineError(f"{_analysis_where(cfg, a, key)}: {f} does not exist")
+    models = {m for b in _zoo_sources(cfg.analyses, a)
+              for m in (b.get("models") or [m["name"] for m in cfg.models])}
+    if o["scores"] and len(models) < 3:
+        raise PipelineError(f"{_analysis_where(cfg, a, 'scores')}: a correlation of alignment "
+                            f"with scores across models needs at least 3 models; the zoo has "
+                            f"{len(models)} ({sorted(models)})")
 
 
 def _check_probe(o: dict, labels: list[dict]) -> None:
@@ -393,10 +436,12 @@ def _defaults(kind: str) -> dict:
         "probe": dict(target=None, where=None, Cs=list(DEFAULT_CS), folds=5, inner_folds=3,
                       class_weight=None, transfer_train=None, transfer_test=None, n_perm=0,
                       layers=None, standardize=True),
+        "zoo": dict(analyses=None, scores=[], steps=None, n_boot=2000, n_perm=10_000),
     }[kind]
 
 
 _INTS = {"n_perm", "n_boot", "outer_folds", "inner_folds", "folds", "batch_size", "n_frames"}
+_LISTS = {"scores", "analyses"}
 _BOOLS = {"extend_alphas", "standardize"}
 
 
@@ -421,6 +466,9 @@ def resolve_options(a: dict, seed: int) -> dict:
         opts["Cs"] = [float(x) for x in opts["Cs"]]
     if opts.get("layers") is not None:
         opts["layers"] = list(opts["layers"])
+    for k in _LISTS & set(opts):
+        if isinstance(opts[k], str):
+            opts[k] = [opts[k]]
     opts["seed"] = seed
     return opts
 
@@ -470,6 +518,9 @@ def plan(cfg: Config, *, progress: bool = True) -> list[Step]:
                           run_extract))
     for a in cfg.analyses:
         opts = resolve_options(a, seed)
+        if a["kind"] == "zoo":
+            steps.append(_zoo_step(cfg, a, opts, progress))
+            continue
         for mname in a.get("models") or [m["name"] for m in cfg.models]:
             inputs = {"features": fp.describe_store(stores[mname])}
             upstream = [f"extract/{mname}"]
@@ -485,6 +536,35 @@ def plan(cfg: Config, *, progress: bool = True) -> list[Step]:
                               dict(opts, **({"data": a["data"]} if "data" in a else {})),
                               inputs, runner, upstream))
     return steps
+
+
+def _zoo_step(cfg: Config, a: dict, opts: dict, progress: bool) -> Step:
+    """One step comparing every model's results of the zoo's source analyses."""
+    from alignjax.app import fingerprint as fp
+
+    sources, inputs, upstream = [], {}, []
+    for b in _zoo_sources(cfg.analyses, a):
+        for mname in b.get("models") or [m["name"] for m in cfg.models]:
+            folder = cfg.out / b["name"] / mname
+            sources.append((mname, b["name"], folder))
+            inputs[f"{b['name']}/{mname}"] = fp.describe_folder(folder)
+            upstream.append(f"{b['name']}/{mname}")
+    for k, path in enumerate(opts["scores"]):
+        inputs[f"scores{k}"] = fp.describe_file(cfg.resolve(str(path).split(":")[0]))
+    if opts["steps"]:
+        inputs["steps"] = fp.describe_file(cfg.resolve(opts["steps"]))
+
+    def run(out):
+        from alignjax.app.studies.zoo import run_zoo
+
+        scores = [str(cfg.resolve(s)) for s in opts["scores"]]
+        return run_zoo(sources, out, scores=scores,
+                       steps=str(cfg.resolve(opts["steps"])) if opts["steps"] else None,
+                       n_boot=opts["n_boot"], n_perm=opts["n_perm"], seed=opts["seed"],
+                       progress=progress)
+
+    return Step(f"{a['name']}/all-models", "zoo", cfg.out / a["name"] / "all-models", opts,
+                inputs, run, upstream)
 
 
 def _labels_for(cfg: Config, column: str, ids: list[str]):

@@ -106,10 +106,20 @@ def _probe_score(folder: Path) -> float | None:
 def collect_results(results: Sequence[str | os.PathLike]) -> tuple[list[ZooEntry], dict]:
     """Zoo entries and probe scores from result folders or one pipeline output folder.
 
-    Returns ``(entries, scores)`` with ``scores[score_name][model]`` from probe results.
+    ``results`` items are folders, ``NAME=FOLDER`` strings or ``(model, measure, folder)``
+    tuples. Returns ``(entries, scores)`` with ``scores[score_name][model]`` from probe
+    results.
     """
     entries, scores = [], {}
     for spec in results:
+        if isinstance(spec, tuple):  # (model, measure, folder), as a pipeline names them
+            model, measure, folder = spec
+            e = _entry(model, measure, Path(folder))
+            if e is not None:
+                entries.append(e)
+            elif (p := _probe_score(Path(folder))) is not None:
+                scores.setdefault(f"probe:{measure}", {})[model] = p
+            continue
         name, sep, path = str(spec).partition("=")
         folder = Path(path if sep else name)
         if not folder.is_dir():
