@@ -112,3 +112,36 @@ def test_bad_nifti_data_fails_before_any_step(study):
     (study / "typo.toml").write_text(text.replace('mask = "mask.nii.gz"', 'masks = "mask.nii.gz"'))
     with pytest.raises(PipelineError, match="unknown option 'masks'"):
         run_pipeline(study / "typo.toml", progress=False, log=lambda s: None)
+
+
+def test_zoo_pipeline_step_over_three_models(study):
+    """A zoo analysis: one step after the models' RSA steps, skipped when they are."""
+    from alignjax.app.report.html import build_report
+
+    (study / "hear.csv").write_text("model,hear\nmel,0.7\nmfcc,0.5\nmod,0.6\n")
+    text = (study / "pipeline.toml").read_text().replace('out = "out"', 'out = "out-zoo"')
+    head, _, _ = text.partition("[[analyses]]")
+    head = head.replace('spec = "spectral:mel"\n', 'spec = "spectral:mel"\n\n[[models]]\nname = '
+                        '"mfcc"\nspec = "spectral:mfcc"\n\n[[models]]\nname = "mod"\nspec = '
+                        '"spectral:modulation"\n')
+    cfg = study / "zoo.toml"
+    cfg.write_text(head + '[[analyses]]\nkind = "rsa"\ndata = "fmri"\nn_perm = 20\n\n'
+                   '[[analyses]]\nkind = "zoo"\nscores = "hear.csv"\nn_boot = 100\n'
+                   'n_perm = 200\n')
+    first = run_pipeline(cfg, progress=False, log=lambda s: None)
+    assert [r["step"] for r in first][-1] == "zoo/all-models"
+    assert all(r["status"] == "ran" for r in first)
+    zoo = json.loads((study / "out-zoo" / "zoo" / "all-models" / "zoo.json").read_text())
+    assert zoo["models"] == ["mel", "mfcc", "mod"] and zoo["measures"] == ["rsa-fmri"]
+    assert {r["method"] for r in zoo["correlation"]} == {"pearson", "spearman"}
+    assert "Model zoo" in build_report(study / "out-zoo").read_text()
+    again = run_pipeline(cfg, progress=False, log=lambda s: None)
+    assert all(r["status"] == "skipped" for r in again)
+    (study / "hear.csv").write_text("model,hear\nmel,0.7\nmfcc,0.5\nmod,0.65\n")
+    third = run_pipeline(cfg, progress=False, log=lambda s: None)
+    assert [r["status"] for r in third] == ["skipped"] * 6 + ["ran"]
+    (study / "two.toml").write_text(cfg.read_text().replace('out = "out-zoo"', 'out = "out-2"')
+                                    .replace('n_perm = 20\n\n[[analyses]]', 'n_perm = 20\n'
+                                             'models = ["mel", "mfcc"]\n\n[[analyses]]'))
+    with pytest.raises(PipelineError, match="at least 3 models"):
+        run_pipeline(study / "two.toml", progress=False, log=lambda s: None)
