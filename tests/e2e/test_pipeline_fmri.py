@@ -145,3 +145,15 @@ def test_zoo_pipeline_step_over_three_models(study):
                                              'models = ["mel", "mfcc"]\n\n[[analyses]]'))
     with pytest.raises(PipelineError, match="at least 3 models"):
         run_pipeline(study / "two.toml", progress=False, log=lambda s: None)
+
+
+def test_component_zoo_example_config_is_valid():
+    from pathlib import Path
+
+    from alignjax.app.pipeline import load_config, resolve_options
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "notebooks"
+                      / "zoo_components_pipeline.toml")
+    zoo = [a for a in cfg.analyses if a["kind"] == "zoo"][0]
+    assert resolve_options(zoo, 0)["analyses"] == ["encode-components", "rsa-components"]
+    assert cfg.data["components"]["kind"] == "brain"
