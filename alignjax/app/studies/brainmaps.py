@@ -8,6 +8,7 @@ output folder itself (``r2.nii.gz``, ...); several: into one folder per subject.
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -76,6 +77,14 @@ def write_encoding_maps(res, parts: dict, perm, spaces: dict, out, *, rois=None,
     out : path
     rois, roi_labels : path, optional
         Atlas and its label table for ROI summaries (both or neither).
+    figures : bool
+        Also draw the brain-map (and ROI) figures.
+
+    Returns
+    -------
+    dict
+        ``maps`` (files per subject and measure, relative to ``out``), ``spaces``,
+        ``rois`` (with an atlas) and ``timings`` (seconds spent writing maps, figures, ROIs).
     """
     from alignjax.io import write_maps
 
@@ -99,8 +108,10 @@ def write_encoding_maps(res, parts: dict, perm, spaces: dict, out, *, rois=None,
             raise InvalidOptionError(f"subject {subj!r}: {d['r'].shape[0]} results but its space "
                                      f"holds {n} targets; nothing was written")
     record = {"maps": {}, "spaces": {}}
+    timings = {"maps": 0.0, "brain_figures": 0.0}
     for subj, maps in all_maps.items():
         folder = out / subj if several else out
+        t0 = time.perf_counter()
         written = write_maps(maps, spaces[subj], folder)
         (folder / "best_layer_labels.tsv").write_text(
             "index\tname\n" + "".join(f"{i}\t{n}\n" for i, n in enumerate(names)))
@@ -108,12 +119,18 @@ def write_encoding_maps(res, parts: dict, perm, spaces: dict, out, *, rois=None,
         sp = spaces[subj]
         record["spaces"][subj] = {"kind": type(sp).__name__, "n_targets": sp.n_targets,
                                   "n_excluded_nan": sp.n_excluded_nan}
+        timings["maps"] += time.perf_counter() - t0
         if figures and (not several or list(all_maps).index(subj) < 4):
             from alignjax.app.report.brain import write_brain_figures
 
+            t0 = time.perf_counter()
             write_brain_figures(written, names, out, suffix=f"_{subj}" if several else "")
+            timings["brain_figures"] += time.perf_counter() - t0
     if rois is not None:
+        t0 = time.perf_counter()
         record["rois"] = _rois(all_maps, spaces, rois, roi_labels, names, out, figures)
+        timings["rois"] = time.perf_counter() - t0
+    record["timings"] = timings
     return record
 
 

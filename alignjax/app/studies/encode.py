@@ -37,6 +37,35 @@ def parse_alphas(alphas) -> np.ndarray:
                                  f"logspace:START:STOP:NUM ({exc})") from None
 
 
+def _write_tables(out: Path, parts: dict, names: list, perm) -> None:
+    """``voxels.csv`` and the per-subject ``.npy`` arrays."""
+    with open(out / "voxels.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["subject", "voxel", "valid", "r", "r2", "cod", "best_layer", "best_alpha"]
+                   + (["p", "p_fwe", "q"] if perm is not None else []))
+        offset = 0
+        for subj, d in parts.items():
+            sdir = out / subj
+            sdir.mkdir(exist_ok=True)
+            for key in ("r", "r2", "cod", "best_layer", "best_alpha", "layer_r2", "valid"):
+                np.save(sdir / f"{key}.npy", d[key])
+            for v in range(d["r"].shape[0]):
+                bl = d["best_layer"][:, v]
+                if d["valid"][v] and (bl >= 0).all():
+                    mode = int(np.bincount(bl).argmax())
+                    layer = names[mode]
+                    alpha = float(np.exp(np.median(np.log(d["best_alpha"][:, v]))))
+                else:
+                    layer, alpha = "", float("nan")
+                row = [subj, v, bool(d["valid"][v]), f"{d['r'][v]:.6g}", f"{d['r2'][v]:.6g}",
+                       f"{d['cod'][v]:.6g}", layer, f"{alpha:.6g}"]
+                if perm is not None:
+                    k = offset + v
+                    row += [f"{perm.p[k]:.6g}", f"{perm.p_fwe[k]:.6g}", f"{perm.q[k]:.6g}"]
+                w.writerow(row)
+            offset += d["r"].shape[0]
+
+
 @renamed(target_chunk="chunk_size")
 def run_encode(features, brain, out: str | os.PathLike, *, alphas=None, outer_folds: int = 5,
                inner_folds: int = 5, stratify: Sequence | None = None, score: str = "r2",
@@ -88,31 +117,8 @@ def run_encode(features, brain, out: str | os.PathLike, *, alphas=None, outer_fo
                                 standardize=standardize, chunk_size=chunk_size,
                                 extend_alphas=extend_alphas, score=score))
     timings["permutation"] = time.perf_counter() - t0 - sum(timings.values())
-    with open(out / "voxels.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["subject", "voxel", "valid", "r", "r2", "cod", "best_layer", "best_alpha"]
-                   + (["p", "p_fwe", "q"] if perm is not None else []))
-        offset = 0
-        for subj, d in parts.items():
-            sdir = out / subj
-            sdir.mkdir(exist_ok=True)
-            for key in ("r", "r2", "cod", "best_layer", "best_alpha", "layer_r2", "valid"):
-                np.save(sdir / f"{key}.npy", d[key])
-            for v in range(d["r"].shape[0]):
-                bl = d["best_layer"][:, v]
-                if d["valid"][v] and (bl >= 0).all():
-                    mode = int(np.bincount(bl).argmax())
-                    layer = names[mode]
-                    alpha = float(np.exp(np.median(np.log(d["best_alpha"][:, v]))))
-                else:
-                    layer, alpha = "", float("nan")
-                row = [subj, v, bool(d["valid"][v]), f"{d['r'][v]:.6g}", f"{d['r2'][v]:.6g}",
-                       f"{d['cod'][v]:.6g}", layer, f"{alpha:.6g}"]
-                if perm is not None:
-                    k = offset + v
-                    row += [f"{perm.p[k]:.6g}", f"{perm.p_fwe[k]:.6g}", f"{perm.q[k]:.6g}"]
-                w.writerow(row)
-            offset += d["r"].shape[0]
+    _write_tables(out, parts, names, perm)
+    timings["tables"] = time.perf_counter() - t0 - sum(timings.values())
     summary = dict(res.summary)
     counts = np.zeros(len(names), dtype=int)
     for entry in summary["subjects"].values():
@@ -134,14 +140,16 @@ def run_encode(features, brain, out: str | os.PathLike, *, alphas=None, outer_fo
         summary.update(write_encoding_maps(res, parts, perm, resp.spaces, out, rois=rois,
                                            roi_labels=roi_labels))
         summary["brain_options"] = {k: str(v) for k, v in (brain_options or {}).items()}
-    timings["write"] = time.perf_counter() - t0 - sum(timings.values())
-    summary["timings"] = timings
+        timings.update(summary.pop("timings"))
+    from alignjax.app.report.encoding import write_figures
+
+    t_fig = time.perf_counter()
+    write_figures(res, out)
+    timings["figures"] = time.perf_counter() - t_fig
+    summary["timings"] = timings  # seconds per part: load, encode (the solver), writing
     summary["seconds"] = time.perf_counter() - t0
     with open(out / "summary.json", "w", encoding="utf-8") as fh:
         json.dump(summary, fh, indent=1)
-    from alignjax.app.report.encoding import write_figures
-
-    write_figures(res, out)
     summary["n_valid"] = int(res.valid.sum())
     summary["n_subjects"] = len(res.subjects)
     return summary
