@@ -113,3 +113,17 @@ def test_clear_errors_for_bad_brain_input(study, tmp_path, capsys):
                         "--roi-labels", str(study["labels"])]) == 2
     assert "NIfTI/GIfTI" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_nan_voxels_refused_with_counts_or_dropped_on_request(tmp_path, capsys):
+    st = simulate_nifti_study(tmp_path / "nan", n_stimuli=24, shape=(7, 6, 5), n_nan=3)
+    base = ["rsa", "--features", str(st["features"]), "--brain", str(st["brain"]), "--mask",
+            str(st["mask"]), "--stimulus-ids", str(st["ids"]), "--n-perm", "10"]
+    assert main(base + ["--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "3 of 60 voxels inside the mask hold NaN or inf (in 1 of 24 stimuli" in err
+    assert "--drop-nan-voxels" in err and not (tmp_path / "a").exists()
+    with pytest.warns(UserWarning, match="3 of 60 voxels .* excluded"):
+        assert main(base + ["--out", str(tmp_path / "b"), "--drop-nan-voxels"]) == 0
+    assert json.loads((tmp_path / "b" / "rsa.json").read_text())["brain_options"] == {
+        "mask": str(st["mask"]), "stimulus_ids": str(st["ids"]), "nan_voxels": "exclude"}

@@ -94,3 +94,24 @@ def test_zoo_errors(zoo, tmp_path, capsys):
     assert "no score for the models ['m1', 'm2']" in capsys.readouterr().err
     assert main(["zoo", "--results", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "holds no rsa.json" in capsys.readouterr().err
+
+
+def test_probe_results_are_scores(zoo, tmp_path):
+    """A probe run of each model on a labelled downstream set serves as its external score."""
+    root, out, hear = zoo
+    acc = [0.9, 0.8, 0.6, 0.65, 0.4]
+    results = [f"m{k}={root / f'rsa{k}'}" for k in range(N_MODELS)]
+    for k, a in enumerate(acc):
+        d = tmp_path / f"probe{k}"
+        d.mkdir()
+        (d / "probe.json").write_text(json.dumps(
+            {"analysis": "probe", "mode": "cv",
+             "layers": [{"layer": "a", "accuracy": a - 0.1}, {"layer": "b", "accuracy": a}]}))
+        results.append(f"m{k}={d}")
+    assert main(["zoo", "--results", *results, "--out", str(tmp_path / "o"), "--n-boot", "50",
+                 "--n-perm", "200", "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "o" / "zoo.json").read_text())
+    assert summary["scores"]["probe"] == {f"m{k}": a for k, a in enumerate(acc)}
+    sp = [r for r in summary["correlation"] if r["method"] == "spearman"][0]
+    value = [summary["values"][f"rsa|m{k}"] for k in range(N_MODELS)]
+    assert sp["r"] == pytest.approx(stats.spearmanr(value, acc)[0])

@@ -130,10 +130,10 @@ def run_rsa(features, brain, out: str | os.PathLike, *, method: str = "spearman"
     """
     t0 = time.perf_counter()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     ls = _layers_with_ids(features, layers)
     resp = load_responses(brain, **dict(brain_options or {})).aligned_to(
         ls.stimulus_ids, what=f"the features ({features})")
+    out.mkdir(parents=True, exist_ok=True)  # after the inputs load: bad input writes nothing
     subjects = list(resp.subjects)
     model = layer_rdms(ls, metric=metric, progress=progress)
     sub = np.stack([_brain_rdm(resp, s, brain, brain_metric) for s in subjects])

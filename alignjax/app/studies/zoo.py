@@ -368,6 +368,11 @@ def run_zoo(results: Sequence, out, *, scores: Sequence[str] = (), steps: str | 
     for spec in scores:
         all_scores.update(read_scores(spec, models))
     step_of = read_steps(entries, steps)
+    for measure in sorted({e.measure for e in entries}):  # before anything is computed
+        n = len({e.model for e in entries if e.measure == measure})
+        if all_scores and n < 3:
+            raise TooFewModelsError(f"zoo: a correlation of {measure!r} with scores across "
+                                    f"models needs at least 3 models; got {n}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     by_measure: dict[str, list[ZooEntry]] = {}
