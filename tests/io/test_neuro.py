@@ -283,3 +283,23 @@ def test_core_imports_without_nibabel():
     code = ("import sys; import alignjax, alignjax.io; "
             "assert 'nibabel' not in sys.modules and 'nilearn' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_roi_summary_on_surfaces(tmp_path):
+    ids = [f"s{i}" for i in range(N)]
+    rng = np.random.default_rng(3)
+    _gifti(tmp_path / "lh.sub-02.func.gii", rng.normal(size=(N, 8)))
+    _gifti(tmp_path / "rh.sub-02.func.gii", rng.normal(size=(N, 6)))
+    resp = load_responses(tmp_path / "lh.sub-02.func.gii", stimulus_ids=ids)
+    space = resp.spaces["sub-02"]
+    assert space.hemispheres == ("L", "R") and space.n_targets == 14
+    lab_l, lab_r = np.array([1, 1, 2, 2, 2, 0, 1, 2]), np.array([2, 2, 1, 0, 0, 1])
+    for name, lab in (("lh.atlas.label.gii", lab_l), ("rh.atlas.label.gii", lab_r)):
+        nib.save(nib.gifti.GiftiImage(darrays=[nib.gifti.GiftiDataArray(lab.astype(np.int32))]),
+                 tmp_path / name)
+    r2 = rng.random(14)
+    res = roi_summary({"sub-02": r2}, {"sub-02": np.zeros(14, int)}, resp.spaces,
+                      tmp_path / "lh.atlas.label.gii", {1: "A1", 2: "belt"}, layer_names=["x"])
+    lab = np.concatenate([lab_l, lab_r])
+    for row in res.rows:
+        np.testing.assert_allclose(row["median_r2"], np.median(r2[lab == row["label"]]))
