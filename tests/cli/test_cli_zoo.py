@@ -67,7 +67,8 @@ def test_zoo_ranks_compares_and_correlates(zoo):
     assert float(corr["spearman"]["r"]) == pytest.approx(stats.spearmanr(value, hear)[0])
     assert float(corr["spearman"]["r"]) > 0.8 and corr["spearman"]["exact"] == "True"
     pairs = list(csv.DictReader(open(out / "zoo_pairwise.csv")))
-    assert len(pairs) == 10 and all(float(p["p_fwe"]) >= float(p["p"]) for p in pairs)
+    assert len(pairs) == 20 and all(float(p["p_fwe"]) >= float(p["p"]) for p in pairs)
+    assert sum(p["over"] == "subjects" for p in pairs) == 10
     for png in ("zoo_ranking.png", "zoo_scatter.png", "zoo_checkpoints.png"):
         assert (out / png).stat().st_size > 2000
 
@@ -116,3 +117,25 @@ def test_probe_results_are_scores(zoo, tmp_path):
     sp = [r for r in summary["correlation"] if r["method"] == "spearman"][0]
     value = [summary["values"][f"rsa|m{k}"] for k in range(N_MODELS)]
     assert sp["r"] == pytest.approx(stats.spearmanr(value, acc)[0])
+
+
+def test_pairwise_over_stimuli_from_the_rdms(zoo):
+    from alignjax import rsa_bootstrap
+    from alignjax.app.studies.zoo import _holm
+
+    root, out, hear = zoo
+    rows = [r for r in csv.DictReader(open(out / "zoo_pairwise.csv")) if r["over"] == "stimuli"]
+    assert len(rows) == 10
+    A = np.stack([np.load(root / f"rsa{k}" / "rdms" / "model.npy") for k in range(N_MODELS)])
+    B = np.load(root / "rsa0" / "rdms" / "subjects.npy").mean(0, keepdims=True)
+    ref = rsa_bootstrap(A, B, n_boot=300, seed=0)
+    p = np.asarray(ref.diff_p)[np.triu_indices(N_MODELS, 1)][:, 0]
+    np.testing.assert_allclose([float(r["p"]) for r in rows], p)
+    # Holm: sorted p times (m - rank), running maximum, capped at 1
+    order = np.argsort(p)
+    want = np.minimum(1, np.maximum.accumulate(p[order] * np.arange(10, 0, -1)))
+    np.testing.assert_allclose(_holm(p)[order], want)
+    np.testing.assert_allclose([float(r["p_fwe"]) for r in rows], _holm(p))
+    group = [json.loads((root / f"rsa{k}" / "rsa.json").read_text())["group_r"][0]
+             for k in range(N_MODELS)]
+    assert float(rows[0]["diff"]) == pytest.approx(group[0] - group[1], abs=1e-5)

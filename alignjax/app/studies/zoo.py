@@ -15,7 +15,8 @@ Outputs (``zoo.json`` holds everything):
 - ``zoo_ranking.csv`` / ``zoo_ranking.png``: models ranked by each measure, with bootstrap
   CIs of the score and of the rank over subjects and, for RSA, over stimuli;
 - ``zoo_pairwise.csv``: every pair of models per measure, paired sign-flip permutation
-  test over subjects, p FWE-corrected by max-|t| over the pairs, BH q;
+  test over subjects, p FWE-corrected by max-|t| over the pairs, BH q; for RSA also the
+  stimulus-bootstrap CI and p of each difference of group-RDM RSA, Holm-corrected;
 - ``zoo_correlation.csv`` / ``zoo_scatter.png``: Pearson and Spearman correlation of each
   measure with each score across models, bootstrap CI over models, permutation p over
   models (at least 3 models);
@@ -39,6 +40,7 @@ from typing import Sequence
 import numpy as np
 
 from alignjax.errors import InvalidOptionError, StoreError
+from alignjax.stats import fdr_bh
 from alignjax.zoo import (TooFewModelsError, alignment_score_correlation, bootstrap_ranking,
                           pairwise_comparisons, ranking_from_samples)
 
@@ -238,7 +240,33 @@ def _stimulus_bootstrap(entries: list[ZooEntry], models: list[str], n_boot: int,
     A = np.stack([np.load(f / "model.npy") for f in folders])
     brain = np.load(folders[0] / "subjects.npy").mean(0, keepdims=True)
     res = rsa_bootstrap(A, brain, method=by[models[0]].method, n_boot=n_boot, seed=seed)
-    return ranking_from_samples(np.asarray(res.r)[:, 0], np.asarray(res.boot)[:, :, 0])
+    return (ranking_from_samples(np.asarray(res.r)[:, 0], np.asarray(res.boot)[:, :, 0]),
+            res, len(ids[0]))
+
+
+def _holm(p: np.ndarray) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1)."""
+    p = np.asarray(p, float)
+    order = np.argsort(p)
+    adj = np.minimum(1.0, np.maximum.accumulate(p[order] * (len(p) - np.arange(len(p)))))
+    out = np.empty_like(adj)
+    out[order] = adj
+    return out
+
+
+def _stimulus_pairs(measure, models, res, n_stimuli, n_boot) -> list[dict]:
+    """Pairwise differences of the group-RDM RSA, bootstrap over stimuli, Holm-corrected."""
+    a, b = np.triu_indices(len(models), k=1)
+    r = np.asarray(res.r)[:, 0]
+    p = np.asarray(res.diff_p)[a, b, 0]
+    ci = np.asarray(res.diff_ci)[:, a, b, 0]
+    holm = _holm(p)
+    return [{"measure": measure, "over": "stimuli", "model_a": models[i], "model_b": models[j],
+             "diff": float(r[i] - r[j]), "t": None, "ci_low": float(ci[0, k]),
+             "ci_high": float(ci[1, k]), "p": float(p[k]), "p_fwe": float(holm[k]),
+             "q": float(fdr_bh(p)[k]), "n_units": n_stimuli, "n_perm": n_boot, "exact": False,
+             "test": "stimulus bootstrap of the group-RDM RSA difference, Holm over pairs"}
+            for k, (i, j) in enumerate(zip(a, b))]
 
 
 def _rank_rows(measure, over, models, rk) -> list[dict]:
@@ -259,17 +287,21 @@ def _measure(measure: str, entries: list[ZooEntry], *, n_boot: int, n_perm: int,
     else:
         notes.append(f"{measure}: fewer than 2 subjects common to all models, no bootstrap "
                      "over subjects")
-    if entries[0].kind == "rsa":
-        rk = _stimulus_bootstrap(entries, models, n_boot, seed)
-        if rk is not None:
-            ranks += _rank_rows(measure, "stimuli", models, rk)
+    boot = _stimulus_bootstrap(entries, models, n_boot, seed) if entries[0].kind == "rsa" \
+        else None
+    if boot is not None:
+        ranks += _rank_rows(measure, "stimuli", models, boot[0])
     if len(models) >= 2 and S.shape[1] >= 3:
         pw = pairwise_comparisons(S, n_perm=n_perm, seed=seed)
         for k, (a, b) in enumerate(pw.pairs):
-            pairs.append({"measure": measure, "model_a": models[a], "model_b": models[b],
-                          "diff": float(pw.diff[k]), "t": float(pw.t[k]), "p": float(pw.p[k]),
+            pairs.append({"measure": measure, "over": "subjects", "model_a": models[a],
+                          "model_b": models[b], "diff": float(pw.diff[k]), "t": float(pw.t[k]),
+                          "ci_low": None, "ci_high": None, "p": float(pw.p[k]),
                           "p_fwe": float(pw.p_fwe[k]), "q": float(pw.q[k]),
-                          "n_subjects": S.shape[1], "n_perm": pw.n_perm, "exact": pw.exact})
+                          "n_units": S.shape[1], "n_perm": pw.n_perm, "exact": pw.exact,
+                          "test": "paired sign-flip permutation over subjects, max-|t| FWE"})
+    if boot is not None and len(models) >= 2:
+        pairs += _stimulus_pairs(measure, models, boot[1], boot[2], n_boot)
     elif len(models) >= 2:
         notes.append(f"{measure}: pairwise comparisons need at least 3 subjects scored by "
                      f"every model ({S.shape[1]})")
