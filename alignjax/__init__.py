@@ -34,7 +34,13 @@ from .ridge import RidgeCVResult, ridge_cv, ridge_fit
 from .encoding import EncodingResult, encode, encoding_permutation_test
 from .stats import fdr_bh, permutation_pvalues, rankdata
 from .permutation import PermutationTestResult, device_permutation_test, permutation_test
+from .zoo import (CorrelationResult, PairwiseResult, RankingResult, TooFewModelsError,
+                  alignment_score_correlation, bootstrap_ranking, pairwise_comparisons,
+                  ranking_from_samples)
 from .io import FeatureStore, StoreWriter, load_layers, load_responses, open_store
+from .io import (SurfaceSpace, VolumeSpace, load_gifti_responses, load_nifti_folder,
+                 load_nifti_responses, load_subject_table, read_roi_labels, roi_summary,
+                 write_maps)
 
 __version__ = "0.1.0"
 
@@ -96,12 +102,31 @@ __all__ = [
     "permutation_test",
     "device_permutation_test",
     "PermutationTestResult",
+    # model zoos
+    "bootstrap_ranking",
+    "ranking_from_samples",
+    "pairwise_comparisons",
+    "alignment_score_correlation",
+    "RankingResult",
+    "PairwiseResult",
+    "CorrelationResult",
+    "TooFewModelsError",
     # store
     "FeatureStore",
     "StoreWriter",
     "open_store",
     "load_layers",
     "load_responses",
+    # neuroimaging I/O ([fmri] extra: nibabel imported when used)
+    "load_nifti_responses",
+    "load_nifti_folder",
+    "load_gifti_responses",
+    "load_subject_table",
+    "VolumeSpace",
+    "SurfaceSpace",
+    "write_maps",
+    "roi_summary",
+    "read_roi_labels",
 ]
 
 

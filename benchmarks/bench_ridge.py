@@ -23,8 +23,12 @@ that alignjax and the baselines agree before timing. FLOP counts are a model of 
 alignjax does: matmuls exactly, eigh as 9 n^3 and a thin SVD of (m, n) as 6 m n^2 + 20 n^3
 (so "fraction_of_matmul", against full-float32 matmuls, is approximate).
 
-Usage: ``python benchmarks/bench_ridge.py [--quick] [--only a,b,c,d,d85k,m]`` (the default
-runs a-d; d85k and m take several minutes each and run only when named).
+Workload ``io`` (:mod:`benchmarks.encode_io`) runs the encoding's I/O path: a 64 x 64 x 40 x
+165 NIfTI with a 30,000-voxel mask through load, nested encoding and map writing, and
+reports the time spent outside the solver (needs the ``[fmri]`` extra).
+
+Usage: ``python benchmarks/bench_ridge.py [--quick] [--only a,b,c,d,io,d85k,m]`` (the
+default runs a-d and io; d85k and m take several minutes each and run only when named).
 """
 
 from __future__ import annotations
@@ -449,7 +453,7 @@ def bench_memory(rec, size):
 def main():
     args = parse_args(__doc__.splitlines()[0])
     sizes = QUICK if args.quick else SIZES
-    only = set(args.only.split(",")) if args.only else set(sizes) - set(OPT_IN)
+    only = set(args.only.split(",")) if args.only else (set(sizes) | {"io"}) - set(OPT_IN)
     rec = Recorder("ridge", args.out, quick=args.quick)
     repeats = max(1, args.repeats if args.quick else min(args.repeats, 2))
     for key in ("a", "b", "d"):
@@ -459,6 +463,11 @@ def main():
     if "c" in only:
         print("--- workload c", flush=True)
         bench_encode_workload(rec, sizes["c"], 1)
+    if "io" in only:
+        from benchmarks.encode_io import QUICK as IO_QUICK, SIZES as IO_SIZES, bench_nifti_io
+
+        print("--- workload io", flush=True)
+        bench_nifti_io(rec, (IO_QUICK if args.quick else IO_SIZES)["io"])
     if "d85k" in only:
         print("--- workload d85k", flush=True)
         bench_many_voxels(rec, sizes["d85k"])

@@ -127,7 +127,7 @@ def test_registered_loader_is_used_and_checked(tmp_path, registry):
 
 def test_longest_suffix_wins(tmp_path, registry):
     register_loader(".gz", lambda p: Responses(["x"], {"gz": np.zeros(1)}))
-    register_loader(".nii.gz", lambda p: Responses(["x"], {"nifti": np.zeros(1)}))
+    register_loader(".nii.gz", lambda p: Responses(["x"], {"nifti": np.zeros(1)}), replace=True)
     f = tmp_path / "bold.nii.gz"
     f.write_bytes(b"")
     g = tmp_path / "table.gz"

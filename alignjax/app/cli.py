@@ -13,6 +13,40 @@ from typing import Sequence
 __all__ = ["main"]
 
 
+def add_brain_arguments(p, *, required: bool = True, rois: bool = False,
+                        mask_help: str | None = None) -> None:
+    """Register ``--brain``, ``--mask``, ``--stimulus-ids``, ``--drop-nan-voxels`` (and,
+    with ``rois``, ``--rois``/``--roi-labels``) on a subcommand; read them back with
+    :func:`brain_options`."""
+    p.add_argument("--brain", required=required, metavar="PATH",
+                   help="responses with stimulus ids: .npz, .h5, .npy + .ids.txt, .csv; a 4-D "
+                        "NIfTI, a folder of 3-D beta images named <stimulus id>.nii.gz, a "
+                        ".func.gii surface (both hemispheres when named hemi-L/hemi-R), a "
+                        "pattern ('sub-*/betas.nii.gz', one subject per file) or a "
+                        ".subjects.tsv table (subject, path, mask)")
+    p.add_argument("--mask", default=None, metavar="NIFTI",
+                   help=mask_help or "NIfTI/GIfTI mask on the data's grid: its voxels become "
+                                     "the targets (default: voxels finite and not all zero)")
+    p.add_argument("--stimulus-ids", default=None, metavar="FILE",
+                   help="stimulus id of each volume: a text file (one per line) or a BIDS-style "
+                        "events/labels table (default: <brain>.ids.txt or <brain>_events.tsv)")
+    p.add_argument("--drop-nan-voxels", action="store_true",
+                   help="leave out voxels of the mask holding NaN/inf (default: refuse, with counts)")
+    if rois:
+        p.add_argument("--rois", default=None, metavar="ATLAS",
+                       help="atlas label image on the data's grid: median R² and best-layer "
+                            "distribution per region and subject (roi_summary.csv, .png)")
+        p.add_argument("--roi-labels", default=None, metavar="TSV",
+                       help="names of the atlas labels (index<TAB>name, BIDS dseg.tsv style)")
+
+
+def brain_options(args) -> dict:
+    """The loader options of :func:`add_brain_arguments`' flags, for ``load_responses``."""
+    opts = {"mask": args.mask, "stimulus_ids": args.stimulus_ids,
+            "nan_voxels": "exclude" if args.drop_nan_voxels else None}
+    return {k: v for k, v in opts.items() if v is not None}
+
+
 def _add_info(sub) -> None:
     p = sub.add_parser("info", help="print versions, JAX devices and whether x64 is on")
     p.set_defaults(func=_cmd_info)
@@ -47,8 +81,7 @@ def _add_rsa(sub) -> None:
                     "compute the noise ceiling, and write rsa.csv, rsa.json and rsa.png.")
     p.add_argument("--features", required=True,
                    help="feature store, directory of per-layer .npy (+ stimulus_ids.txt), or .npz")
-    p.add_argument("--brain", required=True,
-                   help=".npz/.h5/.npy/.csv of per-subject (n_stimuli, n_voxels) responses with stimulus ids")
+    add_brain_arguments(p, mask_help="voxels of the ROI whose RDM is compared (NIfTI/GIfTI)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--method", default="spearman", choices=["spearman", "pearson", "cosine", "rho_a"])
     p.add_argument("--metric", default="correlation",
@@ -78,7 +111,8 @@ def _cmd_rsa(args) -> int:
                       n_boot=args.n_boot, control=control, control_layer=control_layer or None,
                       metric=args.metric, brain_metric=args.brain_metric, n_perm=args.n_perm,
                       seed=args.seed, alternative=args.alternative,
-                      layers=args.layers.split(",") if args.layers else None)
+                      layers=args.layers.split(",") if args.layers else None,
+                      brain_options=brain_options(args))
     nc = summary["noise_ceiling"]
     print(f"RSA of {len(summary['layers'])} layers x {len(summary['subjects'])} subjects "
           f"({summary['n_stimuli']} stimuli, {summary['n_perm']} permutations) "
@@ -305,8 +339,7 @@ def _add_encode(sub) -> None:
                     "and figures.")
     p.add_argument("--features", required=True,
                    help="feature store directory (or directory of <layer>.npy / .npz)")
-    p.add_argument("--brain", required=True,
-                   help="responses with stimulus ids (.npz, .h5, .npy + .ids.txt, .csv)")
+    add_brain_arguments(p, rois=True)
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--alphas", default=None,
                    help="comma-separated alphas or logspace:START:STOP:NUM (default logspace:-2:8:11)")
@@ -324,6 +357,9 @@ def _add_encode(sub) -> None:
                    help="do not z-score features (with training statistics)")
     p.add_argument("--chunk-size", "--target-chunk", dest="chunk_size", type=int, default=None,
                    help="voxels per chunk (--target-chunk: its former name)")
+    p.add_argument("--n-perm", type=int, default=0,
+                   help="permutations (refits) for per-voxel p-values, max-T and FDR per "
+                        "subject (0: none)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_cmd_encode)
@@ -341,14 +377,18 @@ def _cmd_encode(args) -> int:
                          outer_folds=args.outer_folds, inner_folds=args.inner_folds,
                          stratify=stratify, score=args.score, extend_alphas=args.extend_alphas,
                          standardize=not args.no_standardize, layers=layers,
-                         chunk_size=args.chunk_size, seed=args.seed,
-                         progress=not args.no_progress)
+                         chunk_size=args.chunk_size, seed=args.seed, n_perm=args.n_perm,
+                         progress=not args.no_progress, brain_options=brain_options(args),
+                         rois=args.rois, roi_labels=args.roi_labels)
     acc = summary["across_subjects"]["median_r2"]
     sem = "" if acc["sem"] is None else f" ± {acc['sem']:.4f}"
     mean = "n/a" if acc["mean"] is None else f"{acc['mean']:.4f}"
     print(f"encode: {summary['n_subjects']} subject(s), {summary['n_valid']} voxels "
           f"({summary['n_excluded']} excluded, zero variance); median R² {mean}{sem}; "
           f"results in {args.out}")
+    if summary.get("maps"):
+        print(f"maps in the input's space: {', '.join(next(iter(summary['maps'].values())))}"
+              + ("; ROI summary in roi_summary.csv" if summary.get("rois") else ""))
     return 0
 
 
@@ -402,6 +442,52 @@ def _cmd_probe(args) -> int:
     return 0
 
 
+def _add_zoo(sub) -> None:
+    p = sub.add_parser(
+        "zoo", help="compare many models: rankings with CIs, pairwise tests, alignment vs "
+                    "task scores, checkpoint curves",
+        description="Read the rsa/encode (and probe) results of several models, rank the models "
+                    "by each measure with bootstrap CIs (over subjects; over stimuli for RSA), "
+                    "compare every pair with a sign-flip permutation test over subjects "
+                    "(max-|t| FWE), correlate alignment with external scores across models "
+                    "(bootstrap CI, permutation p) and plot alignment against training step.")
+    p.add_argument("--results", nargs="+", required=True, metavar="DIR",
+                   help="result folders, one per model (NAME=DIR to name it; default the folder "
+                        "name), or one pipeline output folder")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--scores", nargs="*", default=[], metavar="CSV[:COLUMN]",
+                   help="per-model scores (a 'model' column, one column per score, e.g. HEAR)")
+    p.add_argument("--steps", default=None, metavar="CSV",
+                   help="model,step[,family] table for checkpoint curves (default: "
+                        "checkpoint_step in each feature store's manifest)")
+    p.add_argument("--measures", default=None, help="comma-separated measures (analysis names)")
+    p.add_argument("--n-boot", type=int, default=2000)
+    p.add_argument("--n-perm", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_zoo)
+
+
+def _cmd_zoo(args) -> int:
+    from alignjax.app.studies.zoo import run_zoo
+
+    s = run_zoo(args.results, args.out, scores=args.scores, steps=args.steps,
+                measures=args.measures.split(",") if args.measures else None,
+                n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed,
+                progress=not args.no_progress)
+    print(f"zoo: {len(s['models'])} models, measures {', '.join(s['measures'])}")
+    for m in s["measures"]:
+        top = [r for r in s["ranking"] if r["measure"] == m and r["rank"] == 1]
+        if top:
+            print(f"  {m}: best {top[0]['model']} ({top[0]['score']:.3f}, first in "
+                  f"{100 * top[0]['p_best']:.0f}% of bootstrap samples over {top[0]['over']})")
+    for r in s["correlation"]:
+        print(f"  {r['measure']} vs {r['score']}: {r['method']} r = {r['r']:.3f} "
+              f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}], p = {r['p']:.3g} ({r['n_models']} models)")
+    print(f"wrote {args.out}/zoo.json, zoo_ranking.csv, zoo_pairwise.csv, zoo_correlation.csv")
+    return 0
+
+
 _COMMANDS = [
     _add_info,
     _add_rsa,
@@ -411,6 +497,7 @@ _COMMANDS = [
     _add_extract, _add_synth, _add_layers,
     _add_encode,
     _add_probe,
+    _add_zoo,
 ]
 
 

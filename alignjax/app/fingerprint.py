@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 
 from alignjax.io.hashing import MISSING, file_sha256, store_fingerprint, text_sha256
 
-__all__ = ["fingerprint", "describe_file", "describe_store", "describe_stimuli",
+__all__ = ["fingerprint", "describe_file", "describe_folder", "describe_store", "describe_stimuli",
            "describe_labels", "describe_model", "MISSING"]
 
 
@@ -28,12 +28,28 @@ __all__ = ["fingerprint", "describe_file", "describe_store", "describe_stimuli",
 
 
 def describe_file(path) -> dict:
-    """A data file; a ``.npy`` brings its ``.ids.txt`` companion (the stimulus order)."""
+    """A data file; a ``.npy`` brings its ``.ids.txt`` companion (the stimulus order), a
+    NIfTI/GIfTI file its stimulus-id sidecars (and a surface its other hemisphere), a
+    subject table the files it lists; a folder (of beta images) is described file by file.
+    """
     path = Path(path).resolve()
+    if path.is_dir():
+        return describe_folder(path)
     desc = {"kind": "file", "path": str(path)}
     if path.suffix.lower() == ".npy":
         desc["companions"] = [str(path.with_suffix(".ids.txt"))]
+    else:
+        from alignjax.io.neuro import companion_files
+
+        extra = companion_files(path)
+        if extra:
+            desc["companions"] = [str(p) for p in extra]
     return desc
+
+
+def describe_folder(path) -> dict:
+    """A folder (of beta images, or another step's results), described file by file."""
+    return {"kind": "folder", "path": str(Path(path).resolve())}
 
 
 def describe_store(path) -> dict:
@@ -96,8 +112,17 @@ def _file_fingerprint(desc: dict) -> str:
     return text_sha256(json.dumps([digest] + [file_sha256(c) for c in companions]))
 
 
+def _folder_fingerprint(desc: dict) -> str:
+    root = Path(desc["path"])
+    if not root.is_dir():
+        return MISSING
+    return text_sha256(json.dumps([[p.relative_to(root).as_posix(), file_sha256(p)]
+                                   for p in sorted(root.rglob("*")) if p.is_file()]))
+
+
 _KINDS: dict[str, Callable[[dict], str]] = {
     "file": _file_fingerprint,
+    "folder": _folder_fingerprint,
     "store": lambda d: store_fingerprint(d["path"]),
     "stimuli": _stimuli_fingerprint,
     "labels": _labels_fingerprint,

@@ -16,8 +16,12 @@ Schema (see ``pipelines/seed003.toml`` for a full example)::
     [study]        name, out (relative to the TOML file), seed
     [stimuli]      path (folder or CSV with id,path,labels), duration (s, optional)
     [[models]]     name, spec, pooling, layers, batch_size, dtype, device
-    [[data]]       name, path, kind = "brain" | "judgements"
-    [[analyses]]   kind = "rsa" | "encode" | "probe" | "behaviour_rsa", name, models, + options
+    [[data]]       name, path, kind = "brain" | "judgements"; for NIfTI/GIfTI brain data also
+                   mask, stimulus_ids, nan_voxels = "raise" | "exclude"
+    [[analyses]]   kind = "rsa" | "encode" | "probe" | "behaviour_rsa" | "zoo", name, models,
+                   + options; a zoo compares the models' results of other analyses
+                   (``analyses``, default every rsa/encode/probe one) with ``scores`` tables
+                   and checkpoint ``steps``
 """
 
 from __future__ import annotations
@@ -51,16 +55,17 @@ _SECTIONS = {
     "study": {"name", "out", "seed"},
     "stimuli": {"path", "duration"},
     "models": {"name", "spec", "pooling", "layers", "batch_size", "dtype", "device", "n_frames"},
-    "data": {"name", "path", "kind"},
+    "data": {"name", "path", "kind", "mask", "stimulus_ids", "nan_voxels"},
 }
 _ANALYSES = {
     "rsa": {"data", "method", "metric", "brain_metric", "n_perm", "layers", "alternative",
             "n_boot", "control", "control_layer"},
     "encode": {"data", "alphas", "outer_folds", "inner_folds", "stratify", "score",
-               "extend_alphas", "standardize", "layers", "n_perm"},
+               "extend_alphas", "standardize", "layers", "n_perm", "rois", "roi_labels"},
     "probe": {"target", "where", "Cs", "folds", "inner_folds", "class_weight", "transfer_train",
               "transfer_test", "n_perm", "layers", "standardize"},
     "behaviour_rsa": {"data", "metric", "method", "n_perm", "layers", "smoothing"},
+    "zoo": {"analyses", "scores", "steps", "n_boot", "n_perm"},
 }
 _COMMON = {"kind", "name", "models"}
 _DATA_KINDS = ("brain", "judgements")
@@ -201,13 +206,36 @@ def load_config(path) -> Config:
             raise PipelineError(f"{path}: [[analyses]] #{i + 1} (probe) needs a 'target' "
                                 "label column")
         explicit.append("name" in a)
-        a.setdefault("name", f"probe-{a['target']}" if kind == "probe" else f"{kind}-{a['data']}")
+        a.setdefault("name", f"probe-{a['target']}" if kind == "probe" else "zoo"
+                     if kind == "zoo" else f"{kind}-{a['data']}")
         analyses.append(a)
     _check_unique([a["name"] for a in analyses], "analyses", path, text, explicit)
+    _check_zoos(path, analyses)
     if "features" in {a["name"] for a in analyses}:
         raise PipelineError(f"{path}: an analysis may not be named 'features' (the folder of the "
                             "feature stores)")
     return Config(path, text, study, stimuli, models, data, analyses)
+
+
+def _zoo_sources(analyses: list[dict], a: dict) -> list[dict]:
+    """The analyses a zoo compares: those it names, or every rsa/encode/probe analysis."""
+    if a.get("analyses"):
+        by = {b["name"]: b for b in analyses}
+        return [by[n] for n in a["analyses"]]
+    return [b for b in analyses if b["kind"] in ("rsa", "encode", "probe")]
+
+
+def _check_zoos(path: Path, analyses: list[dict]) -> None:
+    names = {b["name"]: b["kind"] for b in analyses}
+    for a in analyses:
+        if a["kind"] != "zoo":
+            continue
+        for n in a.get("analyses") or []:
+            if names.get(n) not in ("rsa", "encode", "probe"):
+                raise PipelineError(f"{path}: zoo {a['name']!r} names analysis {n!r}, which is "
+                                    f"not an rsa, encode or probe analysis of this file")
+        if not _zoo_sources(analyses, a):
+            raise PipelineError(f"{path}: zoo {a['name']!r} has no rsa/encode analysis to compare")
 
 
 def _validate_inputs(cfg: Config) -> list:
@@ -230,10 +258,10 @@ def _validate_inputs(cfg: Config) -> list:
                                 f"{exc}") from None
     for name, d in cfg.data.items():
         p = cfg.resolve(d["path"])
-        if not p.is_file():
-            raise PipelineError(f"{cfg.path}: data {name!r}: file {p} does not exist")
+        if not p.exists():
+            raise PipelineError(f"{cfg.path}: data {name!r}: {p} does not exist")
         if d["kind"] == "brain":
-            resp = load_responses(p)
+            resp = load_responses(p, **_brain_options(cfg, d))
             missing = [i for i in ids if i not in set(resp.stimulus_ids)]
             if missing:
                 raise PipelineError(
@@ -252,6 +280,29 @@ def _validate_inputs(cfg: Config) -> list:
     for a in cfg.analyses:
         _check_analysis(cfg, a, stimuli)
     return stimuli
+
+
+def _brain_options(cfg: Config, d: dict) -> dict:
+    """Loader options of a [[data]] entry (NIfTI/GIfTI: mask, stimulus ids, NaN voxels)."""
+    opts = {k: str(cfg.resolve(d[k])) for k in ("mask", "stimulus_ids") if d.get(k)}
+    if d.get("nan_voxels"):
+        opts["nan_voxels"] = d["nan_voxels"]
+    return opts
+
+
+def _data_inputs(cfg: Config, a: dict, opts: dict) -> dict:
+    """Fingerprinted inputs of an analysis's data: the file and its mask, ids, atlas."""
+    from alignjax.app import fingerprint as fp
+
+    d = cfg.data[a["data"]]
+    inputs = {"data": fp.describe_file(cfg.resolve(d["path"]))}
+    for key in ("mask", "stimulus_ids"):
+        if d.get(key):
+            inputs[f"data_{key}"] = fp.describe_file(cfg.resolve(d[key]))
+    for key in ("rois", "roi_labels"):
+        if opts.get(key):
+            inputs[key] = fp.describe_file(cfg.resolve(opts[key]))
+    return inputs
 
 
 def _analysis_where(cfg: Config, a: dict, key: str) -> str:
@@ -289,12 +340,28 @@ def _check_analysis(cfg: Config, a: dict, stimuli: list) -> None:
                               stratify=None if strat is None else strat[tr])
         elif a["kind"] == "probe":
             _check_probe(o, [s.labels for s in stimuli])
+        elif a["kind"] == "zoo":
+            _check_zoo(cfg, a, o)
     except InvalidFoldsError as exc:
         raise PipelineError(f"{_analysis_where(cfg, a, key)}: {exc} ([stimuli] holds "
                             f"{len(stimuli)} stimuli); set {key} lower") from None
     except AlignjaxInputError as exc:
         key = next((k for k in ("n_perm", "standardize") if str(exc).startswith(k)), "kind")
         raise PipelineError(f"{_analysis_where(cfg, a, key)}: {exc}") from None
+
+
+def _check_zoo(cfg: Config, a: dict, o: dict) -> None:
+    for key, paths in (("scores", o["scores"]), ("steps", [o["steps"]] if o["steps"] else [])):
+        for path in paths:
+            f = cfg.resolve(str(path).split(":")[0])
+            if not f.is_file():
+                raise PipelineError(f"{_analysis_where(cfg, a, key)}: {f} does not exist")
+    models = {m for b in _zoo_sources(cfg.analyses, a)
+              for m in (b.get("models") or [m["name"] for m in cfg.models])}
+    if o["scores"] and len(models) < 3:
+        raise PipelineError(f"{_analysis_where(cfg, a, 'scores')}: a correlation of alignment "
+                            f"with scores across models needs at least 3 models; the zoo has "
+                            f"{len(models)} ({sorted(models)})")
 
 
 def _check_probe(o: dict, labels: list[dict]) -> None:
@@ -364,14 +431,17 @@ def _defaults(kind: str) -> dict:
         "behaviour_rsa": dict(metric="symmetric_kl", method="spearman", n_perm=1000,
                               layers=None, smoothing=1e-2),
         "encode": dict(alphas=DEFAULT_ALPHAS, outer_folds=5, inner_folds=5, stratify=None,
-                       score="r2", extend_alphas=False, standardize=True, layers=None, n_perm=0),
+                       score="r2", extend_alphas=False, standardize=True, layers=None, n_perm=0,
+                       rois=None, roi_labels=None),
         "probe": dict(target=None, where=None, Cs=list(DEFAULT_CS), folds=5, inner_folds=3,
                       class_weight=None, transfer_train=None, transfer_test=None, n_perm=0,
                       layers=None, standardize=True),
+        "zoo": dict(analyses=None, scores=[], steps=None, n_boot=2000, n_perm=10_000),
     }[kind]
 
 
 _INTS = {"n_perm", "n_boot", "outer_folds", "inner_folds", "folds", "batch_size", "n_frames"}
+_LISTS = {"scores", "analyses"}
 _BOOLS = {"extend_alphas", "standardize"}
 
 
@@ -396,6 +466,9 @@ def resolve_options(a: dict, seed: int) -> dict:
         opts["Cs"] = [float(x) for x in opts["Cs"]]
     if opts.get("layers") is not None:
         opts["layers"] = list(opts["layers"])
+    for k in _LISTS & set(opts):
+        if isinstance(opts[k], str):
+            opts[k] = [opts[k]]
     opts["seed"] = seed
     return opts
 
@@ -445,11 +518,14 @@ def plan(cfg: Config, *, progress: bool = True) -> list[Step]:
                           run_extract))
     for a in cfg.analyses:
         opts = resolve_options(a, seed)
+        if a["kind"] == "zoo":
+            steps.append(_zoo_step(cfg, a, opts, progress))
+            continue
         for mname in a.get("models") or [m["name"] for m in cfg.models]:
             inputs = {"features": fp.describe_store(stores[mname])}
             upstream = [f"extract/{mname}"]
             if "data" in a:
-                inputs["data"] = fp.describe_file(cfg.resolve(cfg.data[a["data"]]["path"]))
+                inputs.update(_data_inputs(cfg, a, opts))
             if _label_columns(opts):
                 inputs["labels"] = fp.describe_labels(src, _label_columns(opts))
             if opts.get("control"):
@@ -460,6 +536,35 @@ def plan(cfg: Config, *, progress: bool = True) -> list[Step]:
                               dict(opts, **({"data": a["data"]} if "data" in a else {})),
                               inputs, runner, upstream))
     return steps
+
+
+def _zoo_step(cfg: Config, a: dict, opts: dict, progress: bool) -> Step:
+    """One step comparing every model's results of the zoo's source analyses."""
+    from alignjax.app import fingerprint as fp
+
+    sources, inputs, upstream = [], {}, []
+    for b in _zoo_sources(cfg.analyses, a):
+        for mname in b.get("models") or [m["name"] for m in cfg.models]:
+            folder = cfg.out / b["name"] / mname
+            sources.append((mname, b["name"], folder))
+            inputs[f"{b['name']}/{mname}"] = fp.describe_folder(folder)
+            upstream.append(f"{b['name']}/{mname}")
+    for k, path in enumerate(opts["scores"]):
+        inputs[f"scores{k}"] = fp.describe_file(cfg.resolve(str(path).split(":")[0]))
+    if opts["steps"]:
+        inputs["steps"] = fp.describe_file(cfg.resolve(opts["steps"]))
+
+    def run(out):
+        from alignjax.app.studies.zoo import run_zoo
+
+        scores = [str(cfg.resolve(s)) for s in opts["scores"]]
+        return run_zoo(sources, out, scores=scores,
+                       steps=str(cfg.resolve(opts["steps"])) if opts["steps"] else None,
+                       n_boot=opts["n_boot"], n_perm=opts["n_perm"], seed=opts["seed"],
+                       progress=progress)
+
+    return Step(f"{a['name']}/all-models", "zoo", cfg.out / a["name"] / "all-models", opts,
+                inputs, run, upstream)
 
 
 def _labels_for(cfg: Config, column: str, ids: list[str]):
@@ -474,6 +579,7 @@ def _runner(cfg: Config, a: dict, o: dict, store: Path, progress: bool,
     """``run(folder)`` for one analysis of one model, with the resolved options ``o``."""
     kind = a["kind"]
     data = cfg.resolve(cfg.data[a["data"]]["path"]) if "data" in a else None
+    brain_opts = _brain_options(cfg, cfg.data[a["data"]]) if "data" in a else {}
 
     def rsa(out):
         from alignjax.app.studies.rsa import run_rsa
@@ -482,7 +588,8 @@ def _runner(cfg: Config, a: dict, o: dict, store: Path, progress: bool,
                        brain_metric=o["brain_metric"], n_perm=o["n_perm"], seed=o["seed"],
                        alternative=o["alternative"], layers=o["layers"], n_boot=o["n_boot"],
                        control=stores_all[o["control"]] if o["control"] else None,
-                       control_layer=o["control_layer"], progress=progress)
+                       control_layer=o["control_layer"], progress=progress,
+                       brain_options=brain_opts)
 
     def behaviour(out):
         from alignjax.io import open_store
@@ -506,7 +613,9 @@ def _runner(cfg: Config, a: dict, o: dict, store: Path, progress: bool,
                           inner_folds=o["inner_folds"], stratify=stratify, score=o["score"],
                           extend_alphas=o["extend_alphas"], standardize=o["standardize"],
                           layers=o["layers"], seed=o["seed"], n_perm=o["n_perm"],
-                          progress=progress)
+                          progress=progress, brain_options=brain_opts,
+                          rois=cfg.resolve(o["rois"]) if o["rois"] else None,
+                          roi_labels=cfg.resolve(o["roi_labels"]) if o["roi_labels"] else None)
 
     def probe(out):
         from alignjax.app.studies.probe import run_probe

@@ -6,6 +6,10 @@
 - :mod:`alignjax.io.layers`: :func:`load_layers` from a store, ``.npy``/``.npz`` files or arrays.
 - :mod:`alignjax.io.responses`: :func:`load_responses`, with a loader per file type
   (:func:`register_loader`).
+- :mod:`alignjax.io.neuro`: NIfTI/GIfTI responses (4-D images, folders of beta images,
+  surfaces, subject tables) with their space; :mod:`alignjax.io.maps`: :func:`write_maps`
+  puts per-target results back in that space; :mod:`alignjax.io.rois`: ROI summaries over
+  an atlas. nibabel (the ``[fmri]`` extra) is imported only when such files are read.
 
 NumPy only: nothing here imports jax or torch.
 """
@@ -15,8 +19,14 @@ from .responses import Responses, load_responses, register_loader, response_form
 from .manifest import (FORMAT_VERSION, MANIFEST, LayerInfo, Manifest, read_manifest,
                        write_manifest)
 from .store import FeatureStore, StoreWriter, open_store
+from .neuro import (NAN_VOXELS, SurfaceSpace, VolumeSpace, load_gifti_responses,
+                    load_nifti_folder, load_nifti_responses, load_subject_table,
+                    read_stimulus_ids)
+from .maps import map_paths, write_maps
+from .rois import read_roi_labels, roi_summary
 
-from . import (layers as _layers, manifest as _manifest, responses as _responses,
-               store as _store)
+from . import (layers as _layers, manifest as _manifest, maps as _maps, neuro as _neuro,
+               responses as _responses, rois as _rois, store as _store)
 
-__all__ = _store.__all__ + _manifest.__all__ + _layers.__all__ + _responses.__all__
+__all__ = (_store.__all__ + _manifest.__all__ + _layers.__all__ + _responses.__all__
+           + _neuro.__all__ + _maps.__all__ + _rois.__all__)

@@ -7,13 +7,22 @@ the file's suffix (:func:`register_loader`). The built-in loaders read ``.npz``,
 by the longest registered suffix the file name ends with (so ``.nii.gz`` can have its
 own), then checks what every loader returns the same way: one 2-D array per subject, as
 many rows as stimulus ids, ids unique.
+
+A loader may take keyword options (the NIfTI loader's ``mask=``, ``stimulus_ids=``);
+:func:`load_responses` passes them on and refuses options a loader does not take. A loader
+registered with ``folder=True`` reads a directory of such files (a folder of 3-D beta
+images), and a path with a glob pattern (``sub-*/betas.nii.gz``) loads one subject per
+matching file. Loaders of spatial data record each subject's space
+(:attr:`Responses.spaces`) so results can be written back where they came from.
 """
 
 from __future__ import annotations
 
 import csv
+import glob
+import inspect
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -27,23 +36,32 @@ __all__ = ["Responses", "load_responses", "register_loader", "response_formats"]
 
 @dataclass(frozen=True)
 class Responses:
-    """Brain or behaviour responses: per subject an (n_stimuli, n_targets) array, by id."""
+    """Brain or behaviour responses: per subject an (n_stimuli, n_targets) array, by id.
+
+    ``spaces`` maps a subject to where its targets live (a
+    :class:`alignjax.io.neuro.VolumeSpace` or :class:`~alignjax.io.neuro.SurfaceSpace`,
+    from the NIfTI/GIfTI loaders); subjects of array formats have none.
+    """
 
     stimulus_ids: list[str]
     subjects: dict[str, np.ndarray]
+    spaces: dict = field(default_factory=dict)
 
     def aligned_to(self, stimulus_ids: Sequence[str], *, what: str = "the features") -> "Responses":
         """Reorder (and subset) rows to ``stimulus_ids``; every id must be present."""
         idx = match_ids(stimulus_ids, self.stimulus_ids, what=what, other_what="the responses")
         return Responses([str(s) for s in stimulus_ids],
-                         {k: np.asarray(v)[idx] for k, v in self.subjects.items()})
+                         {k: np.asarray(v)[idx] for k, v in self.subjects.items()},
+                         dict(self.spaces))
 
 
-Loader = Callable[[Path], Responses]
+Loader = Callable[..., Responses]
 _LOADERS: dict[str, Loader] = {}
+_FOLDER_LOADERS: dict[str, Loader] = {}
 
 
-def register_loader(suffix: str, loader: Loader, *, replace: bool = False) -> None:
+def register_loader(suffix: str, loader: Loader, *, replace: bool = False,
+                    folder: bool = False) -> None:
     """Register ``loader(path) -> Responses`` for files whose name ends with ``suffix``.
 
     Parameters
@@ -55,14 +73,18 @@ def register_loader(suffix: str, loader: Loader, *, replace: bool = False) -> No
         :func:`load_responses` then checks shapes and ids.
     replace : bool
         Replace a loader already registered for ``suffix`` (otherwise an error).
+    folder : bool
+        ``loader(folder)`` reads a directory of files ending with ``suffix`` (one file per
+        stimulus); :func:`load_responses` uses it when given a directory holding such files.
     """
     key = suffix.lower()
     if not key.startswith(".") or len(key) < 2:
         raise InvalidOptionError(f"loader suffix must start with a dot, like '.npz'; got {suffix!r}")
-    if key in _LOADERS and not replace:
+    table = _FOLDER_LOADERS if folder else _LOADERS
+    if key in table and not replace:
         raise InvalidOptionError(f"a response loader for {key!r} is already registered; pass "
                                  "replace=True to replace it")
-    _LOADERS[key] = loader
+    table[key] = loader
 
 
 def response_formats() -> tuple[str, ...]:
@@ -79,7 +101,64 @@ def _loader_for(path: Path) -> Loader:
     return _LOADERS[max(matches, key=len)]
 
 
-def load_responses(path: str | os.PathLike) -> Responses:
+def _folder_loader_for(path: Path) -> Loader:
+    names = [f.name.lower() for f in path.iterdir() if f.is_file()]
+    found = [s for s in _FOLDER_LOADERS if any(n.endswith(s) for n in names)]
+    if not found:
+        raise StoreError(f"{path} is a folder without files of a format read per stimulus "
+                         f"(one of {', '.join(_FOLDER_LOADERS) or 'none registered'})")
+    return _FOLDER_LOADERS[max(found, key=len)]
+
+
+def _call(loader: Loader, path: Path, options: dict) -> Responses:
+    """``loader(path, **options)``, refusing options the loader does not take."""
+    if options:
+        params = inspect.signature(loader).parameters
+        takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        unknown = [k for k in options if k not in params and not takes_all]
+        if unknown:
+            raise InvalidOptionError(
+                f"{path}: option(s) {unknown} do not apply to this format (they apply to "
+                "NIfTI/GIfTI data, e.g. --mask, --stimulus-ids)")
+    return loader(path, **options)
+
+
+def _matched_name(pattern: str, path: str) -> str:
+    """The path components a pattern's wildcards matched (``sub-*/b.nii`` -> ``sub-01``)."""
+    pat, got = Path(pattern).parts, Path(path).parts
+    parts = [g for p, g in zip(pat[::-1], got[::-1]) if any(c in p for c in "*?[")][::-1]
+    if parts and any(c in pat[-1] for c in "*?["):
+        last = parts[-1]
+        for suffix in sorted(_LOADERS, key=len, reverse=True):
+            if last.lower().endswith(suffix):
+                last = last[: -len(suffix)]
+                break
+        parts[-1] = last
+    return "_".join(parts) or Path(path).stem
+
+
+def _load_pattern(pattern: str, options: dict) -> Responses:
+    """One subject per file matching ``pattern``, named by the text the wildcards matched."""
+    files = sorted(glob.glob(pattern))
+    if not files:
+        raise StoreError(f"no response files match the pattern {pattern!r}")
+    merged, spaces, ids = {}, {}, None
+    for f in files:
+        resp = load_responses(f, **options)
+        name = _matched_name(pattern, f)
+        for subj, arr in resp.subjects.items():
+            key = name if len(resp.subjects) == 1 else f"{name}_{subj}"
+            if ids is None:
+                ids = resp.stimulus_ids
+            idx = match_ids(ids, resp.stimulus_ids, what=f"the first file ({files[0]})",
+                            other_what=f)
+            merged[key] = np.asarray(arr)[idx]
+            if subj in resp.spaces:
+                spaces[key] = resp.spaces[subj]
+    return Responses(list(ids), merged, spaces)
+
+
+def load_responses(path: str | os.PathLike, **options) -> Responses:
     """Load per-subject responses with their stimulus ids.
 
     Formats
@@ -97,12 +176,25 @@ def load_responses(path: str | os.PathLike) -> Responses:
         Column ``stimulus_id`` (or ``id``) then numeric columns; a ``subject`` column, if
         present, splits rows by subject (long format).
 
-    Other formats join with :func:`register_loader`.
+    ``.nii`` / ``.nii.gz``, a folder of them, ``.func.gii``, ``.subjects.tsv``
+        Neuroimaging data (a 4-D image, 3-D beta images named by stimulus id, surface data,
+        a table of subjects), with the ``[fmri]`` extra: see :mod:`alignjax.io.neuro` for
+        the options (``mask``, ``stimulus_ids``, ``nan_voxels``).
+
+    A path with wildcards (``data/sub-*/betas.nii.gz``) loads each matching file as one
+    subject, named by what the wildcards matched. Other formats join with
+    :func:`register_loader`. ``options`` go to the format's loader.
     """
+    options = {k: v for k, v in options.items() if v is not None}
+    text = os.fspath(path)
+    if any(c in text for c in "*?["):
+        return _checked(Path(text), _load_pattern(text, options))
     path = Path(path)
+    if path.is_dir():
+        return _checked(path, _call(_folder_loader_for(path), path, options))
     if not path.is_file():
         raise StoreError(f"response file {path} does not exist")
-    return _checked(path, _loader_for(path)(path))
+    return _checked(path, _call(_loader_for(path), path, options))
 
 
 def _checked(path: Path, resp: Responses) -> Responses:
@@ -120,7 +212,7 @@ def _checked(path: Path, resp: Responses) -> Responses:
         subjects[name] = arr
     if len(set(ids)) != len(ids):
         raise StimulusMismatchError(f"{path}: stimulus ids are not unique")
-    return Responses(ids, subjects)
+    return Responses(ids, subjects, dict(resp.spaces))
 
 
 # --------------------------------------------------------------------------- built-in loaders

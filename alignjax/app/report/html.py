@@ -149,7 +149,7 @@ def _rdm_section(steps: list[dict], labels_csv) -> str:
     from alignjax.app.report.rsa import plot_rdm
 
     cat_of = _category_of(labels_csv)
-    figs, brain = [], None
+    figs, brain, brain_options = [], None, {}
     for st in steps:
         summary = _load_json(Path(st["out"]) / "rsa.json")
         if not summary:
@@ -157,7 +157,8 @@ def _rdm_section(steps: list[dict], labels_csv) -> str:
         store_dir = Path(summary["features"])
         if not (store_dir / "manifest.json").is_file():
             continue
-        brain = brain or summary.get("brain")
+        if brain is None:
+            brain, brain_options = summary.get("brain"), summary.get("brain_options") or {}
         store = FeatureStore(store_dir)
         layer = summary["best_layer_group"]
         X = np.asarray(store.load(layer, drop_skipped=True), np.float32)
@@ -168,8 +169,8 @@ def _rdm_section(steps: list[dict], labels_csv) -> str:
                             f"{store_dir.name} {layer}", 330))
         if len(figs) >= 6:
             break
-    if brain and Path(brain).is_file() and figs:
-        resp = load_responses(brain)
+    if brain and Path(brain).exists() and figs:
+        resp = load_responses(brain, **brain_options)
         cats = [cat_of.get(i, "") for i in resp.stimulus_ids] if cat_of else None
         mean = np.mean([np.asarray(rdm(y)) for y in resp.subjects.values()], axis=0)
         figs.append(_figure(_png(plot_rdm(np.asarray(squareform(mean)), categories=cats,
@@ -217,7 +218,7 @@ def _metadata() -> str:
 
 
 _SUMMARY_FILES = {"rsa": "rsa.json", "behaviour_rsa": "behaviour_rsa.json",
-                  "encode": "summary.json", "probe": "probe.json"}
+                  "encode": "summary.json", "probe": "probe.json", "zoo": "zoo.json"}
 
 
 def _summary_of(st) -> dict | None:
@@ -251,7 +252,8 @@ def _overview(kind: str, group: tuple[str, dict[str, dict]]) -> str:
 
 
 _TITLES = {"rsa": "RSA with brain data", "behaviour_rsa": "RSA with behaviour",
-           "encode": "Voxel-wise encoding", "probe": "Linear probes", "extract": "Features"}
+           "encode": "Voxel-wise encoding", "probe": "Linear probes", "extract": "Features",
+           "zoo": "Model zoo: rankings, comparisons, alignment vs scores"}
 
 
 def build_report(run_dir, out=None, *, title: str | None = None) -> Path:
@@ -279,6 +281,10 @@ def build_report(run_dir, out=None, *, title: str | None = None) -> Path:
         label += f" <span class=meta>({html.escape(str(finished))})</span>" if finished else ""
         if st["kind"] in ("rsa", "behaviour_rsa") and summary:
             sec = _section_rsa(pngs, summary, label)
+        elif st["kind"] == "zoo" and summary:
+            from alignjax.app.report.zoo import zoo_section
+
+            sec = zoo_section(pngs, summary, label, _table)
         else:
             sec = _section_generic(pngs, summary, label)
         by_kind.setdefault(st["kind"], []).append(sec)
@@ -287,6 +293,9 @@ def build_report(run_dir, out=None, *, title: str | None = None) -> Path:
              _ground_truth(run_dir, pipeline)]
     parts.append(_rdm_section([s for s in shown if _summary_of(s) and s["kind"] == "rsa"],
                               (pipeline or {}).get("stimuli")))
+    from alignjax.app.report.brain import brain_section
+
+    parts.append(brain_section([s for s in shown if s["kind"] == "encode"], _table, _figure, _png))
     for kind in ("rsa", "behaviour_rsa", "encode", "probe"):
         if kind in by_kind:
             over = "".join(_overview(kind, group) for group in _groups_of(shown, kind))
@@ -294,7 +303,7 @@ def build_report(run_dir, out=None, *, title: str | None = None) -> Path:
                        + "".join(by_kind.pop(kind)) + "</details>")
             parts.append(f"<h2>{_TITLES[kind]}</h2>{over}{details}")
     for kind, secs in by_kind.items():
-        parts.append(f"<h2>{html.escape(kind)}</h2>" + "".join(secs))
+        parts.append(f"<h2>{html.escape(_TITLES.get(kind, kind))}</h2>" + "".join(secs))
     parts.append(provenance_section(steps, pipeline, _table))
     parts.append(_metadata())
     doc = ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"

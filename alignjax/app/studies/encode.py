@@ -7,7 +7,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -37,43 +37,8 @@ def parse_alphas(alphas) -> np.ndarray:
                                  f"logspace:START:STOP:NUM ({exc})") from None
 
 
-@renamed(target_chunk="chunk_size")
-def run_encode(features, brain, out: str | os.PathLike, *, alphas=None, outer_folds: int = 5,
-               inner_folds: int = 5, stratify: Sequence | None = None, score: str = "r2",
-               extend_alphas: bool = False, standardize: bool = True,
-               layers: Sequence[str] | None = None, chunk_size: int | None = None,
-               n_perm: int = 0, seed: int = 0, progress: bool = True) -> dict:
-    """Nested-CV encoding of every voxel of every subject; writes results to ``out``.
-
-    Writes ``voxels.csv`` (subject, voxel, valid, r, r2, cod, modal best layer, median best
-    alpha), per-subject ``.npy`` arrays, ``summary.json`` (median per subject, mean ± SEM
-    across subjects, best-layer counts) and the encoding figures. ``stratify`` holds one
-    category label per stimulus of ``features`` (in its order); ``n_perm > 0`` adds
-    permutation p-values of the per-fold mean r (``p``; ``p_fwe`` and ``q`` corrected within
-    each subject), from refits on permuted responses.
-    """
-    t0 = time.perf_counter()
-    ls = load_layers(features, layers=layers)
-    resp = load_responses(brain)
-    if ls.stimulus_ids is not None:
-        resp = resp.aligned_to(ls.stimulus_ids)
-    alphas = parse_alphas(alphas)
-    res = encode(ls, resp if ls.stimulus_ids is not None else resp.subjects, alphas=alphas,
-                 outer_folds=outer_folds, inner_folds=inner_folds, stratify=stratify,
-                 standardize=standardize, chunk_size=chunk_size,
-                 extend_alphas=extend_alphas, score=score, seed=seed, progress=progress)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    parts = split_subjects(res)
-    names = list(res.layer_names)
-    perm = None
-    if n_perm:  # refits the nested CV on permuted responses; max-T and FDR per subject
-        perm = encoding_permutation_test(
-            ls, resp if ls.stimulus_ids is not None else resp.subjects, alphas=alphas,
-            folds=res.folds, n_perm=n_perm, seed=seed, score="pearson", progress=progress,
-            encode_options=dict(inner_folds=inner_folds, stratify=stratify,
-                                standardize=standardize, chunk_size=chunk_size,
-                                extend_alphas=extend_alphas, score=score))
+def _write_tables(out: Path, parts: dict, names: list, perm) -> None:
+    """``voxels.csv`` and the per-subject ``.npy`` arrays."""
     with open(out / "voxels.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["subject", "voxel", "valid", "r", "r2", "cod", "best_layer", "best_alpha"]
@@ -99,6 +64,61 @@ def run_encode(features, brain, out: str | os.PathLike, *, alphas=None, outer_fo
                     row += [f"{perm.p[k]:.6g}", f"{perm.p_fwe[k]:.6g}", f"{perm.q[k]:.6g}"]
                 w.writerow(row)
             offset += d["r"].shape[0]
+
+
+@renamed(target_chunk="chunk_size")
+def run_encode(features, brain, out: str | os.PathLike, *, alphas=None, outer_folds: int = 5,
+               inner_folds: int = 5, stratify: Sequence | None = None, score: str = "r2",
+               extend_alphas: bool = False, standardize: bool = True,
+               layers: Sequence[str] | None = None, chunk_size: int | None = None,
+               n_perm: int = 0, seed: int = 0, progress: bool = True,
+               brain_options: Mapping | None = None, rois=None, roi_labels=None) -> dict:
+    """Nested-CV encoding of every voxel of every subject; writes results to ``out``.
+
+    Writes ``voxels.csv`` (subject, voxel, valid, r, r2, cod, modal best layer, median best
+    alpha), per-subject ``.npy`` arrays, ``summary.json`` (median per subject, mean ± SEM
+    across subjects, best-layer counts) and the encoding figures. ``stratify`` holds one
+    category label per stimulus of ``features`` (in its order); ``n_perm > 0`` adds
+    permutation p-values of the per-fold mean r (``p``; ``p_fwe`` and ``q`` corrected within
+    each subject), from refits on permuted responses.
+
+    NIfTI/GIfTI responses (``brain_options``: ``mask``, ``stimulus_ids``, ``nan_voxels``,
+    see :mod:`alignjax.io.neuro`) also get every per-voxel measure written back in their
+    space (``r2.nii.gz``, ``best_layer.nii.gz``, ... in a folder per subject when there are
+    several; :mod:`alignjax.app.studies.brainmaps`), brain-map figures, and with ``rois``
+    (an atlas on the data's grid) and ``roi_labels`` (its label table) ``roi_summary.csv``,
+    ``roi_best_layer.csv`` and ``roi_summary.png``.
+    """
+    t0 = time.perf_counter()
+    ls = load_layers(features, layers=layers)
+    resp = load_responses(brain, **dict(brain_options or {}))
+    if (rois is not None or roi_labels is not None) and not resp.spaces:
+        raise InvalidOptionError("--rois/--roi-labels need brain data read from NIfTI/GIfTI "
+                                 f"files; {brain} has no spatial layout")
+    if ls.stimulus_ids is not None:
+        resp = resp.aligned_to(ls.stimulus_ids)
+    timings = {"load": time.perf_counter() - t0}
+    alphas = parse_alphas(alphas)
+    res = encode(ls, resp if ls.stimulus_ids is not None else resp.subjects, alphas=alphas,
+                 outer_folds=outer_folds, inner_folds=inner_folds, stratify=stratify,
+                 standardize=standardize, chunk_size=chunk_size,
+                 extend_alphas=extend_alphas, score=score, seed=seed, progress=progress)
+    timings["encode"] = time.perf_counter() - t0 - sum(timings.values())
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    parts = split_subjects(res)
+    names = list(res.layer_names)
+    perm = None
+    if n_perm:  # refits the nested CV on permuted responses; max-T and FDR per subject
+        perm = encoding_permutation_test(
+            ls, resp if ls.stimulus_ids is not None else resp.subjects, alphas=alphas,
+            folds=res.folds, n_perm=n_perm, seed=seed, score="pearson", progress=progress,
+            encode_options=dict(inner_folds=inner_folds, stratify=stratify,
+                                standardize=standardize, chunk_size=chunk_size,
+                                extend_alphas=extend_alphas, score=score))
+    timings["permutation"] = time.perf_counter() - t0 - sum(timings.values())
+    _write_tables(out, parts, names, perm)
+    timings["tables"] = time.perf_counter() - t0 - sum(timings.values())
     summary = dict(res.summary)
     counts = np.zeros(len(names), dtype=int)
     for entry in summary["subjects"].values():
@@ -114,11 +134,22 @@ def run_encode(features, brain, out: str | os.PathLike, *, alphas=None, outer_fo
                     "correction": "max-T and BH within each subject" if n_perm else None,
                     "n_significant_fwe": None if perm is None else int((perm.p_fwe < 0.05).sum()),
                     "seconds": time.perf_counter() - t0})
-    with open(out / "summary.json", "w", encoding="utf-8") as fh:
-        json.dump(summary, fh, indent=1)
+    if resp.spaces:
+        from alignjax.app.studies.brainmaps import write_encoding_maps
+
+        summary.update(write_encoding_maps(res, parts, perm, resp.spaces, out, rois=rois,
+                                           roi_labels=roi_labels))
+        summary["brain_options"] = {k: str(v) for k, v in (brain_options or {}).items()}
+        timings.update(summary.pop("timings"))
     from alignjax.app.report.encoding import write_figures
 
+    t_fig = time.perf_counter()
     write_figures(res, out)
+    timings["figures"] = time.perf_counter() - t_fig
+    summary["timings"] = timings  # seconds per part: load, encode (the solver), writing
+    summary["seconds"] = time.perf_counter() - t0
+    with open(out / "summary.json", "w", encoding="utf-8") as fh:
+        json.dump(summary, fh, indent=1)
     summary["n_valid"] = int(res.valid.sum())
     summary["n_subjects"] = len(res.subjects)
     return summary

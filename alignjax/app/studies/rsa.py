@@ -7,7 +7,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -109,11 +109,13 @@ def run_rsa(features, brain, out: str | os.PathLike, *, method: str = "spearman"
             metric: str = "correlation", brain_metric: str = "correlation", n_perm: int = 10_000,
             seed: int = 0, alternative: str = "greater", layers: Sequence[str] | None = None,
             n_boot: int = 0, control=None, control_layer: str | None = None,
-            progress: bool = True) -> dict:
+            progress: bool = True, brain_options: Mapping | None = None) -> dict:
     """Run RSA between every layer of ``features`` and every subject of ``brain``.
 
     Writes ``rsa.csv`` (layer, subject, r, p, p_fwe, noise ceiling; subject ``group`` is
-    the RDM averaged over subjects), ``rsa.json`` (everything, with settings and timing) and
+    the RDM averaged over subjects), ``rsa.json`` (everything, with settings and timing),
+    ``rdms/`` (``model.npy``: the best group layer's condensed RDM, ``subjects.npy``: each
+    subject's, ``stimulus_ids.txt``) and
     ``rsa.png`` (RSA per layer with the noise-ceiling band; layers whose group-level
     ``p_fwe < 0.05`` marked). Stimuli are matched by id; every feature stimulus must be
     present in ``brain``.
@@ -122,12 +124,16 @@ def run_rsa(features, brain, out: str | os.PathLike, *, method: str = "spearman"
     (a store or layer directory; ``control_layer`` picks its layer, default the first)
     adds the group RSA after regressing that RDM out of each layer's RDM
     (:func:`alignjax.partial_compare`), e.g. to discount spectrogram similarity.
+
+    ``brain_options`` go to :func:`alignjax.load_responses` (for NIfTI/GIfTI: ``mask``,
+    ``stimulus_ids``, ``nan_voxels``); a mask then defines the voxels of an ROI RDM.
     """
     t0 = time.perf_counter()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     ls = _layers_with_ids(features, layers)
-    resp = load_responses(brain).aligned_to(ls.stimulus_ids, what=f"the features ({features})")
+    resp = load_responses(brain, **dict(brain_options or {})).aligned_to(
+        ls.stimulus_ids, what=f"the features ({features})")
+    out.mkdir(parents=True, exist_ok=True)  # after the inputs load: bad input writes nothing
     subjects = list(resp.subjects)
     model = layer_rdms(ls, metric=metric, progress=progress)
     sub = np.stack([_brain_rdm(resp, s, brain, brain_metric) for s in subjects])
@@ -173,6 +179,7 @@ def run_rsa(features, brain, out: str | os.PathLike, *, method: str = "spearman"
     group_r = np.asarray(grp.r)[:, 0]
     summary = {
         "analysis": "rsa", "features": str(features), "brain": str(brain),
+        "brain_options": {k: str(v) for k, v in (brain_options or {}).items()},
         "method": method, "metric": metric, "brain_metric": brain_metric, "n_perm": indiv.n_perm,
         "exact": indiv.exact, "seed": seed, "alternative": alternative, "n_boot": n_boot,
         "control": None if control is None else f"{control}:{control_name}",
@@ -188,6 +195,14 @@ def run_rsa(features, brain, out: str | os.PathLike, *, method: str = "spearman"
     }
     with open(out / "rsa.json", "w") as fh:
         json.dump(summary, fh, indent=1)
+    # the best layer's RDM and the subjects' RDMs: what a model-zoo analysis bootstraps
+    # over stimuli (alignjax zoo)
+    # (.npy and text, not .npz: the bytes must not depend on when they were written)
+    best = int(np.argmax(group_r))
+    (out / "rdms").mkdir(exist_ok=True)
+    np.save(out / "rdms" / "model.npy", model[best].astype(np.float32))
+    np.save(out / "rdms" / "subjects.npy", sub.astype(np.float32))
+    (out / "rdms" / "stimulus_ids.txt").write_text("\n".join(ls.stimulus_ids) + "\n")
     from alignjax.app.report.rsa import plot_rsa_layers
 
     _save_figure(plot_rsa_layers(
