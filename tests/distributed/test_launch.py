@@ -45,7 +45,7 @@ def _cli(args, **env):
 def test_launch_two_processes_writes_the_same_files(inputs):
     args = ["encode", "--features", str(inputs / "features"), "--brain",
             str(inputs / "brain.npz"), "--alphas", "logspace:-1:3:5", "--outer-folds", "3",
-            "--inner-folds", "3", "--no-progress"]
+            "--inner-folds", "3", "--n-perm", "9", "--no-progress"]
     one = _cli(args + ["--out", str(inputs / "one")])
     assert one.returncode == 0, one.stderr
     two = _cli(["launch", "-n", "2", "--timeout", "600", "--", *args,
