@@ -163,8 +163,9 @@ def temporal_rdms(data, *, metric: str = "correlation", window: int = 1, step: i
         Samples between window starts.
     cv_folds : int, optional
         Cross-validated distances over that many folds: for each test fold, the distance
-        between the mean of the other folds and the test fold, averaged over folds (as
-        mne-rsa's ``compute_rdm_cv``) and symmetrised over the two stimuli of a pair
+        between the mean of the other folds and the test fold, averaged over folds (the
+        split mne-rsa's ``compute_rdm_cv`` documents) and symmetrised over the two
+        stimuli of a pair
         (split-data correlation/cosine), or the cross-validated squared Euclidean
         distance ``(a - b)_train . (a - b)_test`` (``metric="sqeuclidean"``), whose
         expectation is the noise-free distance: noise does not inflate it.
@@ -201,7 +202,8 @@ def temporal_rdms(data, *, metric: str = "correlation", window: int = 1, step: i
     t = np.arange(n_times, dtype=float) if times is None else np.asarray(times, float)
     if t.shape != (n_times,):
         raise ShapeMismatchError(f"times has shape {t.shape}; data has {n_times} samples")
-    centres = np.array([t[s:s + window].mean() for s in starts])
+    mid = starts + (window - 1) // 2                     # odd windows: the middle sample's time
+    centres = t[mid] if window % 2 else 0.5 * (t[mid] + t[mid + 1])
     dt = jnp.result_type(float)
     out = _temporal_rdms(jnp.asarray(X, dt), jnp.asarray(starts, jnp.int32), window=window,
                          metric=metric, cv=cv, chunk=int(check_positive_int(chunk_size, "chunk_size")))
