@@ -257,11 +257,11 @@ def _cluster_stat(t, nbrs, thr, tail):
     return _signed_extreme(jnp.concatenate(parts))
 
 
-def _tfce(t, nbrs, thresholds, e_power, h_power, tail):
-    """TFCE scores (n_points,) of ``t`` (MNE's Riemann sum); thresholds static-length."""
+def _tfce(t, nbrs, grid, e_power, tail):
+    """TFCE scores (n_points,) of ``t`` (MNE's Riemann sum); ``grid`` (2, n_thresholds)
+    holds the thresholds and their weights ``h ** h_power * dh`` (padding: inf, 0)."""
     n = t.shape[0]
-    dh = jnp.abs(jnp.diff(thresholds, prepend=0.0)).at[0].set(jnp.abs(thresholds[0]))
-    weights = jnp.abs(thresholds) ** h_power * dh
+    thresholds, weights = grid[0], grid[1]
 
     def one(score, th_w):
         th, w = th_w
@@ -313,7 +313,6 @@ class _FlipStatistic:
     tail: int
     exact: bool
     e_power: float = 0.5
-    h_power: float = 2.0
 
     def __call__(self, data, ids):
         X, sumsq, key, nbrs, thr = data
@@ -325,7 +324,7 @@ class _FlipStatistic:
         if self.kind == "cluster":
             return jax.vmap(lambda ti: _cluster_stat(ti, nbrs, thr, self.tail))(t)[:, None]
         sign = -1.0 if self.tail < 0 else 1.0
-        score = jax.vmap(lambda ti: _tfce(sign * ti, nbrs, thr, self.e_power, self.h_power,
+        score = jax.vmap(lambda ti: _tfce(sign * ti, nbrs, thr, self.e_power,
                                           abs(self.tail) if self.tail else 0))(t)
         return jnp.max(score, axis=1)[:, None]
 
@@ -341,10 +340,10 @@ def _observed_clusters(t, nbrs, thr, tail):
     return out
 
 
-@partial(jax.jit, static_argnames=("tail", "e_power", "h_power"))
-def _observed_tfce(t, nbrs, thresholds, tail, e_power, h_power):
+@partial(jax.jit, static_argnames=("tail", "e_power"))
+def _observed_tfce(t, nbrs, grid, tail, e_power):
     sign = -1.0 if tail < 0 else 1.0
-    return _tfce(sign * t, nbrs, thresholds, e_power, h_power, abs(tail) if tail else 0)
+    return _tfce(sign * t, nbrs, grid, e_power, abs(tail) if tail else 0)
 
 
 def _t_obs(X: np.ndarray) -> np.ndarray:
@@ -358,13 +357,18 @@ def _plan(n: int, n_perm: int, tail: int) -> tuple[int, bool]:
     return (full, True) if full <= n_perm else (n_perm, False)
 
 
+@partial(jax.jit, static_argnames=("alternative",))
+def _hits(h0, v, alternative):
+    return jax.lax.map(lambda x: jnp.sum(exceeds(h0, x, alternative)), v, batch_size=256)
+
+
 def _p_from_h0(h0: np.ndarray, values: np.ndarray, tail: int) -> np.ndarray:
-    """``mean(h0 reaches value)`` per value, with the engine's tie tolerance, via sorting."""
-    h0j = jnp.asarray(h0)
-    v = jnp.asarray(values).reshape(-1)
-    hits = jax.lax.map(lambda x: jnp.sum(exceeds(h0j, x, _ALTERNATIVE[tail])), v,
-                       batch_size=256)
-    return (np.asarray(hits) / h0.size).reshape(np.shape(values))
+    """``mean(h0 reaches value)`` per value, with the engine's tie tolerance."""
+    v = np.asarray(values).reshape(-1)
+    size = 1 << int(np.ceil(np.log2(max(v.size, 1))))      # one compiled shape per size
+    padded = jnp.asarray(np.pad(v, (0, size - v.size)), jnp.asarray(h0).dtype)
+    hits = np.asarray(_hits(jnp.asarray(h0), padded, _ALTERNATIVE[tail]))[:v.size]
+    return (hits / h0.size).reshape(np.shape(values))
 
 
 def _tfce_thresholds(threshold: dict, bound: float, tail: int) -> tuple[np.ndarray, dict]:
@@ -380,9 +384,15 @@ def _tfce_thresholds(threshold: dict, bound: float, tail: int) -> tuple[np.ndarr
     if step <= 0 or start < 0:
         raise InvalidOptionError(f"TFCE threshold {threshold}: need start >= 0 and step > 0 "
                                  "(start <= 0 and step < 0 for tail=-1)")
-    grid = np.arange(start, bound, step, float)
-    if grid.size == 0:
-        grid = np.array([start])
+    th = np.arange(start, bound, step, float)
+    if th.size == 0:
+        th = np.array([start])
+    dh = np.abs(np.diff(th, prepend=th[0]))
+    dh[0] = abs(th[0])
+    w = np.abs(th) ** float(thr["h_power"]) * dh
+    size = 1 << int(np.ceil(np.log2(th.size)))          # padded: one compiled shape per size
+    grid = np.stack([np.full(size, np.inf), np.zeros(size)])
+    grid[0, :th.size], grid[1, :th.size] = th, w
     return grid, thr
 
 
@@ -468,10 +478,8 @@ def cluster_permutation_test(X, *, n_perm: int = 1024, threshold=None, tail: int
     if tfce:
         grid, thr = _tfce_thresholds(threshold or dict(start=0, step=0.2), _flip_bound(X), tail)
         g = jnp.asarray(grid, tj.dtype)
-        score = np.asarray(_observed_tfce(tj, nbrs, g, tail, float(thr["e_power"]),
-                                          float(thr["h_power"])))
-        stat = _FlipStatistic("tfce", X.shape[0], tail, exact, float(thr["e_power"]),
-                              float(thr["h_power"]))
+        score = np.asarray(_observed_tfce(tj, nbrs, g, tail, float(thr["e_power"])))
+        stat = _FlipStatistic("tfce", X.shape[0], tail, exact, float(thr["e_power"]))
         h0 = _run(stat, data + (g,), score.max(), total, chunk_size, devices)
         p = _p_from_h0(h0, score, 1)
         return ClusterTestResult(t.reshape(shape), None, p.reshape(shape), h0,

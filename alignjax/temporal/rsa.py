@@ -33,7 +33,7 @@ from ..rsa import _DOT_METHODS, _check_not_constant, _pair_index, _permute_conde
     _ranked, _transform
 
 __all__ = ["temporal_rsa", "temporal_rsa_permutation_test", "TemporalRSAResult",
-           "compare_rows", "prepare_rows", "PermutedRSA", "default_cluster_threshold"]
+           "compare_rows", "prepare_rows", "PermutedRSA", "pilot_cluster_threshold"]
 
 
 # --------------------------------------------------------------------------- comparisons
@@ -215,29 +215,39 @@ def time_neighbours(shape) -> np.ndarray:
     return (block[None] + (np.arange(n_blocks) * size)[:, None, None]).reshape(-1, block.shape[1])
 
 
+@jax.jit
+def _signed_clusters(flat, nbrs, thr):
+    return cluster_masses(flat, flat > thr, nbrs), cluster_masses(flat, flat < -thr, nbrs)
+
+
 def observed_clusters(r: np.ndarray, nbrs, thr: float, tail: int):
     """Masks (n_clusters, *r.shape) and signed masses of the clusters of ``r``."""
     flat = jnp.asarray(r.reshape(-1))
     masks, masses = [], []
+    pos, neg = _signed_clusters(flat, nbrs, jnp.asarray(thr, flat.dtype))
     for sgn in ([1] if tail >= 0 else []) + ([-1] if tail <= 0 else []):
-        mask = flat > thr if sgn > 0 else flat < -thr
-        lab, mass = (np.asarray(a) for a in cluster_masses(flat, mask, nbrs))
+        lab, mass = (np.asarray(a) for a in (pos if sgn > 0 else neg))
         for c in np.unique(lab[lab < flat.size]):
             masks.append((lab == c).reshape(r.shape))
             masses.append(mass[c])
     return np.asarray(masks, bool).reshape((len(masks),) + r.shape), np.asarray(masses)
 
 
-def default_cluster_threshold(n_stimuli: int, alternative: str = "greater") -> float:
-    """Cluster-forming threshold on r: the critical Pearson r at p = 0.05 (halved for
-    two-sided) with ``n_stimuli - 2`` degrees of freedom. Any threshold fixed before
-    seeing the data gives a valid family-wise test; this one is conservative for RDM
-    comparisons (stimuli, not pairs, as the sample size)."""
-    from scipy import stats
-
-    df = max(n_stimuli - 2, 1)
-    t = stats.t.ppf(1 - 0.05 / (2 if alternative == "two-sided" else 1), df)
-    return float(t / np.sqrt(df + t * t))
+def pilot_cluster_threshold(stat: "PermutedRSA", data, alternative: str, *, n_pilot: int = 200,
+                            chunk_size: int = 8, devices=None) -> float:
+    """Default cluster-forming threshold on r: the 95th percentile of the null r over all
+    cells (of ``|r|`` for two-sided tests), from ``n_pilot`` permutations drawn apart
+    from the test's (an uncorrected p = 0.05 threshold). It depends on the permutation
+    distribution only, not on which labelling was observed, so the test stays valid."""
+    pilot = dataclasses.replace(stat, n_clusters=0)
+    A, B, key, *rest = data
+    res = device_permutation_test(pilot, (A, B, jax.random.fold_in(key, 2**31 - 1), *rest),
+                                  jnp.zeros(int(np.prod(stat.shape))), n_perm=n_pilot,
+                                  return_null=True, chunk_size=chunk_size, devices=devices)
+    null = np.asarray(res.null)
+    if alternative == "two-sided":
+        return float(np.quantile(np.abs(null), 0.95))
+    return float(np.quantile(-null if alternative == "less" else null, 0.95))
 
 
 # --------------------------------------------------------------------------- permutation test
@@ -288,26 +298,36 @@ def permuted_rsa_test(A, B, obs, shape, *, n: int, method, scheme: str, param: i
     obs = np.asarray(obs)
     clusters, masses = np.zeros((0,) + shape, bool), np.zeros(0)
     thr, nbrs, sign = None, np.zeros((1, 1), np.int32), 1.0
+    dt = jnp.result_type(float)
+    data = (A, B, jax.random.PRNGKey(seed),
+            jnp.asarray(table if table is not None else np.zeros((1, n), np.int32)))
     if correction == "cluster":
+        if cluster_threshold is None:
+            pilot = PermutedRSA(n, scheme, shape, method, param, 0, tail)
+            nb0 = jnp.zeros((1, 1), jnp.int32)
+            cluster_threshold = pilot_cluster_threshold(
+                pilot, data + (nb0, jnp.zeros((), dt), jnp.ones((), dt)), alternative,
+                chunk_size=chunk_size, devices=devices)
         thr = float(cluster_threshold)
         nbrs = time_neighbours(shape)
         clusters, masses = observed_clusters(obs, jnp.asarray(nbrs), thr, tail)
         sign = -1.0 if tail < 0 else 1.0
     k = len(masses)
+    k_pad = 0 if correction != "cluster" else 1 << int(np.ceil(np.log2(max(k, 8))))
     exact = table is not None
-    stat = PermutedRSA(n, "exact" if exact else scheme, shape, method, param, k, tail)
-    dt = jnp.result_type(float)
-    data = (A, B, jax.random.PRNGKey(seed),
-            jnp.asarray(table if exact else np.zeros((1, n), np.int32)),
-            jnp.asarray(nbrs), jnp.asarray(thr or 0.0, dt), jnp.asarray(sign, dt))
-    cells = np.concatenate([obs.reshape(-1), sign * np.abs(masses)]).astype(dt)
-    families = np.concatenate([np.zeros(obs.size, int), np.ones(k, int)])
+    # cluster cells padded to a power of two (one compiled statistic per size); the padding
+    # cells observe inf and are dropped
+    stat = PermutedRSA(n, "exact" if exact else scheme, shape, method, param, k_pad, tail)
+    data = data + (jnp.asarray(nbrs), jnp.asarray(thr or 0.0, dt), jnp.asarray(sign, dt))
+    pad = np.full(k_pad - k, np.inf)
+    cells = np.concatenate([obs.reshape(-1), sign * np.abs(masses), sign * pad]).astype(dt)
+    families = np.concatenate([np.zeros(obs.size, int), np.ones(k_pad, int)])
     res = device_permutation_test(stat, data, jnp.asarray(cells), n_perm=n_perm,
                                   alternative=alternative, families=families,
                                   chunk_size=chunk_size, exact=exact, devices=devices)
     p = np.asarray(res.p)[:obs.size].reshape(shape)
     if correction == "cluster":
-        cluster_p = np.asarray(res.p)[obs.size:]
+        cluster_p = np.asarray(res.p)[obs.size:obs.size + k]
         p_fwe = np.ones(shape, p.dtype)
         for mask, cp in zip(clusters, cluster_p):
             p_fwe[mask] = np.minimum(p_fwe[mask], cp)
@@ -352,7 +372,8 @@ def temporal_rsa_permutation_test(model_rdms, brain_rdms, *, method="spearman",
         ``cluster_threshold``, each tested by its mass (sum of r) against the maximum
         cluster mass over the whole family in each permutation.
     cluster_threshold : float, optional
-        Cluster-forming threshold on ``r`` (default :func:`default_cluster_threshold`).
+        Cluster-forming threshold on ``r``; default: the 95th percentile of the null r
+        over all cells from 200 separate permutations (:func:`pilot_cluster_threshold`).
     seed : int
     alternative : {"greater", "less", "two-sided"}
         Two-sided: clusters of either sign, tested by ``|mass|``.
@@ -384,8 +405,6 @@ def temporal_rsa_permutation_test(model_rdms, brain_rdms, *, method="spearman",
     table = exact_permutations(n, n_perm)
     if table is not None:
         n_perm = table.shape[0]
-    if correction == "cluster" and cluster_threshold is None:
-        cluster_threshold = default_cluster_threshold(n, alternative)
     chunk = chunk_size or _auto_chunk(A.shape[0], A.shape[1], obs.size)
     return permuted_rsa_test(A, Bt, obs, shape, n=n, method=method, scheme="stimuli", param=1,
                              n_perm=n_perm, seed=seed, alternative=alternative,
