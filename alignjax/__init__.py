@@ -35,6 +35,12 @@ from .encoding import EncodingResult, encode, encoding_permutation_test
 from .stats import fdr_bh, permutation_pvalues, rankdata
 from .permutation import PermutationTestResult, device_permutation_test, permutation_test
 from .io import FeatureStore, StoreWriter, load_layers, load_responses, open_store
+from .io import EpochsData, load_epochs
+from .clusters import ClusterTestResult, MaxTResult, cluster_permutation_test, max_t_test
+from .temporal import (PeakLatency, TemporalNoiseCeiling, TemporalPartialRSA, TemporalRDMs,
+                       TemporalRSAResult, frame_rsa_permutation_test, peak_latency,
+                       temporal_noise_ceiling, temporal_partial_rsa, temporal_rdms,
+                       temporal_rsa, temporal_rsa_permutation_test, temporal_searchlight)
 
 __version__ = "0.1.0"
 
@@ -102,6 +108,26 @@ __all__ = [
     "open_store",
     "load_layers",
     "load_responses",
+    # EEG/MEG epochs, time-resolved RSA, cluster statistics
+    "load_epochs",
+    "EpochsData",
+    "temporal_rdms",
+    "TemporalRDMs",
+    "temporal_rsa",
+    "temporal_rsa_permutation_test",
+    "TemporalRSAResult",
+    "temporal_noise_ceiling",
+    "TemporalNoiseCeiling",
+    "peak_latency",
+    "PeakLatency",
+    "temporal_partial_rsa",
+    "TemporalPartialRSA",
+    "frame_rsa_permutation_test",
+    "temporal_searchlight",
+    "cluster_permutation_test",
+    "max_t_test",
+    "ClusterTestResult",
+    "MaxTResult",
 ]
 
 

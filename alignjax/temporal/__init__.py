@@ -16,6 +16,13 @@ Sign-flip tests over subjects (random effects) are in :mod:`alignjax.clusters`.
 
 from .rdms import TemporalRDMs, temporal_rdms, whiten
 from .rsa import TemporalRSAResult, temporal_rsa, temporal_rsa_permutation_test
+from .extras import (PeakLatency, TemporalNoiseCeiling, TemporalPartialRSA, peak_latency,
+                     temporal_noise_ceiling, temporal_partial_rsa)
+from .frames import frame_rsa_permutation_test
+from .searchlight import TemporalSearchlight, channel_neighbourhoods, temporal_searchlight
 
 __all__ = ["temporal_rdms", "TemporalRDMs", "whiten", "temporal_rsa",
-           "temporal_rsa_permutation_test", "TemporalRSAResult"]
+           "temporal_rsa_permutation_test", "TemporalRSAResult", "temporal_noise_ceiling",
+           "TemporalNoiseCeiling", "peak_latency", "PeakLatency", "temporal_partial_rsa",
+           "TemporalPartialRSA", "frame_rsa_permutation_test", "temporal_searchlight",
+           "TemporalSearchlight", "channel_neighbourhoods"]
