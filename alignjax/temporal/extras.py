@@ -166,4 +166,6 @@ def temporal_partial_rsa(model_rdms, brain_rdms, control_rdm, *,
                     for l in range(L)]).reshape(L, S, T)
     with np.errstate(divide="ignore", invalid="ignore"):
         share = 1.0 - crp ** 2 / cr[None] ** 2
+    # the model explains the control RDM entirely (partial_compare gives NaN): all of it
+    share = np.where(np.isnan(crp) & np.isfinite(cr)[None], 1.0, share)
     return TemporalPartialRSA(r, rp, cr, crp, share)
