@@ -444,6 +444,8 @@ def _add_simulate_eeg(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--features", default=None, help="feature store or layer directory to plant")
     p.add_argument("--layer", default=None, help="layer to plant (default layer3 / the middle one)")
+    p.add_argument("--n-stimuli", type=int, default=165,
+                   help="stimuli of the synthetic features (without --features)")
     p.add_argument("--n-subjects", type=int, default=8)
     p.add_argument("--n-channels", type=int, default=64)
     p.add_argument("--n-trials", type=int, default=2)
@@ -462,7 +464,8 @@ def _cmd_simulate_eeg(args) -> int:
                                                    synthetic_layers)
 
     out = Path(args.out)
-    features = args.features or synthetic_layers(out / "features", seed=args.seed)
+    features = args.features or synthetic_layers(out / "features", n_stimuli=args.n_stimuli,
+                                                 seed=args.seed)
     ls = load_layers(features)
     layer = args.layer or (PLANTED_LAYER if PLANTED_LAYER in ls.names
                            else ls.names[len(ls.names) // 2])
