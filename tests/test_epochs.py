@@ -77,3 +77,14 @@ def test_bad_inputs(tmp_path):
         aj.load_epochs(d / "s2.npz")
     with pytest.raises(InvalidFoldsError, match="fewer than the 4 folds"):
         aj.load_epochs(d / "s1.npz", folds=4)
+
+
+def test_the_core_never_imports_mne():
+    import subprocess
+    import sys
+
+    code = ("import sys, pkgutil, importlib, alignjax\n"
+            "for m in pkgutil.walk_packages(alignjax.__path__, 'alignjax.'):\n"
+            "    importlib.import_module(m.name)\n"
+            "assert 'mne' not in sys.modules and 'mne_rsa' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
