@@ -426,11 +426,15 @@ def _prepare(X, tail, adjacency, n_perm, seed, what):
 
 
 def _run(stat, data, observed, total, chunk_size, devices):
+    """h0: the null statistic of every sign-flip set; as MNE, the observed statistic itself
+    stands for the identity (``h0[0]``), so rounding never keeps it from reaching itself."""
     alternative = "greater" if stat.kind == "tfce" else _ALTERNATIVE[stat.tail]
     res = device_permutation_test(stat, data, jnp.atleast_1d(observed), n_perm=total,
                                   alternative=alternative, exact=True,
                                   return_null=True, chunk_size=chunk_size, devices=devices)
-    return np.asarray(res.null)[:, 0]
+    h0 = np.asarray(res.null, np.float64)[:, 0]
+    h0[0] = observed
+    return h0
 
 
 @float32_matmuls
@@ -480,7 +484,7 @@ def cluster_permutation_test(X, *, n_perm: int = 1024, threshold=None, tail: int
         g = jnp.asarray(grid, tj.dtype)
         score = np.asarray(_observed_tfce(tj, nbrs, g, tail, float(thr["e_power"])))
         stat = _FlipStatistic("tfce", X.shape[0], tail, exact, float(thr["e_power"]))
-        h0 = _run(stat, data + (g,), score.max(), total, chunk_size, devices)
+        h0 = _run(stat, data + (g,), float(score.max()), total, chunk_size, devices)
         p = _p_from_h0(h0, score, 1)
         return ClusterTestResult(t.reshape(shape), None, p.reshape(shape), h0,
                                  (score * np.sign(t)).reshape(shape), thr, total, exact)
@@ -492,12 +496,12 @@ def cluster_permutation_test(X, *, n_perm: int = 1024, threshold=None, tail: int
         lab, mass = np.asarray(lab), np.asarray(mass)
         for c in np.unique(lab[lab < t.size]):
             masks.append((lab == c).reshape(shape))
-            masses.append(mass[c])
-    masses = np.asarray(masses, t.dtype)
+            masses.append(t[lab == c].sum())          # float64, as MNE
+    masses = np.asarray(masses, np.float64)
     clusters = np.asarray(masks, bool).reshape((len(masks),) + shape)
     obs = masses[np.argmax(np.abs(masses))] if masses.size else 0.0
     stat = _FlipStatistic("cluster", X.shape[0], tail, exact)
-    h0 = _run(stat, data + (jnp.asarray(thr, tj.dtype),), obs, total, chunk_size, devices)
+    h0 = _run(stat, data + (jnp.asarray(thr, tj.dtype),), float(obs), total, chunk_size, devices)
     p = _p_from_h0(h0, masses, tail) if masses.size else np.zeros(0)
     return ClusterTestResult(t.reshape(shape), clusters, p, h0, masses, thr, total, exact)
 
@@ -530,8 +534,8 @@ def max_t_test(X, *, n_perm: int = 10_000, tail: int = 0, seed: int = 0, chunk_s
     t = _t_obs(X)
     obs = np.abs(t).max()
     stat = _FlipStatistic("maxt", X.shape[0], tail, exact)
-    h0 = _run(stat, data + (jnp.zeros(()),), -obs if tail < 0 else obs, total, chunk_size,
-              devices)
+    h0 = _run(stat, data + (jnp.zeros(()),), float(-obs if tail < 0 else obs), total,
+              chunk_size, devices)
     values = np.abs(t) if tail == 0 else t
     p = _p_from_h0(h0, values, tail if tail else 1)
     return MaxTResult(t, p, np.sort(np.abs(h0)), total, exact)
