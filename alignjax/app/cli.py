@@ -107,11 +107,21 @@ def _add_demo(sub) -> None:
     p.add_argument("--quick", action="store_true",
                    help="a smaller, faster run (0.5 s clips, 2 subjects x 60 voxels, 200 "
                         "permutations, 3 folds)")
+    p.add_argument("--eeg", action="store_true",
+                   help="the EEG demo instead: simulated epochs with a layer planted at "
+                        "250-500 ms, time-resolved RSA, checks against the planted truth")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_demo)
 
 
 def _cmd_demo(args) -> int:
+    if args.eeg:
+        from alignjax.app.studies.simulate_eeg import run_eeg_demo
+
+        kw = dict(n_subjects=2, n_channels=16, n_stimuli=60, n_perm=200) if args.quick else {}
+        res = run_eeg_demo(args.out, seed=args.seed, progress=not args.no_progress,
+                           **({"n_perm": args.n_perm} | kw))
+        return 0 if all(c["passed"] for c in res["checks"]) else 1
     from alignjax.app.studies.demo import run_demo
 
     kw = dict(n_stimuli=args.n_stimuli, n_subjects=args.n_subjects, n_voxels=args.n_voxels,

@@ -197,6 +197,12 @@ def load_config(path) -> Config:
                 raise PipelineError(
                     f"{path}: [[analyses]] #{i + 1} ({kind}) names data {a.get('data')!r}, but the "
                     f"[[data]] entries are {sorted(data) or 'none'}")
+        if (kind == "temporal_rsa") != (data.get(a.get("data"), {}).get("kind") == "epochs") \
+                and "data" in _ANALYSES[kind] and kind != "probe":
+            raise PipelineError(
+                f"{path}: [[analyses]] #{i + 1} ({kind}) names data {a.get('data')!r} of kind "
+                f"{data[a['data']]['kind']!r}; temporal_rsa reads data of kind 'epochs', the "
+                "other analyses never do")
         for m in list(a.get("models", [])) + ([a["control"]] if "control" in a else []):
             if m not in names:
                 raise PipelineError(f"{path}: [[analyses]] #{i + 1} names model {m!r}, not among "
