@@ -38,9 +38,9 @@ def test_results_independent_of_chunk_size_and_devices(problem):
     R = aj.temporal_rdms(data, window=3)
     np.testing.assert_allclose(aj.temporal_rdms(data, window=3, chunk_size=5).rdms, R.rdms,
                                atol=1e-6)
-    a = aj.temporal_rsa_permutation_test(model, R.rdms, n_perm=64, correction="cluster", seed=1)
-    b = aj.temporal_rsa_permutation_test(model, R.rdms, n_perm=64, correction="cluster", seed=1,
-                                         chunk_size=3, devices=1)
+    kw = dict(n_perm=24, correction="cluster", cluster_threshold=0.1, seed=1)
+    a = aj.temporal_rsa_permutation_test(model, R.rdms, **kw)
+    b = aj.temporal_rsa_permutation_test(model, R.rdms, chunk_size=5, devices=1, **kw)
     np.testing.assert_array_equal(a.p, b.p)
     np.testing.assert_array_equal(a.p_fwe, b.p_fwe)
     X = np.random.default_rng(1).standard_normal((8, 14)) + 0.5
@@ -91,10 +91,10 @@ def test_frame_wise_nulls_are_calibrated(null):
     nominal level."""
     rng = np.random.default_rng(3)
     ps = []
-    for ds in range(80):
-        mf = _ar(rng, (1, 120, 3), phi=0.8)
-        bf = _ar(rng, (1, 120, 4), phi=0.8)
-        ps.append(aj.frame_rsa_permutation_test(mf, bf, n_perm=99, seed=ds, null=null).p[0, 0, 0])
+    for ds in range(60):
+        mf = _ar(rng, (1, 100, 3), phi=0.7)
+        bf = _ar(rng, (1, 100, 4), phi=0.7)
+        ps.append(aj.frame_rsa_permutation_test(mf, bf, n_perm=49, seed=ds, null=null).p[0, 0, 0])
     ps = np.asarray(ps)
     for u in (0.05, 0.2):
         assert np.mean(ps <= u) <= u + 3.3 * np.sqrt(u * (1 - u) / ps.size), (u, np.mean(ps <= u))
