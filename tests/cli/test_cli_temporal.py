@@ -1,21 +1,25 @@
-"""alignjax simulate-eeg + temporal-rsa end to end: the planted window is recovered."""
+"""alignjax demo --eeg, simulate-eeg and temporal-rsa end to end: the planted window is
+recovered, nothing outside it is flagged."""
 
 import json
+
+import numpy as np
 
 from alignjax.app.cli import main
 
 
-def test_simulate_then_temporal_rsa_recovers_the_planted_window(tmp_path, capsys):
-    assert main(["simulate-eeg", "--out", str(tmp_path), "--n-subjects", "2",
-                 "--n-channels", "16", "--n-trials", "1", "--snr", "0.8",
-                 "--n-stimuli", "40"]) == 0
+def test_eeg_demo_then_temporal_rsa_cli(tmp_path, capsys):
+    demo = tmp_path / "demo"
+    assert main(["demo", "--eeg", "--quick", "--out", str(demo), "--no-progress"]) == 0
+    checks = json.loads((demo / "eeg_checks.json").read_text())["checks"]
+    assert len(checks) == 4 and all(c["passed"] for c in checks)
     out = tmp_path / "res"
-    assert main(["temporal-rsa", "--features", str(tmp_path / "features"), "--epochs",
-                 str(tmp_path / "epochs.npz"), "--out", str(out), "--n-perm", "100",
-                 "--window", "3", "--step", "2", "--no-progress"]) == 0
+    assert main(["temporal-rsa", "--features", str(demo / "features"), "--epochs",
+                 str(demo / "epochs.npz"), "--out", str(out), "--n-perm", "100",
+                 "--window", "3", "--step", "2", "--correction", "max", "--no-progress"]) == 0
     assert "layer3: significant" in capsys.readouterr().out
     s = json.loads((out / "temporal_rsa.json").read_text())
-    assert s["n_subjects"] == 2 and s["n_stimuli"] == 40
+    assert s["n_subjects"] == 2 and s["n_stimuli"] == 60 and s["window"] == 3
     spans = s["significant_spans"]["layer3"]
     assert spans and all(0.2 <= a and b <= 0.55 for a, b in spans)
     assert 0.25 <= s["peak_latency"][s["layers"].index("layer3")] <= 0.5
@@ -24,12 +28,23 @@ def test_simulate_then_temporal_rsa_recovers_the_planted_window(tmp_path, capsys
         assert (out / name).stat().st_size > 0
 
 
-def test_bad_epochs_give_a_clear_cli_error(tmp_path, capsys):
-    import numpy as np
+def test_simulate_eeg_writes_epochs_load_epochs_reads(tmp_path):
+    from alignjax import load_epochs
 
+    assert main(["simulate-eeg", "--out", str(tmp_path), "--n-stimuli", "12",
+                 "--n-subjects", "2", "--n-channels", "4", "--n-trials", "3"]) == 0
+    ep = load_epochs(tmp_path / "epochs.npz", folds=3)
+    assert ep.data.shape == (2, 12, 4, 91) and ep.subjects == ["sub01", "sub02"]
+    assert (ep.n_trials == 3).all() and ep.folds.shape == (2, 3, 12, 4, 91)
+    assert json.loads((tmp_path / "planted.json").read_text())["window_s"] == [0.25, 0.5]
+
+
+def test_bad_epochs_give_a_clear_cli_error(tmp_path, capsys):
     np.savez(tmp_path / "e.npz", data=np.zeros((4, 2, 5)), times=np.arange(5))
     (tmp_path / "f").mkdir()
-    np.save(tmp_path / "f" / "l.npy", np.zeros((4, 3)))
+    np.save(tmp_path / "f" / "l.npy", np.random.default_rng(0).standard_normal((4, 3)))
+    (tmp_path / "f" / "stimulus_ids.txt").write_text("a\nb\nc\nd\n")
     assert main(["temporal-rsa", "--features", str(tmp_path / "f"), "--epochs",
                  str(tmp_path / "e.npz"), "--out", str(tmp_path / "o")]) == 2
-    assert "error" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "temporal-rsa: error" in err and "without stimulus ids" in err
