@@ -206,11 +206,12 @@ def max_cluster_magnitude(x, nbrs, thr, tail: int):
     return out
 
 
-def time_neighbours(shape) -> np.ndarray:
-    """Neighbour table of the flat cells (n_layers, n_subjects, *time_axes): cells are
-    connected only along the time axes, within one layer and subject."""
+def time_neighbours(shape, adjacency=None) -> np.ndarray:
+    """Neighbour table of the flat cells (n_layers, n_subjects, *inner): cells are
+    connected only within one layer and subject, along the inner axes (a time lattice;
+    with ``adjacency``, inner is (n_times, n_channels) and channels connect by it)."""
     n_blocks, inner = shape[0] * shape[1], tuple(shape[2:])
-    block = lattice_neighbours(inner) if len(inner) == 1 else lattice_neighbours(inner, None)
+    block = lattice_neighbours(inner, adjacency)
     size = int(np.prod(inner))
     return (block[None] + (np.arange(n_blocks) * size)[:, None, None]).reshape(-1, block.shape[1])
 
@@ -292,12 +293,12 @@ _TAIL = {"greater": 1, "less": -1, "two-sided": 0}
 
 def permuted_rsa_test(A, B, obs, shape, *, n: int, method, scheme: str, param: int, n_perm: int,
                       seed: int, alternative: str, correction: str, cluster_threshold,
-                      chunk_size, devices, table=None) -> TemporalRSAResult:
+                      chunk_size, devices, table=None, nbrs=None) -> TemporalRSAResult:
     """Engine call shared by the temporal and frame-wise tests (package-internal)."""
     tail = _TAIL[alternative]
     obs = np.asarray(obs)
     clusters, masses = np.zeros((0,) + shape, bool), np.zeros(0)
-    thr, nbrs, sign = None, np.zeros((1, 1), np.int32), 1.0
+    thr, given, nbrs, sign = None, nbrs, np.zeros((1, 1), np.int32), 1.0
     dt = jnp.result_type(float)
     data = (A, B, jax.random.PRNGKey(seed),
             jnp.asarray(table if table is not None else np.zeros((1, n), np.int32)))
@@ -309,7 +310,7 @@ def permuted_rsa_test(A, B, obs, shape, *, n: int, method, scheme: str, param: i
                 pilot, data + (nb0, jnp.zeros((), dt), jnp.ones((), dt)), alternative,
                 chunk_size=chunk_size, devices=devices)
         thr = float(cluster_threshold)
-        nbrs = time_neighbours(shape)
+        nbrs = time_neighbours(shape) if given is None else given
         clusters, masses = observed_clusters(obs, jnp.asarray(nbrs), thr, tail)
         sign = -1.0 if tail < 0 else 1.0
     k = len(masses)

@@ -9,7 +9,9 @@ import numpy as np
 from .._runtime import float32_matmuls
 from .._validation import ShapeMismatchError, as_float_array
 from .rdms import temporal_rdms
-from .rsa import _as_model, _check_method, temporal_rsa, temporal_rsa_permutation_test
+from .._validation import check_choice
+from .rsa import (_as_model, _check_method, compare_rows, permuted_rsa_test, prepare_rows,
+                  temporal_rsa, time_neighbours)
 
 __all__ = ["temporal_searchlight", "TemporalSearchlight", "channel_neighbourhoods"]
 
@@ -23,7 +25,8 @@ class TemporalSearchlight(NamedTuple):
     times : array (n_windows,)
         Window centre times.
     p_fwe : array like ``r`` or None
-        Max-statistic FWE p over layers x subjects x channels x time (``n_perm > 0``).
+        FWE p over layers x subjects x channels x time (``n_perm > 0``): max statistic, or
+        that of the channel x time cluster holding the cell.
     neighbourhoods : list of int arrays
         The channels of each searchlight.
     """
@@ -54,8 +57,9 @@ def channel_neighbourhoods(adjacency, n_channels: int) -> list[np.ndarray]:
 @float32_matmuls
 def temporal_searchlight(model_rdms, data, adjacency, *, window: int = 1, step: int = 1,
                          metric: str = "correlation", method="spearman", times=None,
-                         n_perm: int = 0, seed: int = 0, progress: bool = False
-                         ) -> TemporalSearchlight:
+                         n_perm: int = 0, correction: str = "max",
+                         cluster_threshold: float | None = None, seed: int = 0,
+                         progress: bool = False) -> TemporalSearchlight:
     """Searchlight RSA over channels and time.
 
     For every channel, the RDMs of its neighbourhood (the channel and its adjacent
@@ -73,8 +77,13 @@ def temporal_searchlight(model_rdms, data, adjacency, *, window: int = 1, step: 
         As :func:`temporal_rsa`.
     n_perm : int
         With ``n_perm > 0``, a stimulus-label permutation test over the whole family
-        (layers x subjects x channels x time, max statistic); its memory is about
-        ``n_subjects x n_channels x n_windows x n_pairs`` floats.
+        (layers x subjects x channels x time, as :func:`temporal_rsa_permutation_test`);
+        its memory is about ``n_subjects x n_channels x n_windows x n_pairs`` floats.
+    correction : {"max", "cluster"}
+        ``"cluster"``: clusters connected over neighbouring time windows and adjacent
+        channels (``adjacency``), tested by their mass against the family maximum.
+    cluster_threshold : float, optional
+        Cluster-forming r (default: the 95th percentile of pilot permutations).
     seed : int
     progress : bool
         Progress bar over channels.
@@ -99,9 +108,22 @@ def temporal_searchlight(model_rdms, data, adjacency, *, window: int = 1, step: 
     r = np.stack(out, axis=2)                                     # (L, S, C, W)
     p_fwe = None
     if n_perm:
-        B = np.stack(rdms, axis=1)                                # (S, C, W, P)
-        S, C, W, P = B.shape
-        res = temporal_rsa_permutation_test(M, B.reshape(S, C * W, P), method=method,
-                                            n_perm=n_perm, seed=seed)
-        p_fwe = res.p_fwe.reshape(r.shape)
+        check_choice(correction, "correction", ("max", "cluster"))
+        B = np.stack(rdms, axis=2)                                # (S, W, C, P): time outer
+        S, W, C, P = B.shape
+        A = prepare_rows(M, method)
+        Bt = prepare_rows(B.reshape(-1, P), method)
+        shape = (M.shape[0], S, W, C)
+        obs = np.asarray(compare_rows(A, Bt, method)).reshape(shape)
+        adj = np.zeros((C, C), bool)
+        for c, nb in enumerate(hoods):
+            adj[c, nb] = True
+        from ..rdm import n_stimuli_from_pairs
+
+        res = permuted_rsa_test(A, Bt, obs, shape, n=n_stimuli_from_pairs(P), method=method,
+                                scheme="stimuli", param=1, n_perm=n_perm, seed=seed,
+                                alternative="greater", correction=correction,
+                                cluster_threshold=cluster_threshold, chunk_size=4,
+                                devices=None, nbrs=time_neighbours(shape, adj))
+        p_fwe = np.swapaxes(res.p_fwe, -1, -2)
     return TemporalSearchlight(r, centres, p_fwe, hoods)

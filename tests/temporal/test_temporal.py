@@ -139,3 +139,35 @@ def test_bad_inputs_name_what_and_where(problem):
         aj.temporal_rsa(model[:, :10], aj.temporal_rdms(data).rdms)
     with pytest.raises(InvalidOptionError, match="correction"):
         aj.temporal_rsa_permutation_test(model, aj.temporal_rdms(data).rdms, correction="fdr")
+
+
+def test_searchlight_cluster_test_finds_the_planted_channels_and_window():
+    rng = np.random.default_rng(5)
+    n, Cn, Tn = 12, 6, 14
+    f = rng.standard_normal((n, 4))
+    data = rng.standard_normal((3, n, Cn, Tn))
+    data[:, :, :3, 5:9] += 2 * (f @ rng.standard_normal((4, 3)))[None, :, :, None]
+    model = np.stack([pdist(f), pdist(rng.standard_normal((n, 4)))])
+    adj = np.eye(Cn, k=1) + np.eye(Cn, k=-1)
+    sl = aj.temporal_searchlight(model, data, adj, n_perm=100, correction="cluster")
+    sig = sl.p_fwe < 0.05
+    assert sl.p_fwe.shape == (2, 3, Cn, Tn)
+    assert sig[0, :, :3, 5:9].mean() >= 0.9 and not sig[1].any()
+    assert not sig[0, :, 5].any() and not sig[0, :, :, :4].any() and not sig[0, :, :, 10:].any()
+
+
+def test_noise_normalisation_whitens_channels(problem):
+    data, _ = problem
+    rng = np.random.default_rng(6)
+    mix = np.eye(C) + 0.5 * rng.standard_normal((C, C))
+    cov = mix @ mix.T
+    mixed = np.einsum("ij,snjt->snit", mix, data)
+    # whitening with the mixing's covariance (no shrinkage) undoes the mixing up to a rotation,
+    # which Euclidean distances do not see
+    W = aj.temporal.whiten(mixed, cov, shrinkage=0.0)
+    a = aj.temporal_rdms(W, metric="euclidean").rdms
+    b = aj.temporal_rdms(data, metric="euclidean").rdms
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
+    # a scaled identity covariance leaves correlation distances unchanged
+    np.testing.assert_allclose(aj.temporal_rdms(data, noise_cov=4 * np.eye(C)).rdms,
+                               aj.temporal_rdms(data).rdms, atol=1e-5)
