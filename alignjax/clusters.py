@@ -410,8 +410,9 @@ def _flip_bound(X: np.ndarray) -> float:
 def _prepare(X, tail, adjacency, n_perm, seed, what):
     tail = _check_tail(tail)
     n_perm = check_positive_int(n_perm, "n_perm")
+    if np.ndim(X) in (2, 3):
+        _check_subjects(np.shape(X)[0], tail, what)
     X = _check_X(X)
-    _check_subjects(X.shape[0], tail, what)
     shape = X.shape[1:]
     adj = _check_adjacency(adjacency, shape[1]) if len(shape) == 2 else None
     if len(shape) == 1 and adjacency is not None:
