@@ -48,3 +48,15 @@ def test_bad_epochs_give_a_clear_cli_error(tmp_path, capsys):
                  str(tmp_path / "e.npz"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "temporal-rsa: error" in err and "without stimulus ids" in err
+
+
+def test_random_effects_over_subjects_on_the_layer_x_time_family():
+    from alignjax.app.studies.temporal import _random_effects
+
+    R = np.random.default_rng(0).standard_normal((3, 8, 20)) * 0.1
+    R[1, :, 5:10] += 0.3
+    res = _random_effects(R, 256, 0)
+    sig = np.asarray(res["significant"])
+    assert res["exact"] and res["n_significant_clusters"] == 1
+    assert sig[1, 5:10].all() and sig.sum() == 5
+    assert "skipped" in _random_effects(R[:, :3], 256, 0)
