@@ -83,11 +83,9 @@ class _Trials:
 
 def _need_mne(what: str):
     try:
-        import mne  # noqa: F401
+        import mne
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise StoreError(f"{what} needs mne: pip install 'alignjax[eeg]'") from exc
-    import mne
-
     return mne
 
 

@@ -15,15 +15,15 @@ valid null (neighbouring frames are not exchangeable; RDM entries share stimuli)
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .._runtime import float32_matmuls
-from .._validation import (InvalidOptionError, ShapeMismatchError, as_float_array,
-                           check_choice, check_positive_int)
+from .._validation import (NonFiniteError, ShapeMismatchError, as_float_array, check_choice,
+                           check_positive_int)
 from ..clusters import cluster_masses, lattice_neighbours
 from ..permutation import ALTERNATIVES, device_permutation_test, exact_permutations, \
     fold_in_permutations
@@ -64,8 +64,8 @@ def _as_model(model_rdms) -> np.ndarray:
     M = as_float_array(model_rdms, "model_rdms", ndim=(1, 2, 3))
     M = M[None] if M.ndim == 1 else M
     if not np.isfinite(M).all():
-        raise ShapeMismatchError("model_rdms has NaN or inf entries; recompute them from "
-                                 "finite features")
+        raise NonFiniteError("model_rdms has NaN or inf entries; recompute them from "
+                             "finite features")
     return M
 
 
@@ -74,8 +74,8 @@ def _as_brain(brain_rdms) -> np.ndarray:
     B = B[None] if B.ndim == 2 else B
     if not np.isfinite(B).all():
         s, t = np.argwhere(~np.isfinite(B).all(-1))[0]
-        raise ShapeMismatchError(f"brain_rdms has NaN or inf entries (first: subject {s}, "
-                                 f"time {t}); recompute them from finite data")
+        raise NonFiniteError(f"brain_rdms has NaN or inf entries (first: subject {s}, "
+                             f"time {t}); recompute them from finite data")
     return B
 
 

@@ -94,10 +94,8 @@ def plot_timecourses(layers: Sequence[str], times, r_subjects, *, sig=None, nois
             ax.fill_between(t, noise_ceiling[0], noise_ceiling[1], color="0.85", lw=0,
                             label="noise ceiling")
         if sig is not None and np.any(sig[li]):
-            top = np.nanmax(mean + sem)
             ax.fill_between(t, 0, 1, where=np.asarray(sig[li], bool), color="C1", alpha=0.25,
                             transform=ax.get_xaxis_transform(), lw=0, label="FWE p < 0.05")
-            del top
         ax.plot(t, mean[li], color="C0", lw=1.4)
         ax.fill_between(t, mean[li] - sem[li], mean[li] + sem[li], color="C0", alpha=0.25, lw=0)
         ax.axhline(0, color="0.5", lw=0.5)
