@@ -60,8 +60,6 @@ def test_generalisation_map_is_the_loop_over_model_times(problem):
 
 
 def test_callable_method_gives_the_named_one(problem):
-    import jax.numpy as jnp
-
     data, model = problem
     R = aj.temporal_rdms(data)
 
