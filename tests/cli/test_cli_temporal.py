@@ -4,6 +4,7 @@ recovered, nothing outside it is flagged."""
 import json
 
 import numpy as np
+import pytest
 
 from alignjax.app.cli import main
 
@@ -60,3 +61,31 @@ def test_random_effects_over_subjects_on_the_layer_x_time_family():
     assert res["exact"] and res["n_significant_clusters"] == 1
     assert sig[1, 5:10].all() and sig.sum() == 5
     assert "skipped" in _random_effects(R[:, :3], 256, 0)
+
+
+@pytest.mark.filterwarnings("ignore:Montage name:FutureWarning")
+def test_searchlight_from_mne_epochs_writes_topomaps(tmp_path):
+    mne = pytest.importorskip("mne")
+    from alignjax.app.studies.temporal import run_temporal_rsa
+
+    rng = np.random.default_rng(1)
+    names = ["Fz", "Cz", "Pz", "C3", "C4", "F3", "F4", "P3", "P4", "Oz"]
+    n, T = 14, 12
+    feats = rng.standard_normal((n, 4))
+    info = mne.create_info(names, 100.0, "eeg")
+    info.set_montage(mne.channels.make_standard_montage("standard_1020"))
+    X = rng.standard_normal((2 * n, len(names), T))
+    X[:, :5, 4:8] += np.tile(feats @ rng.standard_normal((4, 5)), (2, 1))[:, :, None]
+    ids = [f"s{i}" for i in range(n)] * 2
+    events = np.c_[np.arange(2 * n) * 20, np.zeros(2 * n, int), [i % n + 1 for i in range(2 * n)]]
+    ep = mne.EpochsArray(X, info, events=events, tmin=-0.02,
+                         event_id={s: k + 1 for k, s in enumerate(ids[:n])}, verbose="error")
+    ep.save(tmp_path / "sub-01-epo.fif", verbose="error")
+    (tmp_path / "f").mkdir()
+    np.save(tmp_path / "f" / "planted.npy", feats)
+    (tmp_path / "f" / "stimulus_ids.txt").write_text("\n".join(ids[:n]) + "\n")
+    s = run_temporal_rsa(tmp_path / "f", tmp_path / "sub-01-epo.fif", tmp_path / "o",
+                         n_perm=50, searchlight=True, progress=False)
+    assert s["searchlight"]["layer"] == "planted"
+    assert (tmp_path / "o" / "temporal_rsa_topomaps.png").stat().st_size > 0
+    assert np.load(tmp_path / "o" / "searchlight_r.npy").shape == (1, 1, len(names), T)
