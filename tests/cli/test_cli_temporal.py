@@ -63,6 +63,7 @@ def test_random_effects_over_subjects_on_the_layer_x_time_family():
     assert "skipped" in _random_effects(R[:, :3], 256, 0)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Montage name:FutureWarning")
 def test_searchlight_from_mne_epochs_writes_topomaps(tmp_path):
     mne = pytest.importorskip("mne")

@@ -94,6 +94,7 @@ def test_spatiotemporal_adjacency_matches_mne():
         np.testing.assert_array_equal(ours.cluster_p, pv[order])
 
 
+@pytest.mark.slow
 def test_monte_carlo_within_error_of_mne():
     X = _data(n=13, T=25, seed=4)
     n_perm = 2000
