@@ -41,6 +41,12 @@ from .io import FeatureStore, StoreWriter, load_layers, load_responses, open_sto
 from .io import (SurfaceSpace, VolumeSpace, load_gifti_responses, load_nifti_folder,
                  load_nifti_responses, load_subject_table, read_roi_labels, roi_summary,
                  write_maps)
+from .io import EpochsData, load_epochs
+from .clusters import ClusterTestResult, MaxTResult, cluster_permutation_test, max_t_test
+from .temporal import (PeakLatency, TemporalNoiseCeiling, TemporalPartialRSA, TemporalRDMs,
+                       TemporalRSAResult, frame_rsa_permutation_test, peak_latency,
+                       temporal_noise_ceiling, temporal_partial_rsa, temporal_rdms,
+                       temporal_rsa, temporal_rsa_permutation_test, temporal_searchlight)
 
 __version__ = "0.1.0"
 
@@ -127,6 +133,26 @@ __all__ = [
     "write_maps",
     "roi_summary",
     "read_roi_labels",
+    # EEG/MEG epochs, time-resolved RSA, cluster statistics
+    "load_epochs",
+    "EpochsData",
+    "temporal_rdms",
+    "TemporalRDMs",
+    "temporal_rsa",
+    "temporal_rsa_permutation_test",
+    "TemporalRSAResult",
+    "temporal_noise_ceiling",
+    "TemporalNoiseCeiling",
+    "peak_latency",
+    "PeakLatency",
+    "temporal_partial_rsa",
+    "TemporalPartialRSA",
+    "frame_rsa_permutation_test",
+    "temporal_searchlight",
+    "cluster_permutation_test",
+    "max_t_test",
+    "ClusterTestResult",
+    "MaxTResult",
 ]
 
 

@@ -16,12 +16,12 @@ Schema (see ``pipelines/seed003.toml`` for a full example)::
     [study]        name, out (relative to the TOML file), seed
     [stimuli]      path (folder or CSV with id,path,labels), duration (s, optional)
     [[models]]     name, spec, pooling, layers, batch_size, dtype, device
-    [[data]]       name, path, kind = "brain" | "judgements"; for NIfTI/GIfTI brain data also
-                   mask, stimulus_ids, nan_voxels = "raise" | "exclude"
-    [[analyses]]   kind = "rsa" | "encode" | "probe" | "behaviour_rsa" | "zoo", name, models,
-                   + options; a zoo compares the models' results of other analyses
-                   (``analyses``, default every rsa/encode/probe one) with ``scores`` tables
-                   and checkpoint ``steps``
+    [[data]]       name, path, kind = "brain" | "judgements" | "epochs"; for NIfTI/GIfTI brain
+                   data also mask, stimulus_ids, nan_voxels = "raise" | "exclude"
+    [[analyses]]   kind = "rsa" | "encode" | "probe" | "behaviour_rsa" | "temporal_rsa" | "zoo",
+                   name, models, + options; a zoo compares the models' results of other
+                   analyses (``analyses``, default every rsa/encode/probe one) with ``scores``
+                   tables and checkpoint ``steps``
 """
 
 from __future__ import annotations
@@ -66,9 +66,12 @@ _ANALYSES = {
               "transfer_test", "n_perm", "layers", "standardize"},
     "behaviour_rsa": {"data", "metric", "method", "n_perm", "layers", "smoothing"},
     "zoo": {"analyses", "scores", "steps", "n_boot", "n_perm"},
+    "temporal_rsa": {"data", "window", "step", "n_perm", "correction", "cluster_threshold",
+                     "method", "metric", "brain_metric", "layers", "searchlight", "cv_folds",
+                     "noise_norm"},
 }
 _COMMON = {"kind", "name", "models"}
-_DATA_KINDS = ("brain", "judgements")
+_DATA_KINDS = ("brain", "judgements", "epochs")
 
 
 @dataclass
@@ -198,6 +201,12 @@ def load_config(path) -> Config:
                 raise PipelineError(
                     f"{path}: [[analyses]] #{i + 1} ({kind}) names data {a.get('data')!r}, but the "
                     f"[[data]] entries are {sorted(data) or 'none'}")
+        if (kind == "temporal_rsa") != (data.get(a.get("data"), {}).get("kind") == "epochs") \
+                and "data" in _ANALYSES[kind] and kind != "probe":
+            raise PipelineError(
+                f"{path}: [[analyses]] #{i + 1} ({kind}) names data {a.get('data')!r} of kind "
+                f"{data[a['data']]['kind']!r}; temporal_rsa reads data of kind 'epochs', the "
+                "other analyses never do")
         for m in list(a.get("models", [])) + ([a["control"]] if "control" in a else []):
             if m not in names:
                 raise PipelineError(f"{path}: [[analyses]] #{i + 1} names model {m!r}, not among "
@@ -260,7 +269,19 @@ def _validate_inputs(cfg: Config) -> list:
         p = cfg.resolve(d["path"])
         if not p.exists():
             raise PipelineError(f"{cfg.path}: data {name!r}: {p} does not exist")
-        if d["kind"] == "brain":
+        if d["kind"] == "epochs":
+            from alignjax.io import load_epochs
+
+            if not p.is_file():
+                raise PipelineError(f"{cfg.path}: data {name!r}: epochs must be one file, "
+                                    f"got {p}")
+            have = set(load_epochs(p).stimulus_ids)
+            missing = [i for i in ids if i not in have]
+            if missing:
+                raise PipelineError(
+                    f"{cfg.path}: epochs {name!r} ({p}) lack {len(missing)} of the {len(ids)} "
+                    f"stimulus ids (first: {missing[:5]}); every stimulus needs trials")
+        elif d["kind"] == "brain":
             resp = load_responses(p, **_brain_options(cfg, d))
             missing = [i for i in ids if i not in set(resp.stimulus_ids)]
             if missing:
@@ -430,6 +451,10 @@ def _defaults(kind: str) -> dict:
                     control_layer=None),
         "behaviour_rsa": dict(metric="symmetric_kl", method="spearman", n_perm=1000,
                               layers=None, smoothing=1e-2),
+        "temporal_rsa": dict(window=1, step=1, n_perm=1000, correction="cluster",
+                             cluster_threshold=None, method="spearman", metric="correlation",
+                             brain_metric="correlation", layers=None, searchlight=False,
+                             cv_folds=None, noise_norm=False),
         "encode": dict(alphas=DEFAULT_ALPHAS, outer_folds=5, inner_folds=5, stratify=None,
                        score="r2", extend_alphas=False, standardize=True, layers=None, n_perm=0,
                        rois=None, roi_labels=None),
@@ -440,9 +465,10 @@ def _defaults(kind: str) -> dict:
     }[kind]
 
 
-_INTS = {"n_perm", "n_boot", "outer_folds", "inner_folds", "folds", "batch_size", "n_frames"}
+_INTS = {"n_perm", "n_boot", "outer_folds", "inner_folds", "folds", "batch_size", "n_frames",
+         "window", "step", "cv_folds"}
 _LISTS = {"scores", "analyses"}
-_BOOLS = {"extend_alphas", "standardize"}
+_BOOLS = {"extend_alphas", "standardize", "searchlight", "noise_norm"}
 
 
 def resolve_options(a: dict, seed: int) -> dict:
@@ -460,6 +486,8 @@ def resolve_options(a: dict, seed: int) -> dict:
         opts[k] = bool(opts[k])
     if "smoothing" in opts:
         opts["smoothing"] = float(opts["smoothing"])
+    if opts.get("cluster_threshold") is not None:
+        opts["cluster_threshold"] = float(opts["cluster_threshold"])
     if "alphas" in opts:
         opts["alphas"] = [float(x) for x in parse_alphas(opts["alphas"])]
     if "Cs" in opts:
@@ -627,7 +655,19 @@ def _runner(cfg: Config, a: dict, o: dict, store: Path, progress: bool,
                          n_perm=o["n_perm"], layers=o["layers"], seed=o["seed"],
                          standardize=o["standardize"], progress=progress)
 
-    return {"rsa": rsa, "behaviour_rsa": behaviour, "encode": encode, "probe": probe}[kind]
+    def temporal(out):
+        from alignjax.app.studies.temporal import run_temporal_rsa
+
+        return run_temporal_rsa(store, data, out, window=o["window"], step=o["step"],
+                                n_perm=o["n_perm"], correction=o["correction"],
+                                cluster_threshold=o["cluster_threshold"], method=o["method"],
+                                metric=o["metric"], brain_metric=o["brain_metric"],
+                                layers=o["layers"], searchlight=o["searchlight"],
+                                cv_folds=o["cv_folds"], noise_norm=o["noise_norm"],
+                                seed=o["seed"], progress=progress)
+
+    return {"rsa": rsa, "behaviour_rsa": behaviour, "encode": encode, "probe": probe,
+            "temporal_rsa": temporal}[kind]
 
 
 # --------------------------------------------------------------------------- running

@@ -10,6 +10,7 @@
   surfaces, subject tables) with their space; :mod:`alignjax.io.maps`: :func:`write_maps`
   puts per-target results back in that space; :mod:`alignjax.io.rois`: ROI summaries over
   an atlas. nibabel (the ``[fmri]`` extra) is imported only when such files are read.
+- :mod:`alignjax.io.epochs`: :func:`load_epochs` (MNE ``Epochs``, ``.npz``/``.h5`` arrays).
 
 NumPy only: nothing here imports jax or torch.
 """
@@ -24,9 +25,10 @@ from .neuro import (NAN_VOXELS, SurfaceSpace, VolumeSpace, load_gifti_responses,
                     read_stimulus_ids)
 from .maps import map_paths, write_maps
 from .rois import read_roi_labels, roi_summary
+from .epochs import EPOCH_FORMATS, EpochsData, load_epochs
 
-from . import (layers as _layers, manifest as _manifest, maps as _maps, neuro as _neuro,
-               responses as _responses, rois as _rois, store as _store)
+from . import (epochs as _epochs, layers as _layers, manifest as _manifest, maps as _maps,
+               neuro as _neuro, responses as _responses, rois as _rois, store as _store)
 
 __all__ = (_store.__all__ + _manifest.__all__ + _layers.__all__ + _responses.__all__
-           + _neuro.__all__ + _maps.__all__ + _rois.__all__)
+           + _neuro.__all__ + _maps.__all__ + _rois.__all__ + _epochs.__all__)

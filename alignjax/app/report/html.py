@@ -218,7 +218,8 @@ def _metadata() -> str:
 
 
 _SUMMARY_FILES = {"rsa": "rsa.json", "behaviour_rsa": "behaviour_rsa.json",
-                  "encode": "summary.json", "probe": "probe.json", "zoo": "zoo.json"}
+                  "encode": "summary.json", "probe": "probe.json", "zoo": "zoo.json",
+                  "temporal_rsa": "temporal_rsa.json"}
 
 
 def _summary_of(st) -> dict | None:
@@ -253,7 +254,8 @@ def _overview(kind: str, group: tuple[str, dict[str, dict]]) -> str:
 
 _TITLES = {"rsa": "RSA with brain data", "behaviour_rsa": "RSA with behaviour",
            "encode": "Voxel-wise encoding", "probe": "Linear probes", "extract": "Features",
-           "zoo": "Model zoo: rankings, comparisons, alignment vs scores"}
+           "zoo": "Model zoo: rankings, comparisons, alignment vs scores",
+           "temporal_rsa": "Time-resolved RSA with EEG/MEG"}
 
 
 def build_report(run_dir, out=None, *, title: str | None = None) -> Path:
@@ -285,6 +287,10 @@ def build_report(run_dir, out=None, *, title: str | None = None) -> Path:
             from alignjax.app.report.zoo import zoo_section
 
             sec = zoo_section(pngs, summary, label, _table)
+        elif st["kind"] == "temporal_rsa" and summary:
+            from alignjax.app.report.temporal import section_temporal
+
+            sec = section_temporal(pngs, summary, label, _figure, _table)
         else:
             sec = _section_generic(pngs, summary, label)
         by_kind.setdefault(st["kind"], []).append(sec)
