@@ -35,6 +35,11 @@ from .encoding import EncodingResult, encode, encoding_permutation_test
 from .stats import fdr_bh, permutation_pvalues, rankdata
 from .permutation import PermutationTestResult, device_permutation_test, permutation_test
 from .io import FeatureStore, StoreWriter, load_layers, load_responses, open_store
+# the function shadows the submodule attribute; ``from alignjax.similarity import cka`` and
+# ``import alignjax.similarity.kernels`` still reach the package through sys.modules
+from .similarity import (SimilarityResult, cca_similarity, cka, distance_correlation, hsic,
+                         knn_alignment, model_similarity, rank_agreement, rv_coefficient,
+                         shape_distance, similarity)
 
 __version__ = "0.1.0"
 
@@ -102,6 +107,18 @@ __all__ = [
     "open_store",
     "load_layers",
     "load_responses",
+    # similarity
+    "similarity",
+    "SimilarityResult",
+    "cka",
+    "hsic",
+    "rv_coefficient",
+    "distance_correlation",
+    "shape_distance",
+    "cca_similarity",
+    "knn_alignment",
+    "rank_agreement",
+    "model_similarity",
 ]
 
 
