@@ -17,7 +17,8 @@ Schema (see ``pipelines/seed003.toml`` for a full example)::
     [stimuli]      path (folder or CSV with id,path,labels), duration (s, optional)
     [[models]]     name, spec, pooling, layers, batch_size, dtype, device
     [[data]]       name, path, kind = "brain" | "judgements"
-    [[analyses]]   kind = "rsa" | "encode" | "probe" | "behaviour_rsa", name, models, + options
+    [[analyses]]   kind = "rsa" | "encode" | "probe" | "behaviour_rsa" | "similarity", name,
+                   models, + options (similarity: data = brain, or against = a model)
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ _ANALYSES = {
     "probe": {"target", "where", "Cs", "folds", "inner_folds", "class_weight", "transfer_train",
               "transfer_test", "n_perm", "layers", "standardize"},
     "behaviour_rsa": {"data", "metric", "method", "n_perm", "layers", "smoothing"},
+    "similarity": {"data", "against", "metrics", "n_perm", "n_boot", "k", "rdm_metric", "layers"},
 }
 _COMMON = {"kind", "name", "models"}
 _DATA_KINDS = ("brain", "judgements")
@@ -188,12 +190,17 @@ def load_config(path) -> Config:
                                 f"be one of {', '.join(_ANALYSES)}, got {kind!r}")
         _check_keys(a, _ANALYSES[kind] | _COMMON, f"[[analyses]] #{i + 1} (kind {kind!r})",
                     path, text)
-        if "data" in _ANALYSES[kind] and kind != "probe":
+        if kind == "similarity" and ("data" in a) == ("against" in a):
+            raise PipelineError(
+                f"{path}: [[analyses]] #{i + 1} (similarity) needs exactly one of data (brain "
+                "responses) or against (a model, for layer x layer similarity)")
+        if "data" in _ANALYSES[kind] and kind != "probe" and "against" not in a:
             if a.get("data") not in data:
                 raise PipelineError(
                     f"{path}: [[analyses]] #{i + 1} ({kind}) names data {a.get('data')!r}, but the "
                     f"[[data]] entries are {sorted(data) or 'none'}")
-        for m in list(a.get("models", [])) + ([a["control"]] if "control" in a else []):
+        for m in (list(a.get("models", [])) + ([a["control"]] if "control" in a else [])
+                  + ([a["against"]] if "against" in a else [])):
             if m not in names:
                 raise PipelineError(f"{path}: [[analyses]] #{i + 1} names model {m!r}, not among "
                                     f"{sorted(names)}")
@@ -201,7 +208,8 @@ def load_config(path) -> Config:
             raise PipelineError(f"{path}: [[analyses]] #{i + 1} (probe) needs a 'target' "
                                 "label column")
         explicit.append("name" in a)
-        a.setdefault("name", f"probe-{a['target']}" if kind == "probe" else f"{kind}-{a['data']}")
+        a.setdefault("name", f"probe-{a['target']}" if kind == "probe"
+                     else f"{kind}-{a.get('data') or a.get('against')}")
         analyses.append(a)
     _check_unique([a["name"] for a in analyses], "analyses", path, text, explicit)
     if "features" in {a["name"] for a in analyses}:
@@ -289,12 +297,26 @@ def _check_analysis(cfg: Config, a: dict, stimuli: list) -> None:
                               stratify=None if strat is None else strat[tr])
         elif a["kind"] == "probe":
             _check_probe(o, [s.labels for s in stimuli])
+        elif a["kind"] == "similarity":
+            _check_similarity(cfg, a, o, len(stimuli))
     except InvalidFoldsError as exc:
         raise PipelineError(f"{_analysis_where(cfg, a, key)}: {exc} ([stimuli] holds "
                             f"{len(stimuli)} stimuli); set {key} lower") from None
     except AlignjaxInputError as exc:
         key = next((k for k in ("n_perm", "standardize") if str(exc).startswith(k)), "kind")
         raise PipelineError(f"{_analysis_where(cfg, a, key)}: {exc}") from None
+
+
+def _check_similarity(cfg: Config, a: dict, o: dict, n: int) -> None:
+    """Metric names, their stimulus minimum and k, before any step runs."""
+    from alignjax.similarity.inference import _resolve_metrics
+
+    key = "k" if any(m.startswith(("knn", "cknna")) for m in o["metrics"]) else "metrics"
+    try:
+        _resolve_metrics(o["metrics"], o["k"], o["rdm_metric"], n)
+    except AlignjaxInputError as exc:
+        where = _analysis_where(cfg, a, "metrics" if "metric" in str(exc) else key)
+        raise PipelineError(f"{where}: {exc} ([stimuli] holds {n} stimuli)") from None
 
 
 def _check_probe(o: dict, labels: list[dict]) -> None:
@@ -363,6 +385,9 @@ def _defaults(kind: str) -> dict:
                     control_layer=None),
         "behaviour_rsa": dict(metric="symmetric_kl", method="spearman", n_perm=1000,
                               layers=None, smoothing=1e-2),
+        "similarity": dict(against=None, metrics=["cka", "cka_debiased", "dcor", "shape", "knn",
+                                                  "rsa_spearman"],
+                           n_perm=1000, n_boot=0, k=10, rdm_metric="correlation", layers=None),
         "encode": dict(alphas=DEFAULT_ALPHAS, outer_folds=5, inner_folds=5, stratify=None,
                        score="r2", extend_alphas=False, standardize=True, layers=None, n_perm=0),
         "probe": dict(target=None, where=None, Cs=list(DEFAULT_CS), folds=5, inner_folds=3,
@@ -371,7 +396,7 @@ def _defaults(kind: str) -> dict:
     }[kind]
 
 
-_INTS = {"n_perm", "n_boot", "outer_folds", "inner_folds", "folds", "batch_size", "n_frames"}
+_INTS = {"n_perm", "n_boot", "outer_folds", "inner_folds", "folds", "batch_size", "n_frames", "k"}
 _BOOLS = {"extend_alphas", "standardize"}
 
 
@@ -394,6 +419,8 @@ def resolve_options(a: dict, seed: int) -> dict:
         opts["alphas"] = [float(x) for x in parse_alphas(opts["alphas"])]
     if "Cs" in opts:
         opts["Cs"] = [float(x) for x in opts["Cs"]]
+    if a["kind"] == "similarity" and isinstance(opts["metrics"], str):
+        opts["metrics"] = [m.strip() for m in opts["metrics"].split(",") if m.strip()]
     if opts.get("layers") is not None:
         opts["layers"] = list(opts["layers"])
     opts["seed"] = seed
@@ -455,6 +482,9 @@ def plan(cfg: Config, *, progress: bool = True) -> list[Step]:
             if opts.get("control"):
                 inputs["control"] = fp.describe_store(stores[opts["control"]])
                 upstream.append(f"extract/{opts['control']}")
+            if opts.get("against"):
+                inputs["against"] = fp.describe_store(stores[opts["against"]])
+                upstream.append(f"extract/{opts['against']}")
             runner = _runner(cfg, a, opts, stores[mname], progress, stores)
             steps.append(Step(f"{a['name']}/{mname}", a["kind"], out / a["name"] / mname,
                               dict(opts, **({"data": a["data"]} if "data" in a else {})),
@@ -518,7 +548,17 @@ def _runner(cfg: Config, a: dict, o: dict, store: Path, progress: bool,
                          n_perm=o["n_perm"], layers=o["layers"], seed=o["seed"],
                          standardize=o["standardize"], progress=progress)
 
-    return {"rsa": rsa, "behaviour_rsa": behaviour, "encode": encode, "probe": probe}[kind]
+    def similarity(out):
+        from alignjax.app.studies.similarity import run_similarity
+
+        return run_similarity(store, out, brain=data,
+                              against=stores_all[o["against"]] if o["against"] else None,
+                              metrics=o["metrics"], n_perm=o["n_perm"], n_boot=o["n_boot"],
+                              seed=o["seed"], k=o["k"], rdm_metric=o["rdm_metric"],
+                              layers=o["layers"], progress=progress)
+
+    return {"rsa": rsa, "behaviour_rsa": behaviour, "encode": encode, "probe": probe,
+            "similarity": similarity}[kind]
 
 
 # --------------------------------------------------------------------------- running

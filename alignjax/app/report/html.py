@@ -217,6 +217,7 @@ def _metadata() -> str:
 
 
 _SUMMARY_FILES = {"rsa": "rsa.json", "behaviour_rsa": "behaviour_rsa.json",
+                  "similarity": "similarity.json",
                   "encode": "summary.json", "probe": "probe.json"}
 
 
@@ -251,6 +252,7 @@ def _overview(kind: str, group: tuple[str, dict[str, dict]]) -> str:
 
 
 _TITLES = {"rsa": "RSA with brain data", "behaviour_rsa": "RSA with behaviour",
+           "similarity": "Similarity metrics (CKA, dCor, shape, kNN, RSA)",
            "encode": "Voxel-wise encoding", "probe": "Linear probes", "extract": "Features"}
 
 
@@ -279,6 +281,10 @@ def build_report(run_dir, out=None, *, title: str | None = None) -> Path:
         label += f" <span class=meta>({html.escape(str(finished))})</span>" if finished else ""
         if st["kind"] in ("rsa", "behaviour_rsa") and summary:
             sec = _section_rsa(pngs, summary, label)
+        elif st["kind"] == "similarity" and summary:
+            from alignjax.app.report.similarity import section_similarity
+
+            sec = section_similarity(_figures(pngs), summary, label, _table)
         else:
             sec = _section_generic(pngs, summary, label)
         by_kind.setdefault(st["kind"], []).append(sec)
@@ -294,7 +300,7 @@ def build_report(run_dir, out=None, *, title: str | None = None) -> Path:
                        + "".join(by_kind.pop(kind)) + "</details>")
             parts.append(f"<h2>{_TITLES[kind]}</h2>{over}{details}")
     for kind, secs in by_kind.items():
-        parts.append(f"<h2>{html.escape(kind)}</h2>" + "".join(secs))
+        parts.append(f"<h2>{html.escape(_TITLES.get(kind, kind))}</h2>" + "".join(secs))
     parts.append(provenance_section(steps, pipeline, _table))
     parts.append(_metadata())
     doc = ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
