@@ -34,8 +34,9 @@ import alignjax as aj  # noqa: E402
 from benchmarks.harness import Recorder, check_close, parse_args, time_call, time_jax  # noqa: E402
 
 SIZES = dict(n=165, n_layers=13, p=768, n_subjects=8, q=2000, n_perm=1000, rsa_perm=10_000,
-             subset=3)
-QUICK = dict(n=40, n_layers=3, p=64, n_subjects=2, q=80, n_perm=100, rsa_perm=500, subset=3)
+             subset=3, shape_perm=20)
+QUICK = dict(n=40, n_layers=3, p=64, n_subjects=2, q=80, n_perm=100, rsa_perm=500, subset=3,
+             shape_perm=20)
 DEFAULT = ("cka", "cka_debiased", "rsa_spearman", "dcor", "shape", "knn")
 
 
@@ -147,13 +148,29 @@ def bench_dcor(rec, cfg, X, Y, repeats):
 
 
 def bench_all(rec, cfg, X, Y, repeats):
-    for metrics in [list(DEFAULT)] + [[m] for m in DEFAULT]:
+    """The default metrics but ``shape`` with the full null in one call, each metric alone,
+    and ``shape`` (an SVD per permutation and cell) on ``shape_perm`` permutations,
+    extrapolated to ``n_perm``."""
+    fast = [m for m in DEFAULT if m != "shape"]
+    for metrics in [fast] + [[m] for m in fast]:
         t = time_jax(lambda: aj.similarity(X, Y, metrics=metrics, n_perm=cfg["n_perm"]).score,
                      repeats=repeats)
-        rec.add("all" if len(metrics) > 1 else f"metric:{metrics[0]}", "alignjax", t,
+        rec.add("all-but-shape" if len(metrics) > 1 else f"metric:{metrics[0]}", "alignjax", t,
                 metrics=",".join(metrics), n_perm=cfg["n_perm"])
         print(f"{','.join(metrics)}: {t['seconds']:.3f} s (+{t['compile_seconds']:.1f} s compile)",
               flush=True)
+    k = cfg["shape_perm"]
+    t0 = aj.similarity(X, Y, metrics=["shape"], n_perm=0)  # prepare + observed (compiled)
+    t = time_jax(lambda: aj.similarity(X, Y, metrics=["shape"], n_perm=k).score, repeats=repeats)
+    t_obs = time_jax(lambda: aj.similarity(X, Y, metrics=["shape"], n_perm=0).score,
+                     repeats=repeats)
+    per_perm = max(t["seconds"] - t_obs["seconds"], 0.0) / k
+    est = {"seconds": t_obs["seconds"] + per_perm * cfg["n_perm"], "repeats": 0}
+    rec.add("metric:shape", "alignjax (extrapolated)", est, metrics="shape",
+            n_perm=cfg["n_perm"], measured_perms=k, seconds_per_perm=per_perm)
+    print(f"shape: {per_perm:.3f} s per permutation; {est['seconds']:.1f} s for "
+          f"{cfg['n_perm']} (measured on {k})", flush=True)
+    del t0
 
 
 def bench_rsa_null(rec, cfg, X, Y, repeats):

@@ -71,6 +71,7 @@ n_perm = 0
 """
 
 
+@pytest.mark.slow
 def test_similarity_pipeline_runs_skips_and_reports(study):
     from alignjax.app.report.html import build_report
 

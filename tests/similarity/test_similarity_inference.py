@@ -60,7 +60,7 @@ def test_chunked_equals_unchunked_and_exact():
     rng = np.random.default_rng(5)
     X = rng.normal(size=(3, N, 4))
     Y = rng.normal(size=(2, N, 5))
-    kw = dict(metrics=["cka", "knn_cycle", "shape"], n_perm=60, k=3, seed=1)
+    kw = dict(metrics=["cka", "knn_cycle", "shape"], n_perm=30, k=3, seed=1)
     a = similarity(X, Y, chunk_size=1, **kw)
     b = similarity(X, Y, chunk_size=7, **kw)
     for f in ("p", "p_fwe", "null_mean"):
@@ -71,6 +71,7 @@ def test_chunked_equals_unchunked_and_exact():
     assert np.all(ex.p >= 1 / 120)
 
 
+@pytest.mark.slow
 def test_vmap_equals_loop_and_jit_equals_eager():
     import jax
 
@@ -78,7 +79,7 @@ def test_vmap_equals_loop_and_jit_equals_eager():
     X = rng.normal(size=(3, N, 4))
     Y = rng.normal(size=(3, N, 5))
     for f in (alignjax.cka, alignjax.distance_correlation, alignjax.shape_distance,
-              lambda a, b: alignjax.knn_alignment(a, b, k=3, method="cknna")):
+              lambda a, b: alignjax.knn_alignment(a, b, k=3, method="cknna")):  # noqa: E731
         batched = np.asarray(f(X, Y))
         loop = np.array([float(f(x, y)) for x, y in zip(X, Y)])
         np.testing.assert_allclose(batched, loop, rtol=1e-5, atol=1e-6)
@@ -87,6 +88,7 @@ def test_vmap_equals_loop_and_jit_equals_eager():
         np.testing.assert_allclose(eager, loop, rtol=2e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_four_devices_equal_one(tmp_path):
     """The same seed gives the same p-values on 4 forced CPU devices as on 1."""
     code = r"""
@@ -109,6 +111,14 @@ json.dump(out, open(sys.argv[1], "w"))
     assert res["n"] == 4
     for a, b in zip(res["1"], res["4"]):
         np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+def test_vmap_equals_loop_cka():
+    """The fast transform check run in every CI job (the full one is marked slow)."""
+    rng = np.random.default_rng(6)
+    X, Y = rng.normal(size=(3, N, 4)), rng.normal(size=(3, N, 5))
+    np.testing.assert_allclose(np.asarray(alignjax.cka(X, Y)),
+                               [float(alignjax.cka(x, y)) for x, y in zip(X, Y)], rtol=1e-5)
 
 
 def test_rank_agreement_and_model_similarity():
