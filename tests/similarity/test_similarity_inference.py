@@ -27,10 +27,18 @@ def null_result():
 
 @pytest.mark.parametrize("metric", ["cka", "dcor", "knn"])
 def test_p_uniform_under_null(null_result, metric):
+    """Uniform (KS) for the continuous statistics; mutual kNN takes few values (multiples
+    of 1/(n k)), ties with the observed value count as reaching it, so its p-values may
+    only be conservative: one-sided KS against p being stochastically smaller."""
     p = null_result.get(metric, "p")
     assert np.all((p >= 1 / 200 - 1e-6) & (p <= 1 + 1e-6))
     for layer in range(p.shape[0]):
-        assert kstest(p[layer], "uniform").pvalue > 0.01
+        if metric == "knn":
+            assert kstest(p[layer], "uniform", alternative="greater").pvalue > 0.01
+            for a in (0.05, 0.1, 0.25):
+                assert np.mean(p[layer] <= a) <= a + 3 * np.sqrt(a * (1 - a) / p.shape[1])
+        else:
+            assert kstest(p[layer], "uniform").pvalue > 0.01
 
 
 @pytest.mark.parametrize("metric", ["cka", "dcor", "knn"])
@@ -60,7 +68,7 @@ def test_chunked_equals_unchunked_and_exact():
     rng = np.random.default_rng(5)
     X = rng.normal(size=(3, N, 4))
     Y = rng.normal(size=(2, N, 5))
-    kw = dict(metrics=["cka", "knn_cycle", "shape"], n_perm=30, k=3, seed=1)
+    kw = dict(metrics=["cka", "knn_cycle"], n_perm=30, k=3, seed=1)
     a = similarity(X, Y, chunk_size=1, **kw)
     b = similarity(X, Y, chunk_size=7, **kw)
     for f in ("p", "p_fwe", "null_mean"):
