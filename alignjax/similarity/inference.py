@@ -162,10 +162,22 @@ def score_matrix(metric: Metric, PX: Prep, PY: Prep) -> jax.Array:
 
 
 def _inner_null(metric: Metric, PX: Prep, PY: Prep, perms):
-    """(c, n_x, n_y) inner-metric null: gather My by each permutation, contract with Mx."""
-    G = jax.vmap(lambda p: PY.sq[0][:, p][:, :, p])(perms)                # (c, n_y, n, n)
-    dots = jnp.einsum("lij,csij->cls", PX.sq[0], G)
+    """(c, n_x, n_y) inner-metric null: gather My by each permutation, contract with Mx.
+
+    Symmetric matrices (all but the kNN adjacency) are gathered as their upper triangle
+    and diagonal only: ``<A, B> = 2 sum_{i<j} A_ij B_ij + sum_i A_ii B_ii``.
+    """
     n = PX.sq[0].shape[-1]
+    if metric.kind == "knn":
+        G = jax.vmap(lambda p: PY.sq[0][:, p][:, :, p])(perms)            # (c, n_y, n, n)
+        dots = jnp.einsum("lij,csij->cls", PX.sq[0], G)
+    else:
+        ii, jj = np.triu_indices(n, 1)
+        d = np.arange(n)
+        G = jax.vmap(lambda p: PY.sq[0][:, p[ii], p[jj]])(perms)          # (c, n_y, n_pairs)
+        D = jax.vmap(lambda p: PY.sq[0][:, p, p])(perms)                  # (c, n_y, n)
+        dots = (2.0 * jnp.einsum("lm,csm->cls", PX.sq[0][:, ii, jj], G)
+                + jnp.einsum("li,csi->cls", PX.sq[0][:, d, d], D))
     norm = jax.vmap(lambda px: jax.vmap(lambda py: metric.norm(px, py, n))(PY))(PX)
     return metric.post(dots / norm)
 
@@ -207,7 +219,7 @@ def _observed(statistic, preps):
 
 def _chunk(n: int, n_y: int, n_inner: int) -> int:
     """Permutations per engine step: gathered matrices within about 32 MiB."""
-    per_perm = 4 * n * n * n_y * max(n_inner, 1)
+    per_perm = 2 * n * n * n_y * max(n_inner, 1)
     return int(max(1, min(64, (32 << 20) // max(per_perm, 1))))
 
 
