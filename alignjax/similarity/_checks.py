@@ -83,12 +83,9 @@ def check_k(k, n: int) -> int:
     from alignjax.errors import check_positive_int
 
     k = check_positive_int(k, "k")
-    if k >= n - 0:
-        raise AlignjaxInputError(
-            f"k={k} nearest neighbours need more than k+1 stimuli (self excluded), but there are "
-            f"{n}; choose k <= {max(n - 2, 1)}")
     if k > n - 2:
         raise AlignjaxInputError(
-            f"k={k} nearest neighbours with self excluded leave no non-neighbour among {n} "
-            f"stimuli (every score would be 1); choose k <= {max(n - 2, 1)}")
+            f"k={k} nearest neighbours (self excluded) need at least k + 2 = {k + 2} stimuli so "
+            f"that some stimulus is not a neighbour, but there are {n}; choose k <= "
+            f"{max(n - 2, 1)}")
     return k
