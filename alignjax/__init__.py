@@ -47,6 +47,11 @@ from .temporal import (PeakLatency, TemporalNoiseCeiling, TemporalPartialRSA, Te
                        TemporalRSAResult, frame_rsa_permutation_test, peak_latency,
                        temporal_noise_ceiling, temporal_partial_rsa, temporal_rdms,
                        temporal_rsa, temporal_rsa_permutation_test, temporal_searchlight)
+# the function shadows the submodule attribute; ``from alignjax.similarity import cka`` and
+# ``import alignjax.similarity.kernels`` still reach the package through sys.modules
+from .similarity import (SimilarityResult, cca_similarity, cka, distance_correlation, hsic,
+                         knn_alignment, model_similarity, rank_agreement, rv_coefficient,
+                         shape_distance, similarity)
 
 __version__ = "0.1.0"
 
@@ -153,6 +158,18 @@ __all__ = [
     "max_t_test",
     "ClusterTestResult",
     "MaxTResult",
+    # similarity
+    "similarity",
+    "SimilarityResult",
+    "cka",
+    "hsic",
+    "rv_coefficient",
+    "distance_correlation",
+    "shape_distance",
+    "cca_similarity",
+    "knn_alignment",
+    "rank_agreement",
+    "model_similarity",
 ]
 
 

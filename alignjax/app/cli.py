@@ -600,6 +600,51 @@ def _cmd_simulate_eeg(args) -> int:
     print(f"{path}: {args.n_subjects} subjects x {len(ls.stimulus_ids)} stimuli x "
           f"{args.n_trials} trials; {layer!r} of {features} planted at "
           f"{1000 * PLANTED_WINDOW[0]:.0f}-{1000 * PLANTED_WINDOW[1]:.0f} ms")
+
+
+def _add_similarity(sub) -> None:
+    from alignjax.similarity.registry import METRICS_DOC
+
+    p = sub.add_parser(
+        "similarity", help="CKA, dCor, shape, CCA, kNN and RSA similarity with permutation tests",
+        description="Compare every layer of one or more feature stores with every subject's "
+                    "brain responses (--brain) or with every layer of another store (--against) "
+                    "under several similarity metrics at once, with one stimulus-permutation "
+                    "null (the same permutations for every metric and layer; FWE over layers) "
+                    "and optional bootstrap CIs. Writes similarity.csv, similarity.json and "
+                    "figures. Metrics: " + "; ".join(f"{k}: {v}" for k, v in METRICS_DOC.items()))
+    p.add_argument("--features", required=True, action="append",
+                   help="feature store (repeat for several models)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--brain", help="responses with stimulus ids (.npz, .h5, .npy, .csv)")
+    src.add_argument("--against", help="another feature store: layer x layer similarity")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--metrics", default="cka,cka_debiased,dcor,shape,knn,rsa_spearman",
+                   help="comma-separated metric names (default: %(default)s)")
+    p.add_argument("--n-perm", type=int, default=1000, help="stimulus permutations (0: none)")
+    p.add_argument("--n-boot", type=int, default=0, help="bootstrap samples for CIs (0: none)")
+    p.add_argument("--k", type=int, default=10, help="neighbours of the kNN metrics")
+    p.add_argument("--rdm-metric", default="correlation",
+                   choices=["correlation", "cosine", "euclidean", "sqeuclidean"],
+                   help="RDM distance of the rsa_* metrics")
+    p.add_argument("--layers", default=None, help="comma-separated layer names (default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_similarity)
+
+
+def _cmd_similarity(args) -> int:
+    from alignjax.app.studies.similarity import run_similarity
+
+    layers = None if args.layers is None else [s.strip() for s in args.layers.split(",") if s.strip()]
+    summary = run_similarity(args.features, args.out, brain=args.brain, against=args.against,
+                             metrics=args.metrics, n_perm=args.n_perm, n_boot=args.n_boot,
+                             seed=args.seed, k=args.k, rdm_metric=args.rdm_metric, layers=layers,
+                             progress=not args.no_progress)
+    best = ", ".join(f"{m}: {b['layer']}" for m, b in summary["best_layer"].items())
+    print(f"similarity: {len(summary['metrics'])} metrics x {len(summary['layers'])} layers x "
+          f"{len(summary['subjects'])} {'layers' if args.against else 'subjects'}; best layer "
+          f"{best}; results in {args.out}")
     return 0
 
 
@@ -614,6 +659,7 @@ _COMMANDS = [
     _add_probe,
     _add_zoo,
     _add_temporal_rsa, _add_simulate_eeg,
+    _add_similarity,
 ]
 
 

@@ -18,8 +18,9 @@ Schema (see ``pipelines/seed003.toml`` for a full example)::
     [[models]]     name, spec, pooling, layers, batch_size, dtype, device
     [[data]]       name, path, kind = "brain" | "judgements" | "epochs"; for NIfTI/GIfTI brain
                    data also mask, stimulus_ids, nan_voxels = "raise" | "exclude"
-    [[analyses]]   kind = "rsa" | "encode" | "probe" | "behaviour_rsa" | "temporal_rsa" | "zoo",
-                   name, models, + options; a zoo compares the models' results of other
+    [[analyses]]   kind = "rsa" | "encode" | "probe" | "behaviour_rsa" | "similarity" |
+                   "temporal_rsa" | "zoo", name, models, + options (similarity: data = brain,
+                   or against = a model); a zoo compares the models' results of other
                    analyses (``analyses``, default every rsa/encode/probe one) with ``scores``
                    tables and checkpoint ``steps``
 """
@@ -69,6 +70,7 @@ _ANALYSES = {
     "temporal_rsa": {"data", "window", "step", "n_perm", "correction", "cluster_threshold",
                      "method", "metric", "brain_metric", "layers", "searchlight", "cv_folds",
                      "noise_norm"},
+    "similarity": {"data", "against", "metrics", "n_perm", "n_boot", "k", "rdm_metric", "layers"},
 }
 _COMMON = {"kind", "name", "models"}
 _DATA_KINDS = ("brain", "judgements", "epochs")
@@ -196,7 +198,11 @@ def load_config(path) -> Config:
                                 f"be one of {', '.join(_ANALYSES)}, got {kind!r}")
         _check_keys(a, _ANALYSES[kind] | _COMMON, f"[[analyses]] #{i + 1} (kind {kind!r})",
                     path, text)
-        if "data" in _ANALYSES[kind] and kind != "probe":
+        if kind == "similarity" and ("data" in a) == ("against" in a):
+            raise PipelineError(
+                f"{path}: [[analyses]] #{i + 1} (similarity) needs exactly one of data (brain "
+                "responses) or against (a model, for layer x layer similarity)")
+        if "data" in _ANALYSES[kind] and kind != "probe" and "against" not in a:
             if a.get("data") not in data:
                 raise PipelineError(
                     f"{path}: [[analyses]] #{i + 1} ({kind}) names data {a.get('data')!r}, but the "
@@ -207,7 +213,8 @@ def load_config(path) -> Config:
                 f"{path}: [[analyses]] #{i + 1} ({kind}) names data {a.get('data')!r} of kind "
                 f"{data[a['data']]['kind']!r}; temporal_rsa reads data of kind 'epochs', the "
                 "other analyses never do")
-        for m in list(a.get("models", [])) + ([a["control"]] if "control" in a else []):
+        for m in (list(a.get("models", [])) + ([a["control"]] if "control" in a else [])
+                  + ([a["against"]] if "against" in a else [])):
             if m not in names:
                 raise PipelineError(f"{path}: [[analyses]] #{i + 1} names model {m!r}, not among "
                                     f"{sorted(names)}")
@@ -216,7 +223,7 @@ def load_config(path) -> Config:
                                 "label column")
         explicit.append("name" in a)
         a.setdefault("name", f"probe-{a['target']}" if kind == "probe" else "zoo"
-                     if kind == "zoo" else f"{kind}-{a['data']}")
+                     if kind == "zoo" else f"{kind}-{a.get('data') or a.get('against')}")
         analyses.append(a)
     _check_unique([a["name"] for a in analyses], "analyses", path, text, explicit)
     _check_zoos(path, analyses)
@@ -363,6 +370,8 @@ def _check_analysis(cfg: Config, a: dict, stimuli: list) -> None:
             _check_probe(o, [s.labels for s in stimuli])
         elif a["kind"] == "zoo":
             _check_zoo(cfg, a, o)
+        elif a["kind"] == "similarity":
+            _check_similarity(cfg, a, o, len(stimuli))
     except InvalidFoldsError as exc:
         raise PipelineError(f"{_analysis_where(cfg, a, key)}: {exc} ([stimuli] holds "
                             f"{len(stimuli)} stimuli); set {key} lower") from None
@@ -383,6 +392,18 @@ def _check_zoo(cfg: Config, a: dict, o: dict) -> None:
         raise PipelineError(f"{_analysis_where(cfg, a, 'scores')}: a correlation of alignment "
                             f"with scores across models needs at least 3 models; the zoo has "
                             f"{len(models)} ({sorted(models)})")
+
+
+def _check_similarity(cfg: Config, a: dict, o: dict, n: int) -> None:
+    """Metric names, their stimulus minimum and k, before any step runs."""
+    from alignjax.similarity.inference import _resolve_metrics
+
+    key = "k" if any(m.startswith(("knn", "cknna")) for m in o["metrics"]) else "metrics"
+    try:
+        _resolve_metrics(o["metrics"], o["k"], o["rdm_metric"], n)
+    except AlignjaxInputError as exc:
+        where = _analysis_where(cfg, a, "metrics" if "metric" in str(exc) else key)
+        raise PipelineError(f"{where}: {exc} ([stimuli] holds {n} stimuli)") from None
 
 
 def _check_probe(o: dict, labels: list[dict]) -> None:
@@ -455,6 +476,9 @@ def _defaults(kind: str) -> dict:
                              cluster_threshold=None, method="spearman", metric="correlation",
                              brain_metric="correlation", layers=None, searchlight=False,
                              cv_folds=None, noise_norm=False),
+        "similarity": dict(against=None, metrics=["cka", "cka_debiased", "dcor", "shape", "knn",
+                                                  "rsa_spearman"],
+                           n_perm=1000, n_boot=0, k=10, rdm_metric="correlation", layers=None),
         "encode": dict(alphas=DEFAULT_ALPHAS, outer_folds=5, inner_folds=5, stratify=None,
                        score="r2", extend_alphas=False, standardize=True, layers=None, n_perm=0,
                        rois=None, roi_labels=None),
@@ -466,7 +490,7 @@ def _defaults(kind: str) -> dict:
 
 
 _INTS = {"n_perm", "n_boot", "outer_folds", "inner_folds", "folds", "batch_size", "n_frames",
-         "window", "step", "cv_folds"}
+         "window", "step", "cv_folds", "k"}
 _LISTS = {"scores", "analyses"}
 _BOOLS = {"extend_alphas", "standardize", "searchlight", "noise_norm"}
 
@@ -492,6 +516,8 @@ def resolve_options(a: dict, seed: int) -> dict:
         opts["alphas"] = [float(x) for x in parse_alphas(opts["alphas"])]
     if "Cs" in opts:
         opts["Cs"] = [float(x) for x in opts["Cs"]]
+    if a["kind"] == "similarity" and isinstance(opts["metrics"], str):
+        opts["metrics"] = [m.strip() for m in opts["metrics"].split(",") if m.strip()]
     if opts.get("layers") is not None:
         opts["layers"] = list(opts["layers"])
     for k in _LISTS & set(opts):
@@ -559,6 +585,9 @@ def plan(cfg: Config, *, progress: bool = True) -> list[Step]:
             if opts.get("control"):
                 inputs["control"] = fp.describe_store(stores[opts["control"]])
                 upstream.append(f"extract/{opts['control']}")
+            if opts.get("against"):
+                inputs["against"] = fp.describe_store(stores[opts["against"]])
+                upstream.append(f"extract/{opts['against']}")
             runner = _runner(cfg, a, opts, stores[mname], progress, stores)
             steps.append(Step(f"{a['name']}/{mname}", a["kind"], out / a["name"] / mname,
                               dict(opts, **({"data": a["data"]} if "data" in a else {})),
@@ -666,8 +695,17 @@ def _runner(cfg: Config, a: dict, o: dict, store: Path, progress: bool,
                                 cv_folds=o["cv_folds"], noise_norm=o["noise_norm"],
                                 seed=o["seed"], progress=progress)
 
+    def similarity(out):
+        from alignjax.app.studies.similarity import run_similarity
+
+        return run_similarity(store, out, brain=data,
+                              against=stores_all[o["against"]] if o["against"] else None,
+                              metrics=o["metrics"], n_perm=o["n_perm"], n_boot=o["n_boot"],
+                              seed=o["seed"], k=o["k"], rdm_metric=o["rdm_metric"],
+                              layers=o["layers"], progress=progress)
+
     return {"rsa": rsa, "behaviour_rsa": behaviour, "encode": encode, "probe": probe,
-            "temporal_rsa": temporal}[kind]
+            "similarity": similarity, "temporal_rsa": temporal}[kind]
 
 
 # --------------------------------------------------------------------------- running

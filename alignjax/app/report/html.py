@@ -218,8 +218,8 @@ def _metadata() -> str:
 
 
 _SUMMARY_FILES = {"rsa": "rsa.json", "behaviour_rsa": "behaviour_rsa.json",
-                  "encode": "summary.json", "probe": "probe.json", "zoo": "zoo.json",
-                  "temporal_rsa": "temporal_rsa.json"}
+                  "similarity": "similarity.json", "encode": "summary.json",
+                  "probe": "probe.json", "zoo": "zoo.json", "temporal_rsa": "temporal_rsa.json"}
 
 
 def _summary_of(st) -> dict | None:
@@ -253,6 +253,7 @@ def _overview(kind: str, group: tuple[str, dict[str, dict]]) -> str:
 
 
 _TITLES = {"rsa": "RSA with brain data", "behaviour_rsa": "RSA with behaviour",
+           "similarity": "Similarity metrics (CKA, dCor, shape, kNN, RSA)",
            "encode": "Voxel-wise encoding", "probe": "Linear probes", "extract": "Features",
            "zoo": "Model zoo: rankings, comparisons, alignment vs scores",
            "temporal_rsa": "Time-resolved RSA with EEG/MEG"}
@@ -291,6 +292,10 @@ def build_report(run_dir, out=None, *, title: str | None = None) -> Path:
             from alignjax.app.report.temporal import section_temporal
 
             sec = section_temporal(pngs, summary, label, _figure, _table)
+        elif st["kind"] == "similarity" and summary:
+            from alignjax.app.report.similarity import section_similarity
+
+            sec = section_similarity(_figures(pngs), summary, label, _table)
         else:
             sec = _section_generic(pngs, summary, label)
         by_kind.setdefault(st["kind"], []).append(sec)
