@@ -14,11 +14,12 @@ __all__ = ["main"]
 
 
 def add_brain_arguments(p, *, required: bool = True, rois: bool = False,
-                        mask_help: str | None = None) -> None:
+                        mask_help: str | None = None, brain_group=None) -> None:
     """Register ``--brain``, ``--mask``, ``--stimulus-ids``, ``--drop-nan-voxels`` (and,
     with ``rois``, ``--rois``/``--roi-labels``) on a subcommand; read them back with
-    :func:`brain_options`."""
-    p.add_argument("--brain", required=required, metavar="PATH",
+    :func:`brain_options`. ``brain_group``: a (mutually exclusive) group of ``p`` to hold
+    ``--brain`` itself."""
+    (brain_group or p).add_argument("--brain", required=required, metavar="PATH",
                    help="responses with stimulus ids: .npz, .h5, .npy + .ids.txt, .csv; a 4-D "
                         "NIfTI, a folder of 3-D beta images named <stimulus id>.nii.gz, a "
                         ".func.gii surface (both hemispheres when named hemi-L/hemi-R), a "
@@ -616,7 +617,9 @@ def _add_similarity(sub) -> None:
     p.add_argument("--features", required=True, action="append",
                    help="feature store (repeat for several models)")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--brain", help="responses with stimulus ids (.npz, .h5, .npy, .csv)")
+    add_brain_arguments(p, required=False, brain_group=src,
+                        mask_help="NIfTI/GIfTI mask on the data's grid: its voxels are the "
+                                  "ROI whose responses are compared")
     src.add_argument("--against", help="another feature store: layer x layer similarity")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--metrics", default="cka,cka_debiased,dcor,shape,knn,rsa_spearman",
@@ -640,7 +643,7 @@ def _cmd_similarity(args) -> int:
     summary = run_similarity(args.features, args.out, brain=args.brain, against=args.against,
                              metrics=args.metrics, n_perm=args.n_perm, n_boot=args.n_boot,
                              seed=args.seed, k=args.k, rdm_metric=args.rdm_metric, layers=layers,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress, brain_options=brain_options(args))
     best = ", ".join(f"{m}: {b['layer']}" for m, b in summary["best_layer"].items())
     print(f"similarity: {len(summary['metrics'])} metrics x {len(summary['layers'])} layers x "
           f"{len(summary['subjects'])} {'layers' if args.against else 'subjects'}; best layer "

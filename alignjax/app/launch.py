@@ -28,7 +28,7 @@ ENV_TIMEOUT = "ALIGNJAX_DISTRIBUTED_TIMEOUT"
 # Subcommands whose every process does the same steps (so collectives always meet). A
 # pipeline run skips up-to-date steps by what is on disk, which differs between process
 # 0's output and the others' scratch folders; extraction has its own --shard/--slurm.
-LAUNCHABLE = ("rsa", "encode", "probe", "zoo", "temporal-rsa", "info")
+LAUNCHABLE = ("rsa", "encode", "probe", "similarity", "zoo", "temporal-rsa", "info")
 
 
 def free_port() -> int:

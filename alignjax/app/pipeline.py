@@ -702,7 +702,8 @@ def _runner(cfg: Config, a: dict, o: dict, store: Path, progress: bool,
                               against=stores_all[o["against"]] if o["against"] else None,
                               metrics=o["metrics"], n_perm=o["n_perm"], n_boot=o["n_boot"],
                               seed=o["seed"], k=o["k"], rdm_metric=o["rdm_metric"],
-                              layers=o["layers"], progress=progress)
+                              layers=o["layers"], progress=progress,
+                              brain_options=brain_opts if data is not None else None)
 
     return {"rsa": rsa, "behaviour_rsa": behaviour, "encode": encode, "probe": probe,
             "similarity": similarity, "temporal_rsa": temporal}[kind]

@@ -127,3 +127,21 @@ def test_nan_voxels_refused_with_counts_or_dropped_on_request(tmp_path, capsys):
         assert main(base + ["--out", str(tmp_path / "b"), "--drop-nan-voxels"]) == 0
     assert json.loads((tmp_path / "b" / "rsa.json").read_text())["brain_options"] == {
         "mask": str(st["mask"]), "stimulus_ids": str(st["ids"]), "nan_voxels": "exclude"}
+
+
+def test_similarity_with_a_mask_compares_the_roi(study, tmp_path):
+    import nibabel as nib
+
+    aff = nib.load(study["mask"]).affine
+    roi = np.zeros(nib.load(study["mask"]).shape, np.uint8)
+    roi[tuple(np.array(study["cube"]).T)] = 1
+    nib.save(nib.Nifti1Image(roi, aff), tmp_path / "roi.nii.gz")
+    rc = main(["similarity", "--features", str(study["features"]), "--brain",
+               str(study["brain"]), "--mask", str(tmp_path / "roi.nii.gz"), "--stimulus-ids",
+               str(study["ids"]), "--metrics", "cka,rsa_spearman", "--n-perm", "50",
+               "--out", str(tmp_path / "sim"), "--no-progress"])
+    assert rc == 0
+    s = json.loads((tmp_path / "sim" / "similarity.json").read_text())
+    assert s["brain_options"]["mask"].endswith("roi.nii.gz")
+    late = [r for r in s["rows"] if r["metric"] == "cka" and r["layer"].endswith("late")]
+    assert late and all(r["p_fwe"] < 0.05 for r in late)

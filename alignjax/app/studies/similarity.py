@@ -6,12 +6,13 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from alignjax.app.studies.rsa import _layers_with_ids, _save_figure, _write_table
 from alignjax.errors import InvalidOptionError
+from alignjax.io import load_responses
 
 __all__ = ["run_similarity"]
 
@@ -56,7 +57,8 @@ def _best_layers(res) -> dict:
 def run_similarity(features, out: str | os.PathLike, *, brain=None, against=None,
                    metrics: Sequence[str] | str | None = None, n_perm: int = 1000, n_boot: int = 0,
                    seed: int = 0, k: int = 10, rdm_metric: str = "correlation",
-                   layers: Sequence[str] | None = None, progress: bool = True) -> dict:
+                   layers: Sequence[str] | None = None, progress: bool = True,
+                   brain_options: Mapping | None = None) -> dict:
     """Every metric between every layer of ``features`` and ``brain`` (or ``against``).
 
     Writes ``similarity.csv`` (one row per metric, layer, subject: score, p, p_fwe,
@@ -72,6 +74,9 @@ def run_similarity(features, out: str | os.PathLike, *, brain=None, against=None
         Feature stores (several: layers named ``store/layer``).
     brain : path, optional
         Responses file (stimuli matched by id).
+    brain_options : mapping, optional
+        Options of :func:`alignjax.load_responses` for NIfTI/GIfTI responses (``mask``: the
+        voxels of the ROI compared, ``stimulus_ids``, ``nan_voxels``).
     against : path, optional
         Another model's feature store: model-vs-model similarity.
     """
@@ -85,7 +90,10 @@ def run_similarity(features, out: str | os.PathLike, *, brain=None, against=None
     out.mkdir(parents=True, exist_ok=True)
     metrics = list(DEFAULT_METRICS) if metrics is None else metrics
     X, sources = _feature_sets(features, layers)
-    Y = _layers_with_ids(against, None) if against is not None else brain
+    if against is not None:
+        Y = _layers_with_ids(against, None)
+    else:  # NIfTI/GIfTI options (mask: the ROI) go to the loader
+        Y = load_responses(brain, **dict(brain_options)) if brain_options else brain
     res = similarity(X, Y, metrics=metrics, n_perm=n_perm, n_boot=n_boot, seed=seed, k=k,
                      rdm_metric=rdm_metric, progress=progress)
     rows = res.records()
@@ -100,6 +108,7 @@ def run_similarity(features, out: str | os.PathLike, *, brain=None, against=None
     summary = {
         "analysis": "similarity", "features": sources if len(sources) > 1 else sources[0],
         "brain": None if brain is None else str(brain),
+        "brain_options": {k: str(v) for k, v in (brain_options or {}).items()},
         "against": None if against is None else str(against),
         "metrics": list(res.metrics), "layers": list(res.layers), "subjects": list(res.subjects),
         "n_perm": res.n_perm, "exact": res.exact, "n_boot": res.n_boot, "seed": seed, "k": k,
