@@ -6,12 +6,15 @@ class named in the checkpoint's ``config.json`` (``architectures``) is loaded. O
 deterministic forward pass per batch (no sampling, no generation):
 
 * the audio goes through the model's own processor together with a text prompt
-  (``prompt``; default the empty prompt, recorded in the manifest). With a chat template
-  the prompt is the user turn ``[audio, prompt]`` and the generation prompt is added;
-  without one the text is the audio placeholder followed by the prompt. Voxtral's processor
-  needs ``mistral_common``; Voxtral inputs are therefore built from its feature extractor
-  (audio zero-padded to whole windows, split into windows) and its tokenizer as the Mistral
-  instruct format writes them: ``<s>[INST][BEGIN_AUDIO][AUDIO]...[AUDIO]prompt[/INST]``;
+  (``prompt``; default the empty prompt, recorded in the manifest). The prompt comes
+  *before* the audio: the decoder is causal, so the states at the audio positions can only
+  be conditioned by text that precedes them (a prompt after the audio would change no
+  feature). With a chat template the user turn is ``[prompt, audio]`` and the generation
+  prompt is added; without one the text is the prompt followed by the audio placeholder.
+  Voxtral's processor needs ``mistral_common``; Voxtral inputs are therefore built from
+  its feature extractor (audio zero-padded to whole windows, split into windows) and its
+  tokenizer in the Mistral instruct format:
+  ``<s>[INST]prompt[BEGIN_AUDIO][AUDIO]...[AUDIO][/INST]``;
 * ``language_model.hidden_states.K`` (K = 0: the embeddings, K = L: the last decoder
   layer, before the final norm as transformers returns them) keeps the positions whose
   input id is the audio token, i.e. exactly the positions the processor expanded the
@@ -157,14 +160,14 @@ class AudioLLMExtractor(Extractor):
     def _text(self) -> str:
         """The prompt text with one audio placeholder (Voxtral: ids are built directly)."""
         if self.processor is None:
-            return f"<s>[INST][BEGIN_AUDIO][AUDIO]{self.prompt}[/INST]"
+            return f"<s>[INST]{self.prompt}[BEGIN_AUDIO][AUDIO][/INST]"
         proc = self.processor
         if getattr(proc, "chat_template", None):
-            content = [{"type": "audio"}] + ([{"type": "text", "text": self.prompt}]
-                                              if self.prompt else [])
+            content = ([{"type": "text", "text": self.prompt}] if self.prompt else []) + [
+                {"type": "audio"}]
             return proc.apply_chat_template([{"role": "user", "content": content}],
                                             tokenize=False, add_generation_prompt=True)
-        return proc.audio_token + self.prompt
+        return self.prompt + proc.audio_token
 
     def _max_samples(self) -> int:
         if self.model_type == "qwen2_audio":
@@ -202,9 +205,9 @@ class AudioLLMExtractor(Extractor):
 
     def _voxtral_ids(self, n_audio: int) -> list[int]:
         tok = self.tokenizer
-        ids = tok.convert_tokens_to_ids(["<s>", "[INST]", "[BEGIN_AUDIO]"])
-        ids += [self.audio_token_id] * n_audio
+        ids = tok.convert_tokens_to_ids(["<s>", "[INST]"])
         ids += tok(self.prompt, add_special_tokens=False)["input_ids"] if self.prompt else []
+        ids += [tok.convert_tokens_to_ids("[BEGIN_AUDIO]")] + [self.audio_token_id] * n_audio
         return ids + [tok.convert_tokens_to_ids("[/INST]")]
 
     # ------------------------------------------------------------------ inputs

@@ -121,7 +121,7 @@ def build_tiny_llm(family: str, root, *, size: str = "tiny", seed: int = 0,
         if tok.convert_tokens_to_ids("[AUDIO]") != 24:
             raise RuntimeError("the tiny Voxtral tokenizer must give [AUDIO] the id 24")
         text = _text_config(T, len(tok), hidden, layers, "LlamaConfig")
-        audio = dict(audio, intermediate_size=4 * hidden, hidden_size=hidden,
+        audio = dict(audio, intermediate_size=4 * hidden, encoder_ffn_dim=4 * hidden, hidden_size=hidden,
                      num_hidden_layers=layers, num_attention_heads=2,
                      num_key_value_heads=2, head_dim=hidden // 2, vocab_size=len(tok))
         config = T.VoxtralConfig(audio_config=audio, text_config=text, audio_token_id=24)

@@ -50,7 +50,8 @@ class PipelineError(AlignjaxInputError):
 _SECTIONS = {
     "study": {"name", "out", "seed"},
     "stimuli": {"path", "duration"},
-    "models": {"name", "spec", "pooling", "layers", "batch_size", "dtype", "device", "n_frames"},
+    "models": {"name", "spec", "pooling", "layers", "batch_size", "dtype", "device", "n_frames",
+               "prompt", "frame_rate"},
     "data": {"name", "path", "kind"},
 }
 _ANALYSES = {
@@ -401,6 +402,16 @@ def resolve_options(a: dict, seed: int) -> dict:
 
 
 def _extract_options(cfg: Config, m: dict) -> dict:
+    opts = _base_extract_options(cfg, m)
+    # options added later appear only when set, so older studies keep their fingerprints
+    if m.get("prompt") is not None:
+        opts["prompt"] = str(m["prompt"])
+    if m.get("frame_rate") is not None:
+        opts["frame_rate"] = float(m["frame_rate"])
+    return opts
+
+
+def _base_extract_options(cfg: Config, m: dict) -> dict:
     return {"spec": m["spec"], "pooling": m.get("pooling", "mean"), "layers": m.get("layers"),
             "batch_size": int(m.get("batch_size", 8)), "dtype": m.get("dtype", "float32"),
             "n_frames": None if m.get("n_frames") is None else int(m["n_frames"]),

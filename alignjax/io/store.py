@@ -158,6 +158,31 @@ class FeatureStore:
         n_frames = self.shape(layer)[1]
         return np.arange(n_frames)[None, :] < self.n_valid_frames(layer)[:, None]
 
+    def times(self, layer: str) -> np.ndarray:
+        """Seconds from the clip onset of each stored frame of a time-resolved ``layer``.
+
+        Recorded by the extractor (``settings.times``) for layers with a frame rate, at the
+        common ``--frame-rate`` when one was asked for, else at the layer's native rate.
+
+        Returns
+        -------
+        ndarray of float64, shape (n_frames,)
+        """
+        info = self.layer_info(layer)
+        times = (self.meta.settings.get("times") or {}).get(layer)
+        if len(info.shape) != 3 or times is None:
+            raise StoreError(
+                f"layer {layer!r} of {self.path} records no frame times (pooled features, "
+                "frames that are not time, or a store written by an older alignjax); extract "
+                "it with --pooling none")
+        return np.asarray(times, dtype=np.float64)
+
+    @property
+    def training_step(self) -> int | None:
+        """The training step of the checkpoint the features come from, if recorded."""
+        step = (self.meta.settings.get("checkpoint") or {}).get("step")
+        return None if step is None else int(step)
+
     def load(self, layer: str, *, mmap: bool = True, require_complete: bool = True,
              drop_skipped: bool = False) -> np.ndarray:
         """Return one layer's array, memory-mapped by default.
