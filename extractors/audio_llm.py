@@ -57,9 +57,15 @@ _ENC, _DEC = "audio_encoder.hidden_states.", "language_model.hidden_states."
 
 
 def is_audio_llm(config) -> bool:
-    """True for a configuration of an audio-text ``*ForConditionalGeneration`` model."""
+    """True for a configuration of an audio-text ``*ForConditionalGeneration`` model.
+
+    (CLAP also has an audio and a text configuration but is a contrastive ``ClapModel``.)
+    """
+    archs = getattr(config, "architectures", None) or []
     return (getattr(config, "audio_config", None) is not None
-            and getattr(config, "text_config", None) is not None)
+            and getattr(config, "text_config", None) is not None
+            and (config.model_type in AUDIO_LLM_TYPES
+                 or any(a.endswith("ForConditionalGeneration") for a in archs)))
 
 
 def _run_dtype(name: str):

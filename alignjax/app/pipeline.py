@@ -51,7 +51,7 @@ _SECTIONS = {
     "study": {"name", "out", "seed"},
     "stimuli": {"path", "duration"},
     "models": {"name", "spec", "pooling", "layers", "batch_size", "dtype", "device", "n_frames",
-               "prompt", "frame_rate"},
+               "prompt", "frame_rate", "checkpoints"},
     "data": {"name", "path", "kind"},
 }
 _ANALYSES = {
@@ -135,6 +135,40 @@ def _check_unique(names: list[str], section: str, path: Path, text: str,
                 f"would overwrite each other{default}; give each entry a distinct name")
 
 
+def _expand_checkpoints(models: list[dict], path: Path) -> tuple[list[dict], dict]:
+    """Replace each ``checkpoints = "GLOB"`` model by one model per checkpoint.
+
+    ``spec = "hf:RUN"`` with ``checkpoints = "checkpoint-*"`` becomes the models
+    ``<name>@<step>`` (``hf:RUN/<checkpoint>``), in order of training step; an analysis
+    that names ``<name>`` runs on all of them. ``RUN`` is relative to the TOML file.
+    Returns the models and ``{name: [member names]}``.
+    """
+    from extractors.checkpoints import list_checkpoints
+
+    out, series = [], {}
+    for m in models:
+        if "checkpoints" not in m:
+            out.append(m)
+            continue
+        prefix, _, root = str(m["spec"]).partition(":")
+        if prefix != "hf":
+            raise PipelineError(f"{path}: model {m['name']!r}: checkpoints applies to hf:DIR "
+                                f"specs, not {m['spec']!r}")
+        root_path = Path(root) if Path(root).is_absolute() else path.parent / root
+        try:
+            found = list_checkpoints(root_path, str(m["checkpoints"]))
+        except AlignjaxInputError as exc:
+            raise PipelineError(f"{path}: model {m['name']!r}: {exc}") from None
+        members = []
+        for _name, ckpt, step in found:
+            member = {k: v for k, v in m.items() if k != "checkpoints"}
+            member.update(name=f"{m['name']}@{step}", spec=f"hf:{ckpt}")
+            out.append(member)
+            members.append(member["name"])
+        series[m["name"]] = members
+    return out, series
+
+
 def load_config(path) -> Config:
     """Read and validate a pipeline TOML file (structure and option names)."""
     path = Path(path).resolve()
@@ -169,6 +203,8 @@ def load_config(path) -> Config:
                 raise PipelineError(f"{path}: [[models]] #{i + 1} needs {req!r}")
         names.add(m["name"])
     _check_unique([m["name"] for m in models], "models", path, text)
+    models, series = _expand_checkpoints(models, path)
+    names = {m["name"] for m in models}
     _check_unique([d.get("name") for d in raw.get("data", [])], "data", path, text)
     data = {}
     for i, d in enumerate(raw.get("data", [])):
@@ -194,6 +230,8 @@ def load_config(path) -> Config:
                 raise PipelineError(
                     f"{path}: [[analyses]] #{i + 1} ({kind}) names data {a.get('data')!r}, but the "
                     f"[[data]] entries are {sorted(data) or 'none'}")
+        if "models" in a:
+            a["models"] = [n for m in a["models"] for n in series.get(m, [m])]
         for m in list(a.get("models", [])) + ([a["control"]] if "control" in a else []):
             if m not in names:
                 raise PipelineError(f"{path}: [[analyses]] #{i + 1} names model {m!r}, not among "
