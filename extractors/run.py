@@ -12,6 +12,7 @@ of a model's output).
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import warnings
@@ -36,7 +37,17 @@ DTYPES = ("float32", "float16", "bfloat16")
 ON_ERROR = ("skip", "stop")
 
 
+@functools.lru_cache(maxsize=1)
+def _versions_cached() -> tuple:
+    return tuple(_read_versions().items())
+
+
 def _versions() -> dict:
+    """Versions of the packages that determine the features (read once per process)."""
+    return dict(_versions_cached())
+
+
+def _read_versions() -> dict:
     out = {}
     for pkg in ("alignjax", "torch", "transformers", "librosa", "soundfile", "soxr", "numpy",
                 "torchcrepe", "silero-vad"):

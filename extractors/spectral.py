@@ -11,6 +11,7 @@ local modulation energy. Pepino et al. use this representation as a baseline.
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import numpy as np
@@ -47,21 +48,53 @@ CQT_PARAMS = dict(hop_length=HOP, fmin=CQT_FMIN, n_bins=CQT_N_BINS,
 CQT_DB_PARAMS = dict(ref=1.0, amin=1e-5, top_db=None)  # amplitude_to_db
 
 
-def log_mel(wave: np.ndarray, *, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Log-mel spectrogram in dB, shape (n_frames, 64); 25 ms-ish windows, 10 ms hop."""
+@functools.lru_cache(maxsize=8)
+def _mel_basis(sample_rate: int) -> np.ndarray:
     import librosa
 
-    m = librosa.feature.melspectrogram(y=wave, sr=sample_rate, fmax=sample_rate / 2,
-                                       **MEL_PARAMS)
-    return librosa.power_to_db(m, **DB_PARAMS).T.astype(np.float32)
+    p = MEL_PARAMS
+    return librosa.filters.mel(sr=sample_rate, n_fft=p["n_fft"], n_mels=p["n_mels"],
+                               fmin=p["fmin"], fmax=sample_rate / 2, htk=p["htk"],
+                               norm=p["norm"])
+
+
+def log_mel(wave: np.ndarray, *, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Log-mel spectrogram in dB, shape (n_frames, 64); 25 ms-ish windows, 10 ms hop.
+
+    ``librosa.feature.melspectrogram`` with :data:`MEL_PARAMS`, then ``power_to_db``: the
+    power STFT (``librosa.stft``) times librosa's mel filterbank, as a matrix product per
+    clip (librosa's ``einsum`` takes a slow path on STFT outputs). ``wave`` may hold a batch
+    of equal-length clips, shape (batch, n_samples) -> (batch, n_frames, 64); every clip
+    gives the same bytes alone or in a batch.
+    """
+    import librosa
+
+    p = MEL_PARAMS
+    stft = librosa.stft(np.asarray(wave, np.float32), n_fft=p["n_fft"],
+                        hop_length=p["hop_length"], win_length=p["win_length"],
+                        window=p["window"], center=p["center"], pad_mode=p["pad_mode"])
+    power = np.abs(stft) ** p["power"]
+    # subnormal powers (digital silence) make the matrix product crawl; they are far
+    # below amin = 1e-10 of power_to_db and below one ulp of any mel value above it, so
+    # zeroing them leaves every output byte unchanged
+    power[power < 1e-30] = 0.0
+    basis = _mel_basis(sample_rate)
+    if power.ndim == 2:
+        mel = basis @ np.ascontiguousarray(power)
+    else:
+        mel = np.stack([basis @ np.ascontiguousarray(x) for x in power])
+    return np.swapaxes(librosa.power_to_db(mel, **DB_PARAMS), -1, -2).astype(np.float32)
 
 
 def mfcc(wave: np.ndarray, *, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """MFCCs (DCT-II of the log-mel spectrogram), shape (n_frames, 20)."""
+    """MFCCs (DCT-II of the log-mel spectrogram), shape (n_frames, 20) (batch: leading axis)."""
     import librosa
 
-    db = log_mel(wave, sample_rate=sample_rate).T
-    return librosa.feature.mfcc(S=db, **MFCC_PARAMS).T.astype(np.float32)
+    db = log_mel(wave, sample_rate=sample_rate)
+    if db.ndim == 2:
+        return librosa.feature.mfcc(S=db.T, **MFCC_PARAMS).T.astype(np.float32)
+    return np.stack([librosa.feature.mfcc(S=np.ascontiguousarray(d.T), **MFCC_PARAMS).T
+                     for d in db]).astype(np.float32)
 
 
 def _log_frequency_spectrogram(wave: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -157,8 +190,13 @@ class SpectralExtractor(Extractor):
         return 0.0 if self.kind == "modulation" else self.sample_rate / HOP
 
     def forward(self, waves: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray]:
+        waves = np.asarray(waves, dtype=np.float32)
+        if self.kind == "mel":  # the whole batch at once (same bytes per clip as alone)
+            return {"logmel": log_mel(waves, sample_rate=self.sample_rate)}
+        if self.kind == "mfcc":
+            return {"mfcc": mfcc(waves, sample_rate=self.sample_rate)}
         out: dict[str, list] = {name: [] for name in layers}
-        for w in np.asarray(waves, dtype=np.float32):
+        for w in waves:
             if self.kind == "mel":
                 out["logmel"].append(log_mel(w, sample_rate=self.sample_rate))
             elif self.kind == "mfcc":
