@@ -351,8 +351,17 @@ def _load_model(T, name: str, config, device: str, dtype):
         _check_fits(name, dtype, device)
         if importlib.util.find_spec("accelerate") is not None:
             kw["device_map"] = "auto"
-    model = cls.from_pretrained(name, **kw).eval()
-    return model if "device_map" in kw else model.to(device)
+    import torch
+
+    try:
+        model = cls.from_pretrained(name, **kw).eval()
+        return model if "device_map" in kw else model.to(device)
+    except torch.OutOfMemoryError:
+        need = weights_bytes(name, dtype)
+        raise InvalidOptionError(
+            f"hf:{name} does not fit on {device}"
+            + (f": its weights alone need {need / 2**30:.1f} GiB in {dtype}" if need else "")
+            + "; use --dtype bfloat16, a larger GPU, or install accelerate") from None
 
 
 def weights_bytes(name: str, dtype) -> int | None:

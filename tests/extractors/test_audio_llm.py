@@ -295,3 +295,21 @@ def test_sigkill_resume_is_byte_identical(zoo, clips, tmp_path):
     assert r.returncode == 0, r.stderr
     snap = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
     assert snap == {p.name: p.read_bytes() for p in sorted(ref.iterdir())}
+
+
+def test_memory_check_names_the_gib_needed(zoo, monkeypatch):
+    import torch
+
+    from extractors import audio_llm
+
+    path = zoo("qwen2_audio")
+    model = __import__("transformers").Qwen2AudioForConditionalGeneration.from_pretrained(path)
+    n_params = sum(p.numel() for p in model.parameters())
+    assert audio_llm.weights_bytes(str(path), torch.float32) == 4 * n_params
+    assert audio_llm.weights_bytes(str(path), torch.bfloat16) == 2 * n_params
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda i: (1024, 2048))
+    with pytest.raises(InvalidOptionError, match=r"needs 0\.\d GiB .* 0\.0 GiB free"):
+        audio_llm._check_fits(str(path), torch.float32, "cuda")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda i: (2**40, 2**40))
+    audio_llm._check_fits(str(path), torch.float32, "cuda")  # fits: no error
