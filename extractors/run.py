@@ -193,6 +193,8 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
     names = ext.resolve_layers(layers)
     lengths = [expected_length(s.path, sample_rate=ext.sample_rate, duration=duration)
                for s in stims]
+    if on_error == "stop":
+        _refuse_too_long(ext, stims, lengths)
     grid = _time_grid(ext, names, pooling, frame_rate)
     frames = _common_frames(ext, names, lengths, pooling, n_frames, grid)
     settings = _settings(ext, names, request, lengths, frames, grid, batch_size=batch_size,
@@ -234,6 +236,21 @@ def _check_options(*, pooling: str, dtype: str, on_error: str, batch_size: int,
             raise InvalidOptionError(f"frame_rate must be a positive number of Hz, got "
                                      f"{frame_rate!r}")
     return batch_size, n_frames
+
+
+def _refuse_too_long(ext: Extractor, stims: list[Stimulus], lengths) -> None:
+    """Clips longer than the model takes (from their headers): refused before any write."""
+    if ext.max_samples is None:
+        return
+    long = [(s, n) for s, n in zip(stims, lengths) if n is not None and n > ext.max_samples]
+    if long:
+        s, n = long[0]
+        sr = ext.sample_rate
+        more = f" and {len(long) - 1} more clips are" if len(long) > 1 else " is"
+        raise AudioError(
+            f"stimulus {s.id!r} ({n / sr:.2f} s){more} longer than the "
+            f"{ext.max_samples / sr:.2f} s {ext.spec} accepts; nothing was written. Crop "
+            "every clip with --duration SECONDS (or skip them with --on-error skip)")
 
 
 def _stimulus_list(stimuli) -> list[Stimulus]:

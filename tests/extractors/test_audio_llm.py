@@ -216,8 +216,9 @@ def test_bad_input(zoo, clips, tmp_path):
     long_dir = tmp_path / "longclip"
     long_dir.mkdir()
     write_tone(long_dir / "x.wav", seconds=3.0)
-    with pytest.raises(AudioError, match="--duration"):
+    with pytest.raises(AudioError, match=r"'x' \(3\.00 s\) is longer than the 2\.00 s.*--duration"):
         extract(spec, long_dir, tmp_path / "o1", progress=False)
+    assert not (tmp_path / "o1").exists()
     store = extract(spec, long_dir, tmp_path / "o2", duration=2.0, progress=False)
     assert store.complete
     # --prompt for a model that is no audio LLM; a model without audio input
