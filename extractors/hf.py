@@ -79,9 +79,13 @@ def hf_extractor(name: str, *, device: str = "cpu", prompt: str | None = None,
     :class:`~extractors.audio_llm.AudioLLMExtractor`, the EnCodec, DAC and Mimi codecs
     :class:`~extractors.codecs.CodecExtractor`, every other model :class:`HFExtractor`.
     """
+    import transformers
     from transformers import AutoConfig
 
     from .audio_llm import AudioLLMExtractor, RUN_DTYPES, is_audio_llm
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
     from .codecs import CODEC_TYPES, CodecExtractor
 
     if not name:

@@ -125,6 +125,17 @@ def modulation_energy(wave: np.ndarray, *, sample_rate: int = SAMPLE_RATE,
     return _modulation_of(spec, sample_rate=sample_rate, scales=scales, rates=rates)
 
 
+def modulation_fft_lengths(n_f: int, n_t: int) -> tuple[int, int]:
+    """Zero-padded FFT lengths of a (n_f, n_t) spectrogram for the modulation filters.
+
+    At least twice each axis (no circular wrap-around of the filters; 64 frames at least),
+    rounded up to a length the FFT computes fast (:func:`scipy.fft.next_fast_len`).
+    """
+    from scipy.fft import next_fast_len
+
+    return next_fast_len(2 * n_f), next_fast_len(max(2 * n_t, 64))
+
+
 def _modulation_of(spec: np.ndarray, *, sample_rate: int, scales: Sequence[float],
                    rates: Sequence[float]) -> np.ndarray:
     """Modulation energy of one log-frequency spectrogram (n_bins, n_frames).
@@ -132,24 +143,27 @@ def _modulation_of(spec: np.ndarray, *, sample_rate: int, scales: Sequence[float
     The transfer functions are separable (``hu(scale) * hv(rate)``), so the inverse 2-D
     FFT is done as an inverse FFT over time per rate and direction (cropped to the clip's
     frames) and then one over frequency per scale: the same result as ``ifft2`` of the
-    filtered spectrum, in a fraction of the operations.
+    filtered spectrum, in a fraction of the operations. FFTs in complex64 (the output is
+    float32), over lengths that are fast for the FFT (:func:`modulation_fft_lengths`).
     """
+    from scipy import fft
+
     spec = spec - spec.mean()  # the DC term carries no modulation
     n_f, n_t = spec.shape
-    # zero-pad both axes to avoid circular wrap-around of the filters
-    pf, pt = 2 * n_f, max(2 * n_t, 64)
-    big = np.fft.fft2(spec, s=(pf, pt))
+    pf, pt = modulation_fft_lengths(n_f, n_t)
+    big = fft.fft2(spec.astype(np.float32), s=(pf, pt))
     u = np.fft.fftfreq(pf, d=1.0 / CQT_BINS_PER_OCTAVE)  # cycles / octave
     v = np.fft.fftfreq(pt, d=HOP / sample_rate)  # Hz
     hus = np.stack([_one_sided_gaussian(u, omega) for omega in scales])[:, :, None]
+    hus = hus.astype(np.float32)
     out = np.empty((len(scales), len(rates), 2, n_f), dtype=np.float64)
     for j, rate in enumerate(rates):
         for d, sign in enumerate((-1.0, 1.0)):
             # spectral and temporal frequency of opposite sign: energy moving up in
             # frequency over time (upward sweep); same sign: downward
-            hv = _one_sided_gaussian(sign * v, rate)[None, :]
-            over_time = np.fft.ifft(big * hv, axis=1)[:, :n_t]  # (pf, n_t)
-            resp = np.fft.ifft(hus * over_time[None], axis=1)[:, :n_f]  # (n_scales, n_f, n_t)
+            hv = _one_sided_gaussian(sign * v, rate)[None, :].astype(np.float32)
+            over_time = fft.ifft(big * hv, axis=1)[:, :n_t]  # (pf, n_t)
+            resp = fft.ifft(hus * over_time[None], axis=1)[:, :n_f]  # (n_scales, n_f, n_t)
             out[:, j, d] = (np.abs(resp) ** 2).mean(axis=2)
     return out.astype(np.float32)
 
@@ -197,7 +211,8 @@ class SpectralExtractor(Extractor):
             d.update(fmin=CQT_FMIN, bins_per_octave=CQT_BINS_PER_OCTAVE, n_bins=CQT_N_BINS,
                      cqt=CQT_PARAMS, amplitude_to_db=CQT_DB_PARAMS,
                      scales=list(MODULATION_SCALES), rates=list(MODULATION_RATES),
-                     relative_bandwidth=_REL_BANDWIDTH, min_samples=self.min_samples)
+                     relative_bandwidth=_REL_BANDWIDTH, min_samples=self.min_samples,
+                     modulation_fft="complex64, each axis zero-padded to next_fast_len(2 n)")
         return d
 
     def frame_rate(self, layer: str) -> float:

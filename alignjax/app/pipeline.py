@@ -15,7 +15,9 @@ Schema (see ``pipelines/seed003.toml`` for a full example)::
 
     [study]        name, out (relative to the TOML file), seed
     [stimuli]      path (folder or CSV with id,path,labels), duration (s, optional)
-    [[models]]     name, spec, pooling, layers, batch_size, dtype, device
+    [[models]]     name, spec, pooling, layers, batch_size, dtype, device, n_frames, prompt
+                   (audio LLMs), frame_rate (Hz, pooling "none"), checkpoints (a glob: one
+                   model "name@step" per checkpoint of an hf:DIR training run)
     [[data]]       name, path, kind = "brain" | "judgements"
     [[analyses]]   kind = "rsa" | "encode" | "probe" | "behaviour_rsa", name, models, + options
 """
