@@ -3,7 +3,9 @@
 A spec string selects an adapter by its prefix:
 
 ``hf:<model id or local directory>``
-    Hugging Face transformers audio models (:mod:`extractors.hf`).
+    Hugging Face transformers audio models (:mod:`extractors.hf`): encoders, audio LLMs
+    (:mod:`extractors.audio_llm`) and neural codecs (:mod:`extractors.codecs`), chosen from
+    the checkpoint's configuration.
 ``torch:<module.path>:<factory>``
     Any ``torch.nn.Module`` returned by ``factory()``, layers captured with forward hooks
     (:mod:`extractors.hooks`).
