@@ -263,6 +263,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow  # three CLI processes that import torch and transformers (~30 s)
 def test_sigkill_resume_is_byte_identical(zoo, clips, tmp_path):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(HERE), env.get("PYTHONPATH", "")])
