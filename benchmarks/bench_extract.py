@@ -2,7 +2,11 @@
 
 Workloads: a tiny (hidden 32, 2 layers) and a base-size (hidden 768, 12 layers, the
 wav2vec2-base architecture) randomly initialised wav2vec2 saved with ``save_pretrained``
-and loaded through ``hf:DIR``; and the spectral baselines (mel, MFCC, modulation).
+and loaded through ``hf:DIR``; a tiny audio LLM (Qwen2-Audio: audio tower and decoder
+states at the audio tokens) and a tiny codec (EnCodec, encoder blocks through hooks)
+(:mod:`extractors.tiny_zoo`); and the spectral baselines (mel, MFCC, modulation). With a
+GPU, also a base-size Qwen2-Audio (12 + 12 layers of width 768, 30 s window) and the
+EnCodec 24 kHz architecture.
 
 alignjax: ``extractors.run.extract`` (equal-length batches, mean pooling, one resumable
 store). Naive baseline: one clip per forward pass and ``np.save`` of every layer of every
@@ -34,6 +38,19 @@ def _make_wav2vec2(root: Path, size: str) -> Path:
     return build_random_model("wav2vec2", root / size, size=size, seed=0)
 
 
+def _make_llm(root: Path, size: str) -> Path:
+    from extractors.tiny_zoo import build_tiny_llm
+
+    return build_tiny_llm("qwen2_audio", root / f"llm-{size}", size=size,
+                          chunk_s=2 if size == "tiny" else 30)
+
+
+def _make_codec(root: Path, size: str) -> Path:
+    from extractors.tiny_zoo import build_tiny_codec
+
+    return build_tiny_codec("encodec", root / f"codec-{size}", size=size)
+
+
 def _naive(spec: str, stimuli: list, out: Path, *, device: str) -> dict[str, np.ndarray]:
     """One clip per forward pass, one np.save per clip per layer."""
     from extractors.audio import load_audio
@@ -61,7 +78,7 @@ def main() -> None:
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     quick = args.quick
-    n_clips = 8 if quick else 64
+    n_clips = 8 if quick else 165  # the issue's target size: 165 clips of 2 s
     seconds = 1.0 if quick else 2.0
     repeats = 1 if quick else min(args.repeats, 3)
     rec = Recorder("extract", args.out, quick=quick)
@@ -71,20 +88,28 @@ def main() -> None:
                               categories=["impact", "harmonic", "noise", "chirp", "am", "fm",
                                           "clicks"])
         stimuli = list_stimuli(csv_path)
-        models = {
-            "wav2vec2-tiny": f"hf:{_make_wav2vec2(tmp, 'tiny')}",
-            "wav2vec2-base": f"hf:{_make_wav2vec2(tmp, 'base')}",
-            "spectral-mel": "spectral:mel",
-            "spectral-mfcc": "spectral:mfcc",
-            "spectral-modulation": "spectral:modulation",
+        makers = {
+            "wav2vec2-tiny": lambda: f"hf:{_make_wav2vec2(tmp, 'tiny')}",
+            "wav2vec2-base": lambda: f"hf:{_make_wav2vec2(tmp, 'base')}",
+            "qwen2audio-tiny": lambda: f"hf:{_make_llm(tmp, 'tiny')}",
+            "encodec-tiny": lambda: f"hf:{_make_codec(tmp, 'tiny')}",
+            "spectral-mel": lambda: "spectral:mel",
+            "spectral-mfcc": lambda: "spectral:mfcc",
+            "spectral-modulation": lambda: "spectral:modulation",
         }
+        if torch.cuda.is_available():
+            makers["qwen2audio-base"] = lambda: f"hf:{_make_llm(tmp, 'base')}"
+            makers["encodec-base"] = lambda: f"hf:{_make_codec(tmp, 'base')}"
         if args.only:
             keep = set(args.only.split(","))
-            models = {k: v for k, v in models.items() if k in keep}
+            makers = {k: v for k, v in makers.items() if k in keep}
+        models = {k: make() for k, make in makers.items()}
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
         counter = iter(range(10**6))
         for device in devices:
             for name, spec in models.items():
+                if name.endswith("-base") and name != "wav2vec2-base" and device == "cpu":
+                    continue  # GPU-only workloads
                 workload = f"{name}/{n_clips}x{seconds:g}s/{device}"
 
                 def run_store():

@@ -20,6 +20,7 @@ __all__ = [
     "load_extractor",
     "parse_spec",
     "extract",
+    "extract_checkpoints",
     "layer_table",
     "synthesize",
 ]
@@ -30,6 +31,10 @@ def __getattr__(name):  # lazy: importing the package does not import torch
         from . import run
 
         return getattr(run, name)
+    if name == "extract_checkpoints":
+        from .checkpoints import extract_checkpoints
+
+        return extract_checkpoints
     if name == "synthesize":
         from .synth import synthesize
 

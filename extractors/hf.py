@@ -71,6 +71,46 @@ def _float32_kwarg(version: str) -> dict:
     return {"dtype" if (major, minor) >= (4, 56) else "torch_dtype": torch.float32}
 
 
+def hf_extractor(name: str, *, device: str = "cpu", prompt: str | None = None,
+                 run_dtype: str = "float32") -> Extractor:
+    """The adapter for an ``hf:`` checkpoint, chosen from its configuration.
+
+    Audio-text models (an ``audio_config`` and a ``text_config``) get
+    :class:`~extractors.audio_llm.AudioLLMExtractor`, the EnCodec, DAC and Mimi codecs
+    :class:`~extractors.codecs.CodecExtractor`, every other model :class:`HFExtractor`.
+    """
+    import transformers
+    from transformers import AutoConfig
+
+    from .audio_llm import AudioLLMExtractor, RUN_DTYPES, is_audio_llm
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    from .codecs import CODEC_TYPES, CodecExtractor
+
+    if not name:
+        raise InvalidOptionError("hf: spec needs a model id or a local directory, e.g. hf:DIR")
+    local = Path(name)
+    if local.exists() and not (local / "config.json").is_file():
+        raise InvalidOptionError(
+            f"{local} exists but holds no config.json; save a model there with "
+            "save_pretrained, or give a hub id"
+        )
+    if run_dtype not in RUN_DTYPES:
+        raise InvalidOptionError(f"run dtype must be one of {RUN_DTYPES}, got {run_dtype!r}")
+    config = AutoConfig.from_pretrained(name)
+    if is_audio_llm(config):
+        return AudioLLMExtractor(name, config, device=device, prompt=prompt or "",
+                                 run_dtype=run_dtype)
+    if prompt is not None or run_dtype != "float32":
+        raise InvalidOptionError(
+            f"hf:{name} ({config.model_type}) is not an audio LLM; --prompt and a bfloat16 run "
+            "apply only to audio-text models (Qwen2-Audio, Voxtral, Audio Flamingo 3)")
+    if config.model_type in CODEC_TYPES:
+        return CodecExtractor(name, config, device=device)
+    return HFExtractor(name, device=device)
+
+
 class HFExtractor(Extractor):
     """Adapter for transformers audio models (see the module docstring)."""
 
@@ -94,7 +134,13 @@ class HFExtractor(Extractor):
             )
         config = AutoConfig.from_pretrained(name)
         self.model_type = config.model_type
-        self.feature_extractor = AutoFeatureExtractor.from_pretrained(name)
+        try:
+            self.feature_extractor = AutoFeatureExtractor.from_pretrained(name)
+        except (OSError, ValueError, KeyError) as exc:
+            raise InvalidOptionError(
+                f"hf:{name} ({self.model_type}) takes no audio input: it has no feature "
+                f"extractor ({type(exc).__name__}); give an audio model, an audio LLM or a codec"
+            ) from None
         model = AutoModel.from_pretrained(name, **_float32_kwarg(transformers.__version__))
         if self.model_type == "whisper":
             model = model.get_encoder()

@@ -12,6 +12,7 @@ of a model's output).
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import warnings
@@ -33,11 +34,21 @@ from .spec import Extractor, load_extractor
 
 __all__ = ["extract", "layer_table", "plan_batches", "DTYPES"]
 
-DTYPES = ("float32", "float16")
+DTYPES = ("float32", "float16", "bfloat16")
 ON_ERROR = ("skip", "stop")
 
 
+@functools.lru_cache(maxsize=1)
+def _versions_cached() -> tuple:
+    return tuple(_read_versions().items())
+
+
 def _versions() -> dict:
+    """Versions of the packages that determine the features (read once per process)."""
+    return dict(_versions_cached())
+
+
+def _read_versions() -> dict:
     out = {}
     for pkg in ("alignjax", "torch", "transformers", "librosa", "soundfile", "soxr", "numpy",
                 "torchcrepe", "silero-vad"):
@@ -71,10 +82,17 @@ def plan_batches(lengths: Sequence[int | None], batch_size: int) -> list[list[in
     return batches
 
 
-def _request(spec, layers, pooling, duration, dtype, n_frames, fingerprint) -> dict:
-    return {"spec": spec, "layers": list(layers) if layers else None, "pooling": pooling,
-            "duration": duration, "dtype": dtype, "n_frames": n_frames,
-            "stimuli_fingerprint": fingerprint}
+def _request(spec, layers, pooling, duration, dtype, n_frames, fingerprint, *,
+             prompt=None, frame_rate=None) -> dict:
+    req = {"spec": spec, "layers": list(layers) if layers else None, "pooling": pooling,
+           "duration": duration, "dtype": dtype, "n_frames": n_frames,
+           "stimuli_fingerprint": fingerprint}
+    # keys added later are present only when set, so older stores still match their request
+    if prompt is not None:
+        req["prompt"] = prompt
+    if frame_rate is not None:
+        req["frame_rate"] = frame_rate
+    return req
 
 
 def _finished(out: Path, spec: str, ids: list[str], request: dict) -> bool:
@@ -103,7 +121,8 @@ def _frames_for(extractor: Extractor, layers: list[str], n_samples: int) -> dict
 def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
             pooling: str = "mean", batch_size: int = 8, device: str = "cpu",
             dtype: str = "float32", duration: float | None = None, n_frames: int | None = None,
-            on_error: str = "stop", progress: bool = True,
+            on_error: str = "stop", progress: bool = True, prompt: str | None = None,
+            frame_rate: float | None = None,
             shard: tuple[int, int] | None = None) -> FeatureStore:
     """Extract every layer's activations for every stimulus into a feature store.
 
@@ -129,10 +148,12 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
     batch_size : int
         Clips per forward pass. Only clips of equal length share a batch.
     device : {'cpu', 'cuda'}
-    dtype : {'float32', 'float16'}
+    dtype : {'float32', 'float16', 'bfloat16'}
         Storage dtype (the model is loaded and run in float32). A value that float16
         cannot hold (beyond +-65504) stops the extraction with an error naming the layer
-        and the stimulus; nothing is written for it.
+        and the stimulus; nothing is written for it. ``bfloat16`` (audio LLMs, for memory):
+        the model is loaded and run in bfloat16 and its activations stored as float32
+        (NumPy has no bfloat16; every bfloat16 value is exact in float32).
     duration : float, optional
         Crop or zero-pad every clip to this many seconds (recorded).
     n_frames : int, optional
@@ -142,6 +163,14 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
         written are kept), or skip them and list them, with the reason, in the manifest.
     progress : bool
         Show a tqdm progress bar (clips/s).
+    prompt : str, optional
+        Audio LLMs only: the text prompt, placed before the audio (default: empty; recorded in the
+        manifest as ``settings.model.prompt``).
+    frame_rate : float, optional
+        ``pooling='none'`` only: resample every layer's frames to this many per second
+        (:mod:`extractors.timegrid`; anti-aliased polyphase). Each layer's frame times are
+        stored in ``settings.times`` (:meth:`alignjax.io.FeatureStore.times`). A rate above a
+        layer's native rate is refused.
     shard : (int, int), optional
         ``(i, n)``: compute only the i-th of n shares of the batches, into
         ``out/.shards/shard-i-of-n`` (see :mod:`extractors.shards`); the returned store is
@@ -154,11 +183,12 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
     """
     batch_size, n_frames = _check_options(pooling=pooling, dtype=dtype, on_error=on_error,
                                           batch_size=batch_size, duration=duration,
-                                          n_frames=n_frames)
+                                          n_frames=n_frames, frame_rate=frame_rate)
     out = Path(out)
     stims = _stimulus_list(stimuli)
     ids = [s.id for s in stims]
-    request = _request(spec, layers, pooling, duration, dtype, n_frames, stimuli_fingerprint(stims))
+    request = _request(spec, layers, pooling, duration, dtype, n_frames, stimuli_fingerprint(stims),
+                       prompt=prompt, frame_rate=None if frame_rate is None else float(frame_rate))
     if _finished(out, spec, ids, request):
         if progress:
             print(f"{out}: the feature store is already complete; nothing to do", file=sys.stderr)
@@ -169,19 +199,23 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
         target = shards.shard_dir(out, *shards.check_shard(shard))
         _check_out_dir(target, spec, ids, request, batch_size=batch_size, device=device)
 
-    ext = load_extractor(spec, device=device)
+    ext = load_extractor(spec, device=device, prompt=prompt,
+                         run_dtype="bfloat16" if dtype == "bfloat16" else "float32")
     names = ext.resolve_layers(layers)
     lengths = [expected_length(s.path, sample_rate=ext.sample_rate, duration=duration)
                for s in stims]
-    frames = _common_frames(ext, names, lengths, pooling, n_frames)
-    settings = _settings(ext, names, request, lengths, frames, batch_size=batch_size,
+    if on_error == "stop":
+        _refuse_too_long(ext, stims, lengths)
+    grid = _time_grid(ext, names, pooling, frame_rate)
+    frames = _common_frames(ext, names, lengths, pooling, n_frames, grid)
+    settings = _settings(ext, names, request, lengths, frames, grid, batch_size=batch_size,
                          device=device)
     batches = plan_batches(lengths, batch_size)
     with StoreWriter(target, spec=spec, stimulus_ids=ids, settings=settings,
                      versions=_versions()) as writer:
         run = _Run(spec=spec, ext=ext, names=names, stims=stims, writer=writer,
-                   pooling=pooling, frames=frames, dtype=np.dtype(dtype), duration=duration,
-                   on_error=on_error)
+                   pooling=pooling, frames=frames, dtype=np.dtype(_storage_dtype(dtype)),
+                   duration=duration, on_error=on_error, grid=grid)
         if shard is not None:
             _run_batches(run, shards.shard_batches(batches, *shard), progress=progress)
             writer.close()
@@ -193,8 +227,14 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
     return store
 
 
+def _storage_dtype(dtype: str) -> str:
+    """The dtype rows are stored in (a bfloat16 run is stored as float32)."""
+    return "float32" if dtype == "bfloat16" else dtype
+
+
 def _check_options(*, pooling: str, dtype: str, on_error: str, batch_size: int,
-                   duration: float | None, n_frames: int | None) -> tuple[int, int | None]:
+                   duration: float | None, n_frames: int | None,
+                   frame_rate: float | None = None) -> tuple[int, int | None]:
     """Refuse invalid options before anything is read; -> (batch_size, n_frames) as ints."""
     check_choice(pooling, "pooling", POOLINGS)
     check_choice(dtype, "dtype", DTYPES)
@@ -206,7 +246,30 @@ def _check_options(*, pooling: str, dtype: str, on_error: str, batch_size: int,
         n_frames = check_positive_int(n_frames, "n_frames")
         if pooling != "none":
             raise InvalidOptionError("n_frames only applies to pooling='none'")
+    if frame_rate is not None:
+        if pooling != "none":
+            raise InvalidOptionError("frame_rate only applies to pooling='none' (time-resolved "
+                                     "features); add --pooling none")
+        if not (isinstance(frame_rate, (int, float)) and frame_rate > 0
+                and math.isfinite(frame_rate)):
+            raise InvalidOptionError(f"frame_rate must be a positive number of Hz, got "
+                                     f"{frame_rate!r}")
     return batch_size, n_frames
+
+
+def _refuse_too_long(ext: Extractor, stims: list[Stimulus], lengths) -> None:
+    """Clips longer than the model takes (from their headers): refused before any write."""
+    if ext.max_samples is None:
+        return
+    long = [(s, n) for s, n in zip(stims, lengths) if n is not None and n > ext.max_samples]
+    if long:
+        s, n = long[0]
+        sr = ext.sample_rate
+        more = f" and {len(long) - 1} more clips are" if len(long) > 1 else " is"
+        raise AudioError(
+            f"stimulus {s.id!r} ({n / sr:.2f} s){more} longer than the "
+            f"{ext.max_samples / sr:.2f} s {ext.spec} accepts; nothing was written. Crop "
+            "every clip with --duration SECONDS (or skip them with --on-error skip)")
 
 
 def _stimulus_list(stimuli) -> list[Stimulus]:
@@ -256,18 +319,48 @@ def _refuse_foreign_store(out: Path, m: dict, spec: str, ids: list[str], request
         )
 
 
+@dataclass(frozen=True)
+class _Grid:
+    """Time-resolved layers: native frame rates and the common rate asked for (if any)."""
+
+    native: dict[str, float]
+    target: float | None
+
+    def rate(self, name: str) -> float:
+        return self.native[name] if self.target is None else self.target
+
+
+def _time_grid(ext: Extractor, names: list[str], pooling: str,
+               frame_rate: float | None) -> _Grid | None:
+    """Frame rates of every layer for ``pooling='none'``; check ``frame_rate`` against them."""
+    if pooling != "none":
+        return None
+    native = _frame_rates(ext, names, ext.sample_rate)
+    if frame_rate is not None:
+        from .timegrid import check_frame_rate
+
+        check_frame_rate(float(frame_rate), native)
+    return _Grid(native, None if frame_rate is None else float(frame_rate))
+
+
 def _common_frames(ext: Extractor, names: list[str], lengths: Sequence[int | None],
-                   pooling: str, n_frames: int | None) -> dict[str, int] | None:
+                   pooling: str, n_frames: int | None,
+                   grid: _Grid | None = None) -> dict[str, int] | None:
     """With ``pooling='none'``, the frame count per layer every row is cropped/padded to."""
     if pooling != "none":
         return None
     longest = max((n for n in lengths if n is not None), default=ext.sample_rate)
     frames = _frames_for(ext, names, longest)
+    if grid is not None and grid.target is not None:
+        from .timegrid import resampled_length
+
+        frames = {k: resampled_length(v, grid.native[k], grid.target) for k, v in frames.items()}
     return frames if n_frames is None else {k: n_frames for k in frames}
 
 
 def _settings(ext: Extractor, names: list[str], request: dict, lengths: Sequence[int | None],
-              frames: dict[str, int] | None, *, batch_size: int, device: str) -> dict:
+              frames: dict[str, int] | None, grid: _Grid | None = None, *, batch_size: int,
+              device: str) -> dict:
     """The store's ``settings``: the request plus what the model and the run add to it."""
     sr = ext.sample_rate
     settings = {
@@ -275,18 +368,27 @@ def _settings(ext: Extractor, names: list[str], request: dict, lengths: Sequence
         "sample_rate": sr,
         "pooling": request["pooling"],
         "duration": request["duration"],
-        "dtype": request["dtype"],
+        "dtype": _storage_dtype(request["dtype"]),
         "layers": names,
         "resampler": "soxr_hq (librosa.resample)",
         "model": ext.describe(),
         "batch_size": batch_size,
         "device": device,
     }
+    from .checkpoints import checkpoint_info
+
+    ckpt = checkpoint_info(ext.spec or request["spec"])
+    if ckpt is not None:
+        settings["checkpoint"] = ckpt
     if frames is not None:
         known = [n for n in lengths if n is not None]
         settings["n_frames"] = frames
-        settings["frame_rate_hz"] = _frame_rates(ext, names, sr)
+        settings["frame_rate_hz"] = {k: grid.rate(k) for k in names}
         settings["longest_clip_s"] = (max(known) if known else sr) / sr
+        settings["times"] = _times(names, frames, grid)
+        if grid.target is not None:
+            settings["native_frame_rate_hz"] = dict(grid.native)
+            settings["frame_resampler"] = "scipy.signal.resample_poly (Kaiser, anti-aliased)"
     return settings
 
 
@@ -304,6 +406,7 @@ class _Run:
     dtype: np.dtype
     duration: float | None
     on_error: str
+    grid: _Grid | None = None
     pending: set[int] = field(default_factory=set)
     skipped: set[str] = field(default_factory=set)
     bar: Any = None
@@ -376,13 +479,32 @@ def _write_waves(run: _Run, waves: dict[int, np.ndarray]) -> None:
         rows, n_valid = {}, {}
         for row, i in enumerate(idx):
             where = f"{run.spec}, stimulus {run.stims[i].id!r}"
-            rows[i] = {name: _pooled(run.ext, acts[name][row], n, name, run.pooling, run.frames,
+            clip = {name: _on_grid(acts[name][row], name, run.grid) for name in run.names}
+            rows[i] = {name: _pooled(run.ext, clip[name], n, name, run.pooling, run.frames,
                                      run.dtype, where) for name in run.names}
             if run.frames is not None:
-                n_valid[i] = {name: min(acts[name].shape[1], run.frames[name])
+                n_valid[i] = {name: min(clip[name].shape[0], run.frames[name])
                               for name in run.names}
         run.writer.write_rows(rows, n_valid_frames=n_valid)
         run.advance(idx)
+
+
+def _on_grid(a: np.ndarray, name: str, grid: _Grid | None) -> np.ndarray:
+    """One clip's frames of ``name``, resampled to the common rate when one is asked for."""
+    if grid is None or grid.target is None:
+        return a
+    from .timegrid import resample_frames
+
+    if not np.isfinite(a).all():
+        return a  # reported, with its place, by _pooled
+    return resample_frames(a, grid.native[name], grid.target)
+
+
+def _times(names: list[str], frames: dict[str, int], grid: _Grid) -> dict[str, list[float]]:
+    """Seconds from clip onset of every stored frame of each layer with a frame rate."""
+    from .timegrid import frame_times
+
+    return {k: frame_times(frames[k], grid.rate(k)) for k in names if grid.rate(k) > 0}
 
 
 def _pooled(ext: Extractor, a: np.ndarray, n_samples: int, name: str, pooling: str,

@@ -3,7 +3,9 @@
 A spec string selects an adapter by its prefix:
 
 ``hf:<model id or local directory>``
-    Hugging Face transformers audio models (:mod:`extractors.hf`).
+    Hugging Face transformers audio models (:mod:`extractors.hf`): encoders, audio LLMs
+    (:mod:`extractors.audio_llm`) and neural codecs (:mod:`extractors.codecs`), chosen from
+    the checkpoint's configuration.
 ``torch:<module.path>:<factory>``
     Any ``torch.nn.Module`` returned by ``factory()``, layers captured with forward hooks
     (:mod:`extractors.hooks`).
@@ -185,7 +187,8 @@ def weight_files(spec: str) -> list[tuple[str, Path]]:
     return []
 
 
-def load_extractor(spec: str, *, device: str = "cpu") -> Extractor:
+def load_extractor(spec: str, *, device: str = "cpu", prompt: str | None = None,
+                   run_dtype: str = "float32") -> Extractor:
     """Build the extractor a spec string names.
 
     Parameters
@@ -194,8 +197,15 @@ def load_extractor(spec: str, *, device: str = "cpu") -> Extractor:
         See the module docstring.
     device : {'cpu', 'cuda'}
         Where torch models run.
+    prompt : str, optional
+        Text prompt of an audio LLM (``hf:`` audio-text models only; default empty).
+    run_dtype : {'float32', 'bfloat16', 'float16'}
+        dtype an audio LLM is loaded and run in (other models run in float32).
     """
     prefix, rest = parse_spec(spec)
+    if prefix != "hf" and (prompt is not None or run_dtype != "float32"):
+        raise InvalidOptionError(f"{spec}: a prompt and a bfloat16 run apply only to hf: "
+                                 "audio LLMs (Qwen2-Audio, Voxtral, Audio Flamingo 3)")
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise InvalidOptionError(f"device must be 'cpu' or 'cuda', got {device!r}")
     if device.startswith("cuda"):
@@ -204,9 +214,9 @@ def load_extractor(spec: str, *, device: str = "cpu") -> Extractor:
         if not torch.cuda.is_available():
             raise InvalidOptionError("--device cuda was asked for but torch sees no CUDA GPU")
     if prefix == "hf":
-        from .hf import HFExtractor
+        from .hf import hf_extractor
 
-        return HFExtractor(rest, device=device)
+        return hf_extractor(rest, device=device, prompt=prompt, run_dtype=run_dtype)
     if prefix == "torch":
         from .hooks import TorchExtractor
 

@@ -224,9 +224,17 @@ def _add_extract(sub) -> None:
     p.add_argument("--pooling", default="mean", choices=["mean", "max", "first", "stats", "none"])
     p.add_argument("--batch-size", type=int, default=8, help="clips per forward pass (equal lengths only)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float16"])
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
+                   help="storage dtype; bfloat16 runs an audio LLM in bfloat16 (stored as float32)")
     p.add_argument("--duration", type=float, default=None, help="crop/pad every clip to SECONDS")
     p.add_argument("--n-frames", type=int, default=None, help="common frame count for --pooling none")
+    p.add_argument("--prompt", default=None,
+                   help="audio LLMs: text prompt after the audio (default: empty; recorded)")
+    p.add_argument("--frame-rate", type=float, default=None, metavar="HZ",
+                   help="--pooling none: resample every layer's frames to HZ (times recorded)")
+    p.add_argument("--checkpoints", default=None, metavar="GLOB",
+                   help="with --model hf:DIR: extract every checkpoint DIR/GLOB into "
+                        "OUT/<checkpoint> (training step recorded)")
     p.add_argument("--on-error", default="stop", choices=["stop", "skip"],
                    help="unreadable/unusable clips: stop, or skip and list them in the manifest")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -251,26 +259,37 @@ def _cmd_extract(args) -> int:
     from extractors.run import extract
     from extractors.shards import extract_on_slurm, parse_shard
 
-    kw = dict(spec=args.model, stimuli=args.stimuli, out=args.out, layers=args.layers,
-              pooling=args.pooling, batch_size=args.batch_size, device=args.device,
-              dtype=args.dtype, duration=args.duration, n_frames=args.n_frames,
-              on_error=args.on_error, progress=not args.quiet)
+    kw = dict(layers=args.layers, pooling=args.pooling, batch_size=args.batch_size,
+              device=args.device, dtype=args.dtype, duration=args.duration,
+              n_frames=args.n_frames, on_error=args.on_error, progress=not args.quiet,
+              prompt=args.prompt, frame_rate=args.frame_rate)
+    if (args.slurm or args.shard is not None) and args.checkpoints is not None:
+        raise InvalidOptionError("--checkpoints runs one extraction per checkpoint; shard "
+                                 "each checkpoint's store with its own --model hf:DIR")
     if args.slurm:
         if args.shard is not None or not args.jobs:
             raise InvalidOptionError("--slurm needs --jobs N (and no --shard)")
-        store = extract_on_slurm(jobs=args.jobs, cluster=args.cluster, partition=args.partition,
-                                 gpus_per_job=args.gpus_per_job,
-                                 timeout_min=args.slurm_timeout, **kw)
+        stores = [extract_on_slurm(jobs=args.jobs, cluster=args.cluster,
+                                   partition=args.partition, gpus_per_job=args.gpus_per_job,
+                                   timeout_min=args.slurm_timeout, spec=args.model,
+                                   stimuli=args.stimuli, out=args.out, **kw)]
     elif args.shard is not None:
-        store = extract(**kw, shard=parse_shard(args.shard))
+        store = extract(args.model, args.stimuli, args.out, **kw, shard=parse_shard(args.shard))
         print(f"{store.path}: shard {args.shard} written; run the same command without "
               "--shard to merge the shards")
         return 0
+    elif args.checkpoints is not None:
+        from extractors.checkpoints import extract_checkpoints
+
+        stores = extract_checkpoints(args.model, args.checkpoints, args.stimuli, args.out, **kw)
     else:
-        store = extract(**kw)
-    n_skip = len(store.skipped)
-    print(f"{store.path}: {len(store.stimulus_ids) - n_skip} stimuli x {len(store.layers)} layers"
-          + (f" ({n_skip} skipped, listed in manifest.json)" if n_skip else ""))
+        stores = [extract(args.model, args.stimuli, args.out, **kw)]
+    for store in stores:
+        n_skip = len(store.skipped)
+        step = "" if store.training_step is None else f" (step {store.training_step})"
+        print(f"{store.path}{step}: {len(store.stimulus_ids) - n_skip} stimuli x "
+              f"{len(store.layers)} layers"
+              + (f" ({n_skip} skipped, listed in manifest.json)" if n_skip else ""))
     return 0
 
 

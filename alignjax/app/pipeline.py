@@ -15,7 +15,9 @@ Schema (see ``pipelines/seed003.toml`` for a full example)::
 
     [study]        name, out (relative to the TOML file), seed
     [stimuli]      path (folder or CSV with id,path,labels), duration (s, optional)
-    [[models]]     name, spec, pooling, layers, batch_size, dtype, device
+    [[models]]     name, spec, pooling, layers, batch_size, dtype, device, n_frames, prompt
+                   (audio LLMs), frame_rate (Hz, pooling "none"), checkpoints (a glob: one
+                   model "name@step" per checkpoint of an hf:DIR training run)
     [[data]]       name, path, kind = "brain" | "judgements" | "epochs"; for NIfTI/GIfTI brain
                    data also mask, stimulus_ids, nan_voxels = "raise" | "exclude"
     [[analyses]]   kind = "rsa" | "encode" | "probe" | "behaviour_rsa" | "similarity" |
@@ -55,7 +57,8 @@ class PipelineError(AlignjaxInputError):
 _SECTIONS = {
     "study": {"name", "out", "seed"},
     "stimuli": {"path", "duration"},
-    "models": {"name", "spec", "pooling", "layers", "batch_size", "dtype", "device", "n_frames"},
+    "models": {"name", "spec", "pooling", "layers", "batch_size", "dtype", "device", "n_frames",
+               "prompt", "frame_rate", "checkpoints"},
     "data": {"name", "path", "kind", "mask", "stimulus_ids", "nan_voxels"},
 }
 _ANALYSES = {
@@ -144,6 +147,40 @@ def _check_unique(names: list[str], section: str, path: Path, text: str,
                 f"would overwrite each other{default}; give each entry a distinct name")
 
 
+def _expand_checkpoints(models: list[dict], path: Path) -> tuple[list[dict], dict]:
+    """Replace each ``checkpoints = "GLOB"`` model by one model per checkpoint.
+
+    ``spec = "hf:RUN"`` with ``checkpoints = "checkpoint-*"`` becomes the models
+    ``<name>@<step>`` (``hf:RUN/<checkpoint>``), in order of training step; an analysis
+    that names ``<name>`` runs on all of them. ``RUN`` is relative to the TOML file.
+    Returns the models and ``{name: [member names]}``.
+    """
+    from extractors.checkpoints import list_checkpoints
+
+    out, series = [], {}
+    for m in models:
+        if "checkpoints" not in m:
+            out.append(m)
+            continue
+        prefix, _, root = str(m["spec"]).partition(":")
+        if prefix != "hf":
+            raise PipelineError(f"{path}: model {m['name']!r}: checkpoints applies to hf:DIR "
+                                f"specs, not {m['spec']!r}")
+        root_path = Path(root) if Path(root).is_absolute() else path.parent / root
+        try:
+            found = list_checkpoints(root_path, str(m["checkpoints"]))
+        except AlignjaxInputError as exc:
+            raise PipelineError(f"{path}: model {m['name']!r}: {exc}") from None
+        members = []
+        for _name, ckpt, step in found:
+            member = {k: v for k, v in m.items() if k != "checkpoints"}
+            member.update(name=f"{m['name']}@{step}", spec=f"hf:{ckpt}")
+            out.append(member)
+            members.append(member["name"])
+        series[m["name"]] = members
+    return out, series
+
+
 def load_config(path) -> Config:
     """Read and validate a pipeline TOML file (structure and option names)."""
     path = Path(path).resolve()
@@ -178,6 +215,8 @@ def load_config(path) -> Config:
                 raise PipelineError(f"{path}: [[models]] #{i + 1} needs {req!r}")
         names.add(m["name"])
     _check_unique([m["name"] for m in models], "models", path, text)
+    models, series = _expand_checkpoints(models, path)
+    names = {m["name"] for m in models}
     _check_unique([d.get("name") for d in raw.get("data", [])], "data", path, text)
     data = {}
     for i, d in enumerate(raw.get("data", [])):
@@ -213,6 +252,8 @@ def load_config(path) -> Config:
                 f"{path}: [[analyses]] #{i + 1} ({kind}) names data {a.get('data')!r} of kind "
                 f"{data[a['data']]['kind']!r}; temporal_rsa reads data of kind 'epochs', the "
                 "other analyses never do")
+        if "models" in a:
+            a["models"] = [n for m in a["models"] for n in series.get(m, [m])]
         for m in (list(a.get("models", [])) + ([a["control"]] if "control" in a else [])
                   + ([a["against"]] if "against" in a else [])):
             if m not in names:
@@ -528,6 +569,16 @@ def resolve_options(a: dict, seed: int) -> dict:
 
 
 def _extract_options(cfg: Config, m: dict) -> dict:
+    opts = _base_extract_options(cfg, m)
+    # options added later appear only when set, so older studies keep their fingerprints
+    if m.get("prompt") is not None:
+        opts["prompt"] = str(m["prompt"])
+    if m.get("frame_rate") is not None:
+        opts["frame_rate"] = float(m["frame_rate"])
+    return opts
+
+
+def _base_extract_options(cfg: Config, m: dict) -> dict:
     return {"spec": m["spec"], "pooling": m.get("pooling", "mean"), "layers": m.get("layers"),
             "batch_size": int(m.get("batch_size", 8)), "dtype": m.get("dtype", "float32"),
             "n_frames": None if m.get("n_frames") is None else int(m["n_frames"]),

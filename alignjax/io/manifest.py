@@ -215,12 +215,17 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
         raise StoreError(f"{mpath} lacks or garbles the field {exc}; the store is corrupt") from exc
 
 
-def write_manifest(path: str | os.PathLike, manifest: Manifest) -> None:
-    """Replace ``path/manifest.json`` atomically (temporary file, fsync, rename)."""
+def write_manifest(path: str | os.PathLike, manifest: Manifest, *, sync: bool = True) -> None:
+    """Replace ``path/manifest.json`` atomically (temporary file, rename).
+
+    ``sync=True`` also fsyncs the file before the rename (durable across a power loss);
+    the rename alone is atomic for every reader and against a killed process.
+    """
     target = Path(path) / MANIFEST
     tmp = target.with_name(target.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(manifest.to_text())
         fh.flush()
-        os.fsync(fh.fileno())
+        if sync:
+            os.fsync(fh.fileno())
     os.replace(tmp, target)

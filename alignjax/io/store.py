@@ -10,12 +10,16 @@ One directory per (model, extraction settings)::
 The manifest is read and written as typed, frozen dataclasses (:mod:`alignjax.io.manifest`);
 the JSON on disk is the one alignjax always wrote, so stores written before still open.
 
-Rows are written in place into pre-allocated ``.npy`` files opened as memory maps, and a
-row is marked done in the manifest only after it has been flushed; the manifest is
-replaced atomically (temporary file + ``os.replace``). A process killed at any point
-therefore leaves a store that :class:`StoreWriter` resumes, rewriting at most the rows
-not yet marked done, and the finished store is byte-identical to one written without
-interruption (the manifest holds no timestamps).
+Rows are written in place into pre-allocated ``.npy`` files opened as memory maps (shared
+mappings: the bytes are in the page cache as soon as they are copied, where a killed
+process cannot lose them), and a row is marked done in the manifest only after it has been
+copied; the manifest is replaced atomically (temporary file + ``os.replace``). A process
+killed at any point therefore leaves a store that :class:`StoreWriter` resumes, rewriting
+at most the rows not yet marked done, and the finished store is byte-identical to one
+written without interruption (the manifest holds no timestamps). While rows are written
+nothing is forced to disk (no ``msync``/``fsync`` per batch, which cost more than a small
+model's forward pass); :meth:`StoreWriter.finish` flushes the layer files and fsyncs the
+manifest, so a finished store survives a power loss.
 
 This module needs only NumPy, so the JAX side reads what the torch side wrote without
 importing torch.
@@ -158,6 +162,31 @@ class FeatureStore:
         n_frames = self.shape(layer)[1]
         return np.arange(n_frames)[None, :] < self.n_valid_frames(layer)[:, None]
 
+    def times(self, layer: str) -> np.ndarray:
+        """Seconds from the clip onset of each stored frame of a time-resolved ``layer``.
+
+        Recorded by the extractor (``settings.times``) for layers with a frame rate, at the
+        common ``--frame-rate`` when one was asked for, else at the layer's native rate.
+
+        Returns
+        -------
+        ndarray of float64, shape (n_frames,)
+        """
+        info = self.layer_info(layer)
+        times = (self.meta.settings.get("times") or {}).get(layer)
+        if len(info.shape) != 3 or times is None:
+            raise StoreError(
+                f"layer {layer!r} of {self.path} records no frame times (pooled features, "
+                "frames that are not time, or a store written by an older alignjax); extract "
+                "it with --pooling none")
+        return np.asarray(times, dtype=np.float64)
+
+    @property
+    def training_step(self) -> int | None:
+        """The training step of the checkpoint the features come from, if recorded."""
+        step = (self.meta.settings.get("checkpoint") or {}).get("step")
+        return None if step is None else int(step)
+
     def load(self, layer: str, *, mmap: bool = True, require_complete: bool = True,
              drop_skipped: bool = False) -> np.ndarray:
         """Return one layer's array, memory-mapped by default.
@@ -253,7 +282,7 @@ class StoreWriter:
             self.path.mkdir(parents=True, exist_ok=True)
             self._meta = Manifest(spec=spec, stimulus_ids=tuple(ids), settings=settings,
                                   versions=dict(versions or {}))
-            write_manifest(self.path, self._meta)
+            write_manifest(self.path, self._meta, sync=False)
         self.n = len(ids)
         self._maps: dict[str, np.memmap] = {}
         self._done = {name: info.done_mask(self.n) for name, info in self._meta.layers.items()}
@@ -343,17 +372,15 @@ class StoreWriter:
                    n_valid_frames: Mapping[int, Mapping[str, int]] | None = None) -> None:
         """Write several rows (index -> {layer: row}), then mark them all done at once.
 
-        One flush and one manifest update for the whole batch: the rows become visible
-        together, and a process killed before the manifest is replaced leaves all of them
-        pending (they are rewritten, with the same bytes, on resume).
+        One manifest update for the whole batch: the rows become visible together, and a
+        process killed before the manifest is replaced leaves all of them pending (they are
+        rewritten, with the same bytes, on resume).
 
         ``n_valid_frames`` (index -> {layer: int}), for time-resolved layers, records how
         many leading frames of each row hold activations (the rest is padding); it is kept
         in the layer's manifest entry (see :meth:`FeatureStore.valid_frames`).
         """
         touched = self._put_rows(rows)
-        for name in touched:
-            self._maps[name].flush()
         for index, layers in rows.items():
             for name in layers:
                 self._done[name][index] = True
@@ -363,7 +390,7 @@ class StoreWriter:
                 self._done[name]))
         self._hash_completed()
         if rows:
-            write_manifest(self.path, self._meta)
+            write_manifest(self.path, self._meta, sync=False)
 
     def _put_rows(self, rows: Mapping[int, Mapping[str, np.ndarray]]) -> set[str]:
         """Copy rows into the layer memory maps; the names of the layers written."""
@@ -419,7 +446,7 @@ class StoreWriter:
         """Record that stimulus ``index`` could not be processed (listed in the manifest)."""
         skipped = {**self._meta.skipped, self._meta.stimulus_ids[index]: str(reason)}
         self._meta = replace(self._meta, skipped=skipped)
-        write_manifest(self.path, self._meta)
+        write_manifest(self.path, self._meta, sync=False)
 
     def finish(self) -> FeatureStore:
         """Check every non-skipped row is written, mark the store complete, return a reader."""

@@ -252,6 +252,45 @@ def _overview(kind: str, group: tuple[str, dict[str, dict]]) -> str:
     return f"<h3>{html.escape(name)}: all models</h3>" + _figure(_png(fig), f"{name}: all models")
 
 
+def _training_steps(steps) -> dict[str, int]:
+    """Model name -> training step, for the extraction steps whose store records one."""
+    from alignjax.errors import StoreError
+    from alignjax.io import FeatureStore
+
+    out = {}
+    for st in steps:
+        if st["kind"] != "extract":
+            continue
+        try:
+            step = FeatureStore(st["out"]).training_step
+        except (StoreError, OSError):
+            continue
+        if step is not None:
+            out[st["step"].partition("/")[2]] = step
+    return out
+
+
+def _training_section(kind: str, group: tuple[str, dict[str, dict]], steps: dict[str, int]) -> str:
+    """Each checkpoint series of an analysis group: the scores against training step."""
+    from alignjax.app.report.training import plot_score_vs_step
+
+    name, summaries = group
+    series: dict[str, dict[int, dict]] = {}
+    for model, summary in summaries.items():
+        if model in steps:
+            series.setdefault(model.split("@")[0], {})[steps[model]] = summary
+    figs = []
+    for run, by_step in series.items():
+        if len(by_step) < 2:
+            continue
+        try:
+            fig = plot_score_vs_step(kind, by_step, title=f"{name}: {run} over training")
+        except (KeyError, IndexError, ValueError, TypeError):
+            continue
+        figs.append(_figure(_png(fig), f"{name}: {run} against training step"))
+    return (f"<h3>{html.escape(name)}: against training step</h3>" + "".join(figs)) if figs else ""
+
+
 _TITLES = {"rsa": "RSA with brain data", "behaviour_rsa": "RSA with behaviour",
            "similarity": "Similarity metrics (CKA, dCor, shape, kNN, RSA)",
            "encode": "Voxel-wise encoding", "probe": "Linear probes", "extract": "Features",
@@ -307,9 +346,11 @@ def build_report(run_dir, out=None, *, title: str | None = None) -> Path:
     from alignjax.app.report.brain import brain_section
 
     parts.append(brain_section([s for s in shown if s["kind"] == "encode"], _table, _figure, _png))
+    train_steps = _training_steps(shown)
     for kind in ("rsa", "behaviour_rsa", "encode", "probe"):
         if kind in by_kind:
-            over = "".join(_overview(kind, group) for group in _groups_of(shown, kind))
+            over = "".join(_overview(kind, group) + _training_section(kind, group, train_steps)
+                           for group in _groups_of(shown, kind))
             details = ("<details><summary>per model: figures and tables</summary>"
                        + "".join(by_kind.pop(kind)) + "</details>")
             parts.append(f"<h2>{_TITLES[kind]}</h2>{over}{details}")
