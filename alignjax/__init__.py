@@ -34,11 +34,19 @@ from .ridge import RidgeCVResult, ridge_cv, ridge_fit
 from .encoding import EncodingResult, encode, encoding_permutation_test
 from .stats import fdr_bh, permutation_pvalues, rankdata
 from .permutation import PermutationTestResult, device_permutation_test, permutation_test
+from .spatial import (SensitivityResult, SpatialProbeResult, angular_error, sensitivity,
+                      spatial_probe)
 from .io import FeatureStore, StoreWriter, load_layers, load_responses, open_store
 
 __version__ = "0.1.0"
 
 __all__ = [
+    # spatial
+    "spatial_probe",
+    "SpatialProbeResult",
+    "angular_error",
+    "sensitivity",
+    "SensitivityResult",
     # errors
     "AlignjaxInputError",
     "ConstantRDMError",
