@@ -26,7 +26,8 @@ from alignjax.errors import (InvalidOptionError, StoreError, check_choice, check
                              check_unique_ids)
 from alignjax.io import MANIFEST, FeatureStore, StoreWriter
 
-from .audio import AudioError, Stimulus, expected_length, list_stimuli, load_audio, stimuli_fingerprint
+from .audio import (CHANNELS, AudioError, Stimulus, expected_length, list_stimuli, load_audio,
+                    n_channels, stimuli_fingerprint)
 from .pooling import POOLINGS, pool
 from .spec import Extractor, load_extractor
 
@@ -70,10 +71,14 @@ def plan_batches(lengths: Sequence[int | None], batch_size: int) -> list[list[in
     return batches
 
 
-def _request(spec, layers, pooling, duration, dtype, n_frames, fingerprint) -> dict:
-    return {"spec": spec, "layers": list(layers) if layers else None, "pooling": pooling,
-            "duration": duration, "dtype": dtype, "n_frames": n_frames,
-            "stimuli_fingerprint": fingerprint}
+def _request(spec, layers, pooling, duration, dtype, n_frames, fingerprint,
+             channels="mix") -> dict:
+    req = {"spec": spec, "layers": list(layers) if layers else None, "pooling": pooling,
+           "duration": duration, "dtype": dtype, "n_frames": n_frames,
+           "stimuli_fingerprint": fingerprint}
+    if channels != "mix":  # stores of the default mapping keep their earlier requests
+        req["channels"] = channels
+    return req
 
 
 def _finished(out: Path, spec: str, ids: list[str], request: dict) -> bool:
@@ -102,7 +107,7 @@ def _frames_for(extractor: Extractor, layers: list[str], n_samples: int) -> dict
 def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
             pooling: str = "mean", batch_size: int = 8, device: str = "cpu",
             dtype: str = "float32", duration: float | None = None, n_frames: int | None = None,
-            on_error: str = "stop", progress: bool = True) -> FeatureStore:
+            on_error: str = "stop", channels="mix", progress: bool = True) -> FeatureStore:
     """Extract every layer's activations for every stimulus into a feature store.
 
     Parameters
@@ -138,6 +143,11 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
     on_error : {'stop', 'skip'}
         What to do with unreadable or unusable clips: stop with an error (rows already
         written are kept), or skip them and list them, with the reason, in the manifest.
+    channels : {'mix', 'left', 'right', 'each'} or int
+        How multichannel clips reach a mono model (recorded in the manifest's settings):
+        average the channels, take one, or ``each``: extract every channel (of the first
+        clip's channel count) separately and store layer ``L`` of channel ``k`` as layer
+        ``L@ch<k>`` (per-channel stores are kept under ``out/.channels/``).
     progress : bool
         Show a tqdm progress bar (clips/s).
 
@@ -151,7 +161,16 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
     out = Path(out)
     stims = _stimulus_list(stimuli)
     ids = [s.id for s in stims]
-    request = _request(spec, layers, pooling, duration, dtype, n_frames, stimuli_fingerprint(stims))
+    if channels == "each":
+        return _extract_each_channel(spec, stims, out, layers=layers, pooling=pooling,
+                                     batch_size=batch_size, device=device, dtype=dtype,
+                                     duration=duration, n_frames=n_frames, on_error=on_error,
+                                     progress=progress)
+    if not (channels in CHANNELS or (isinstance(channels, int) and channels >= 0)):
+        raise InvalidOptionError(f"channels must be mix, left, right, each or a channel index, "
+                                 f"got {channels!r}")
+    request = _request(spec, layers, pooling, duration, dtype, n_frames,
+                       stimuli_fingerprint(stims), channels)
     if _finished(out, spec, ids, request):
         if progress:
             print(f"{out}: the feature store is already complete; nothing to do", file=sys.stderr)
@@ -169,8 +188,31 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
                      versions=_versions()) as writer:
         run = _Run(spec=spec, ext=ext, names=names, stims=stims, writer=writer,
                    pooling=pooling, frames=frames, dtype=np.dtype(dtype), duration=duration,
-                   on_error=on_error)
+                   on_error=on_error, channels=channels)
         _run_batches(run, plan_batches(lengths, batch_size), progress=progress)
+        return writer.finish()
+
+
+def _extract_each_channel(spec, stims, out: Path, *, progress, **kw) -> FeatureStore:
+    """``channels='each'``: one store per channel, merged into ``out`` as ``L@ch<k>`` layers."""
+    from alignjax.io import StoreWriter
+
+    n_ch = n_channels(stims[0].path)
+    parts = [extract(spec, stims, out / ".channels" / f"ch{k}", channels=k, progress=progress,
+                     **kw) for k in range(n_ch)]
+    ids = [s.id for s in stims]
+    settings = dict(parts[0].settings, channels="each", n_channels=n_ch,
+                    channel_layers={f"{name}@ch{k}": [name, k] for k in range(n_ch)
+                                    for name in parts[0].layers})
+    if (out / MANIFEST).is_file():
+        old = FeatureStore(out)
+        if old.complete and old.settings == settings and old.stimulus_ids == ids:
+            return old
+    with StoreWriter(out, spec=spec, stimulus_ids=ids, settings=settings,
+                     versions=_versions()) as writer:
+        for i in writer.pending():
+            writer.write(i, {f"{name}@ch{k}": np.asarray(p.load(name)[i])
+                             for k, p in enumerate(parts) for name in p.layers})
         return writer.finish()
 
 
@@ -261,6 +303,7 @@ def _settings(ext: Extractor, names: list[str], request: dict, lengths: Sequence
         "model": ext.describe(),
         "batch_size": batch_size,
         "device": device,
+        "channels": request.get("channels", "mix"),
     }
     if frames is not None:
         known = [n for n in lengths if n is not None]
@@ -284,6 +327,7 @@ class _Run:
     dtype: np.dtype
     duration: float | None
     on_error: str
+    channels: Any = "mix"
     pending: set[int] = field(default_factory=set)
     skipped: set[str] = field(default_factory=set)
     bar: Any = None
@@ -320,7 +364,8 @@ def _load_waves(run: _Run, batch: list[int]) -> dict[int, np.ndarray]:
         if stim.id in run.skipped:
             continue
         try:
-            w = load_audio(stim.path, sample_rate=run.ext.sample_rate, duration=run.duration)
+            w = load_audio(stim.path, sample_rate=run.ext.sample_rate, duration=run.duration,
+                           channels=run.channels)
             run.ext.check_length(w.shape[0], what=f"stimulus {stim.id!r} ({stim.path})")
         except AudioError as exc:
             _skip_or_stop(run, i, exc)

@@ -116,14 +116,14 @@ def _mirror(name, d, deltas, b_ids, table_az, ref_med):
 
 
 def sensitivity(layers, pairs, *, azimuths=None, n_boot: int = 1000, standardize: bool = True,
-                seed: int = 0) -> SensitivityResult:
+                stimulus_ids=None, seed: int = 0) -> SensitivityResult:
     """Normalised displacement of every layer's embeddings under one-factor perturbations.
 
     Parameters
     ----------
     layers : sequence or mapping of arrays (n_stimuli, n_features), or a feature store
-        Features of every scene the pairs name (store stimulus ids; in-memory arrays are
-        matched through ``ids`` in ``pairs``... give a store or a mapping with ids).
+        Features of every scene the pairs name, matched by stimulus id (a store's, or
+        ``stimulus_ids`` for in-memory arrays).
     pairs : str path to a CSV, DataFrame or mapping
         Columns ``a``, ``b`` (stimulus ids), ``factor``, ``kind`` (``factor`` for a
         one-factor pair, ``noise`` for a noise-seed pair, ``random`` for random scene
@@ -135,6 +135,8 @@ def sensitivity(layers, pairs, *, azimuths=None, n_boot: int = 1000, standardize
         Bootstrap resamples of pairs for 95% CIs (0: none).
     standardize : bool
         Z-score each feature over the scenes the pairs use before measuring distances.
+    stimulus_ids : sequence of str, optional
+        Row ids of in-memory ``layers``.
     seed : int
 
     Returns
@@ -144,14 +146,19 @@ def sensitivity(layers, pairs, *, azimuths=None, n_boot: int = 1000, standardize
     from ..io import load_layers
 
     ls = load_layers(layers)
-    if ls.stimulus_ids is None:
+    ids = ls.stimulus_ids if stimulus_ids is None else [str(i) for i in stimulus_ids]
+    if ids is None:
         raise AlignjaxInputError("sensitivity matches pairs to features by stimulus id: give a "
                                  "feature store (or arrays with stimulus ids)")
-    arrays = check_layers(ls.names, ls.arrays, ls.stimulus_ids, purpose="sensitivity")
+    arrays = check_layers(ls.names, ls.arrays, ids, purpose="sensitivity")
+    if len(ids) != arrays[0].shape[0]:
+        from .._validation import ShapeMismatchError
+
+        raise ShapeMismatchError(f"{len(ids)} stimulus ids for {arrays[0].shape[0]} rows")
     n_boot = 0 if not n_boot else check_positive_int(n_boot, "n_boot")
     t = _pairs_table(pairs)
-    a = _index(ls.stimulus_ids, [str(s) for s in t["a"]], "pair")
-    b = _index(ls.stimulus_ids, [str(s) for s in t["b"]], "pair")
+    a = _index(ids, [str(s) for s in t["a"]], "pair")
+    b = _index(ids, [str(s) for s in t["b"]], "pair")
     kind = np.array([str(k) for k in t["kind"]])
     factor = np.array([str(k) for k in t["factor"]])
     delta = np.array([float(v) if str(v) not in ("", "nan") else np.nan
