@@ -402,9 +402,9 @@ def _balanced(levels, m, rng):
     return [levels[i] for i in rng.permutation(out)]
 
 
-def _check_levels(name, levels, *, circular=False):
+def _check_levels(name, levels, *, circular=False, fixed_ok=False):
     levels = tuple(levels)
-    if len(set(levels)) < 2:
+    if not levels or (len(set(levels)) < 2 and not fixed_ok):
         raise InvalidOptionError(f"factor {name!r} has {len(set(levels))} level(s) "
                                  f"{list(levels)}; a probe needs at least two")
     if circular and any(not (-180 <= float(a) < 360) for a in levels):
@@ -419,7 +419,8 @@ def spatial_design(n: int, *, seed: int = 0, azimuths: Sequence[float] = AZIMUTH
                    shapes: Sequence[str] = SHAPES, sources_per_class: int = 2) -> list[Scene]:
     """A balanced, seeded design of ``n`` scenes (see the module docstring).
 
-    Raises :class:`alignjax.errors.InvalidOptionError` for a factor with one level and
+    Raises :class:`alignjax.errors.InvalidOptionError` for a source factor with one level
+    (room factors may be fixed: a study of one room; probing them is then refused) and
     :class:`SceneError` for sources that do not fit in a room or unreachable RT60s.
     """
     n = check_positive_int(n, "n")
@@ -427,8 +428,9 @@ def spatial_design(n: int, *, seed: int = 0, azimuths: Sequence[float] = AZIMUTH
     el = _check_levels("elevation", [float(e) for e in elevations])
     di = _check_levels("distance", [float(d) for d in distances])
     cl = _check_levels("class", classes)
-    rooms = [Room(s, v, float(r)) for s in _check_levels("shape", shapes)
-             for v in _check_levels("volume", volumes) for r in _check_levels("rt60", rt60s)]
+    rooms = [Room(s, v, float(r)) for s in _check_levels("shape", shapes, fixed_ok=True)
+             for v in _check_levels("volume", volumes, fixed_ok=True)
+             for r in _check_levels("rt60", rt60s, fixed_ok=True)]
     for s in shapes:
         check_choice(s, "shape", SHAPES)
     for v in volumes:

@@ -17,7 +17,8 @@ Schema (see ``pipelines/seed003.toml`` for a full example)::
     [stimuli]      path (folder or CSV with id,path,labels), duration (s, optional)
     [[models]]     name, spec, pooling, layers, batch_size, dtype, device
     [[data]]       name, path, kind = "brain" | "judgements"
-    [[analyses]]   kind = "rsa" | "encode" | "probe" | "behaviour_rsa", name, models, + options
+    [[analyses]]   kind = "rsa" | "encode" | "probe" | "behaviour_rsa" | "spatial", name, models,
+                   + options (spatial: the [stimuli] CSV is alignjax synth-spatial's labels.csv)
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ _ANALYSES = {
     "probe": {"target", "where", "Cs", "folds", "inner_folds", "class_weight", "transfer_train",
               "transfer_test", "n_perm", "layers", "standardize"},
     "behaviour_rsa": {"data", "metric", "method", "n_perm", "layers", "smoothing"},
+    "spatial": {"factors", "folds", "inner_folds", "n_boot", "n_perm", "layers", "pairs"},
 }
 _COMMON = {"kind", "name", "models"}
 _DATA_KINDS = ("brain", "judgements")
@@ -201,7 +203,8 @@ def load_config(path) -> Config:
             raise PipelineError(f"{path}: [[analyses]] #{i + 1} (probe) needs a 'target' "
                                 "label column")
         explicit.append("name" in a)
-        a.setdefault("name", f"probe-{a['target']}" if kind == "probe" else f"{kind}-{a['data']}")
+        a.setdefault("name", f"probe-{a['target']}" if kind == "probe" else
+                     "spatial" if kind == "spatial" else f"{kind}-{a['data']}")
         analyses.append(a)
     _check_unique([a["name"] for a in analyses], "analyses", path, text, explicit)
     if "features" in {a["name"] for a in analyses}:
@@ -289,6 +292,11 @@ def _check_analysis(cfg: Config, a: dict, stimuli: list) -> None:
                               stratify=None if strat is None else strat[tr])
         elif a["kind"] == "probe":
             _check_probe(o, [s.labels for s in stimuli])
+        elif a["kind"] == "spatial":
+            from alignjax.spatial.targets import check_factors
+
+            key = "factors"
+            check_factors(o["factors"], stimuli[0].labels if stimuli else {})
     except InvalidFoldsError as exc:
         raise PipelineError(f"{_analysis_where(cfg, a, key)}: {exc} ([stimuli] holds "
                             f"{len(stimuli)} stimuli); set {key} lower") from None
@@ -368,6 +376,8 @@ def _defaults(kind: str) -> dict:
         "probe": dict(target=None, where=None, Cs=list(DEFAULT_CS), folds=5, inner_folds=3,
                       class_weight=None, transfer_train=None, transfer_test=None, n_perm=0,
                       layers=None, standardize=True),
+        "spatial": dict(factors=None, folds=5, inner_folds=3, n_boot=1000, n_perm=0,
+                        layers=None, pairs=None),
     }[kind]
 
 
@@ -396,6 +406,8 @@ def resolve_options(a: dict, seed: int) -> dict:
         opts["Cs"] = [float(x) for x in opts["Cs"]]
     if opts.get("layers") is not None:
         opts["layers"] = list(opts["layers"])
+    if opts.get("factors") is not None:
+        opts["factors"] = list(opts["factors"])
     opts["seed"] = seed
     return opts
 
@@ -409,7 +421,13 @@ def _extract_options(cfg: Config, m: dict) -> dict:
             "device": m.get("device", "cpu")}
 
 
+_SPATIAL_COLUMNS = ("azimuth", "elevation", "distance", "class", "rt60", "volume", "shape",
+                    "source_group", "room_group", "set", "format")
+
+
 def _label_columns(opts: dict) -> list[str]:
+    if "pairs" in opts:  # spatial: every factor column and the groups
+        return list(_SPATIAL_COLUMNS)
     cols = [opts.get("target"), opts.get("stratify")]
     for key in ("where", "transfer_train", "transfer_test"):
         if opts.get(key):
@@ -452,6 +470,10 @@ def plan(cfg: Config, *, progress: bool = True) -> list[Step]:
                 inputs["data"] = fp.describe_file(cfg.resolve(cfg.data[a["data"]]["path"]))
             if _label_columns(opts):
                 inputs["labels"] = fp.describe_labels(src, _label_columns(opts))
+            if a["kind"] == "spatial":
+                pairs = _spatial_pairs(cfg, opts)
+                if pairs:
+                    inputs["pairs"] = fp.describe_file(pairs)
             if opts.get("control"):
                 inputs["control"] = fp.describe_store(stores[opts["control"]])
                 upstream.append(f"extract/{opts['control']}")
@@ -460,6 +482,14 @@ def plan(cfg: Config, *, progress: bool = True) -> list[Step]:
                               dict(opts, **({"data": a["data"]} if "data" in a else {})),
                               inputs, runner, upstream))
     return steps
+
+
+def _spatial_pairs(cfg: Config, opts: dict):
+    """The perturbation pairs of a spatial analysis: given, or pairs.csv beside the labels."""
+    if opts.get("pairs"):
+        return cfg.resolve(opts["pairs"])
+    beside = cfg.resolve(cfg.stimuli["path"]).parent / "pairs.csv"
+    return beside if beside.is_file() else None
 
 
 def _labels_for(cfg: Config, column: str, ids: list[str]):
@@ -518,7 +548,17 @@ def _runner(cfg: Config, a: dict, o: dict, store: Path, progress: bool,
                          n_perm=o["n_perm"], layers=o["layers"], seed=o["seed"],
                          standardize=o["standardize"], progress=progress)
 
-    return {"rsa": rsa, "behaviour_rsa": behaviour, "encode": encode, "probe": probe}[kind]
+    def spatial(out):
+        from alignjax.app.studies.spatial import run_spatial
+
+        return run_spatial({Path(store).name: store}, cfg.resolve(cfg.stimuli["path"]), out,
+                           pairs=_spatial_pairs(cfg, o), factors=o["factors"], folds=o["folds"],
+                           inner_folds=o["inner_folds"], n_boot=o["n_boot"], n_perm=o["n_perm"],
+                           layers=o["layers"], seed=o["seed"], progress=progress,
+                           log=lambda msg: None)
+
+    return {"rsa": rsa, "behaviour_rsa": behaviour, "encode": encode, "probe": probe,
+            "spatial": spatial}[kind]
 
 
 # --------------------------------------------------------------------------- running

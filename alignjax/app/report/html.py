@@ -217,7 +217,7 @@ def _metadata() -> str:
 
 
 _SUMMARY_FILES = {"rsa": "rsa.json", "behaviour_rsa": "behaviour_rsa.json",
-                  "encode": "summary.json", "probe": "probe.json"}
+                  "encode": "summary.json", "probe": "probe.json", "spatial": "spatial.json"}
 
 
 def _summary_of(st) -> dict | None:
@@ -239,9 +239,26 @@ def _groups_of(steps, kind: str) -> list[tuple[str, dict[str, dict]]]:
     return list(groups.items())
 
 
+def _spatial_overview(group: tuple[str, dict[str, dict]]) -> str:
+    """Source-vs-room summary of a spatial analysis over all its models."""
+    from alignjax.app.report.spatial import plot_source_room
+    from alignjax.spatial import ROOM_FACTORS, SOURCE_FACTORS
+
+    name, summaries = group
+    skills = {m: v["best_skill"] for s in summaries.values() for m, v in s["models"].items()}
+    fig = plot_source_room(skills, source=SOURCE_FACTORS, room=ROOM_FACTORS)
+    rows = [{"model": m, **{f: round(v, 3) for f, v in sk.items()}} for m, sk in skills.items()]
+    cols = ["model"] + list(dict.fromkeys(f for sk in skills.values() for f in sk))
+    return (f"<h3>{html.escape(name)}: source vs room factors, all models</h3>"
+            + _figure(_png(fig), "best-layer skill: 0 = chance, 1 = perfect")
+            + _table(rows, cols))
+
+
 def _overview(kind: str, group: tuple[str, dict[str, dict]]) -> str:
     from alignjax.app.report.overview import plot_overview
 
+    if kind == "spatial":
+        return _spatial_overview(group)
     name, summaries = group
     try:
         fig = plot_overview(kind, summaries)
@@ -251,7 +268,8 @@ def _overview(kind: str, group: tuple[str, dict[str, dict]]) -> str:
 
 
 _TITLES = {"rsa": "RSA with brain data", "behaviour_rsa": "RSA with behaviour",
-           "encode": "Voxel-wise encoding", "probe": "Linear probes", "extract": "Features"}
+           "encode": "Voxel-wise encoding", "probe": "Linear probes", "extract": "Features",
+           "spatial": "Spatial probes and sensitivity"}
 
 
 def build_report(run_dir, out=None, *, title: str | None = None) -> Path:
@@ -287,7 +305,7 @@ def build_report(run_dir, out=None, *, title: str | None = None) -> Path:
              _ground_truth(run_dir, pipeline)]
     parts.append(_rdm_section([s for s in shown if _summary_of(s) and s["kind"] == "rsa"],
                               (pipeline or {}).get("stimuli")))
-    for kind in ("rsa", "behaviour_rsa", "encode", "probe"):
+    for kind in ("rsa", "behaviour_rsa", "encode", "probe", "spatial"):
         if kind in by_kind:
             over = "".join(_overview(kind, group) for group in _groups_of(shown, kind))
             details = ("<details><summary>per model: figures and tables</summary>"
