@@ -115,7 +115,7 @@ def _mirror(name, d, deltas, b_ids, table_az, ref_med):
     return out
 
 
-def sensitivity(layers, pairs, *, azimuths=None, n_boot: int = 1000, standardize: bool = True,
+def sensitivity(layers, pairs, *, azimuths=None, n_boot: int = 1000, standardize: bool = False,
                 stimulus_ids=None, seed: int = 0) -> SensitivityResult:
     """Normalised displacement of every layer's embeddings under one-factor perturbations.
 
@@ -134,7 +134,9 @@ def sensitivity(layers, pairs, *, azimuths=None, n_boot: int = 1000, standardize
     n_boot : int
         Bootstrap resamples of pairs for 95% CIs (0: none).
     standardize : bool
-        Z-score each feature over the scenes the pairs use before measuring distances.
+        Z-score each feature over the scenes the pairs use before measuring distances
+        (default: the embedding's own Euclidean geometry; z-scoring inflates noise-only
+        dimensions).
     stimulus_ids : sequence of str, optional
         Row ids of in-memory ``layers``.
     seed : int
