@@ -612,8 +612,9 @@ def synthesize_spatial(out, *, n: int = 240, fmt: str = "binaural", seed: int = 
     if user is not None:
         design.setdefault("classes", tuple(user))
     scenes = spatial_design(n, seed=seed, **design)
-    extra, pairs = perturbation_design(scenes, n_anchors=n_anchors, seed=seed) if perturb \
-        else ([], [])
+    levels = {k: design[k] for k in ("rt60s", "volumes") if k in design}
+    extra, pairs = (perturbation_design(scenes, n_anchors=n_anchors, seed=seed, **levels)
+                    if perturb else ([], []))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []

@@ -403,6 +403,8 @@ def _add_synth_spatial(sub) -> None:
     p.add_argument("--distances", default=None, help="comma-separated metres (default 1,1.5,2)")
     p.add_argument("--rt60s", default=None, help="comma-separated seconds (default 0.3,0.6,0.9)")
     p.add_argument("--classes", default=None, help="comma-separated synthesiser categories")
+    p.add_argument("--volumes", default=None, help="comma-separated of small,large (default both)")
+    p.add_argument("--shapes", default=None, help="comma-separated of shoebox,lshape (default both)")
     p.add_argument("--n-anchors", type=int, default=4, help="anchor scenes of the perturbation sets")
     p.add_argument("--no-perturb", action="store_true", help="no perturbation sets")
     p.add_argument("--quiet", action="store_true")
@@ -415,7 +417,9 @@ def _cmd_synth_spatial(args) -> int:
     design = {k: v for k, v in dict(
         azimuths=_floats(args.azimuths), elevations=_floats(args.elevations),
         distances=_floats(args.distances), rt60s=_floats(args.rt60s),
-        classes=args.classes.split(",") if args.classes else None).items() if v is not None}
+        classes=args.classes.split(",") if args.classes else None,
+        volumes=args.volumes.split(",") if args.volumes else None,
+        shapes=args.shapes.split(",") if args.shapes else None).items() if v is not None}
     path = synthesize_spatial(args.out, n=args.n, fmt=args.format, seed=args.seed,
                               duration=args.duration, sample_rate=args.sample_rate,
                               sources=args.sources, n_anchors=args.n_anchors,

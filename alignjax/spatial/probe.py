@@ -180,7 +180,8 @@ def spatial_probe(layers, labels, *, factors: Sequence[str] | None = None, group
         column to the store's stimulus ids, else in row order.
     factors : sequence of str, optional
         Among ``azimuth, elevation, direction, distance, class, rt60, volume, shape``
-        (default: all whose columns the labels have).
+        (default: all whose columns the labels have and vary; a factor asked for that has
+        a single level raises).
     groups : array (n_stimuli,), optional
         Fold groups; default: the connected components of the labels' ``source_group`` and
         ``room_group`` columns, so no dry source and no room is on both sides of a split.
@@ -215,7 +216,10 @@ def spatial_probe(layers, labels, *, factors: Sequence[str] | None = None, group
     arrays = check_layers(ls.names, ls.arrays, ls.stimulus_ids, purpose="spatial probes")
     n = arrays[0].shape[0]
     table = labels_table(labels, n, ls.stimulus_ids)
+    asked = factors is not None
     factors = check_factors(factors, table)
+    if not asked:  # every factor the labels vary; a fixed one (one room, say) is left out
+        factors = [f for f in factors if _varies(f, table)]
     truth = {f: factor_values(f, table) for f in factors}
     if lateral is None:
         lateral = "format" in table and bool(np.all(table["format"] == "binaural"))
@@ -239,6 +243,11 @@ def spatial_probe(layers, labels, *, factors: Sequence[str] | None = None, group
                                     seed, chunk_size, progress))
     rows = _rows(ls.names, factors, metrics, preds, truth, g, n_boot, seed, pvals)
     return SpatialProbeResult(list(ls.names), factors, rows, preds, truth, outer, g)
+
+
+def _varies(factor, table) -> bool:
+    return all(len(np.unique(np.asarray(table[c]).astype(str))) > 1
+               for c in FACTORS[factor].columns[:1])
 
 
 def _rows(names, factors, metrics, preds, truth, groups, n_boot, seed, pvals):

@@ -111,9 +111,10 @@ def wmedian(x, w):
 
 
 def _balanced(hit, codes, w):
-    recalls = [wmean(np.where(codes == c, hit, 0.0), w) / wmean((codes == c) * 1.0, w)
-               for c in np.unique(codes)]
-    return np.mean(recalls, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a class absent from a resample
+        recalls = [wmean(np.where(codes == c, hit, 0.0), w) / wmean((codes == c) * 1.0, w)
+                   for c in np.unique(codes)]
+    return np.nanmean(recalls, axis=0)
 
 
 def metric_values(factor: str, metric: str, pred, true, w):

@@ -1,6 +1,5 @@
 """Spatial scene rendering: conventions, acoustics, design balance and bad input."""
 
-import csv
 
 import numpy as np
 import pytest
@@ -96,28 +95,3 @@ def test_bad_designs_raise_clear_errors():
         sp.spatial_design(24, azimuths=[0, 400])
     with pytest.raises(InvalidOptionError, match="format"):
         sp.scene_rir(_scene(), fmt="5.1", sample_rate=FS)
-
-
-def test_synthesize_spatial_writes_labels_and_pairs(tmp_path):
-    import soundfile as sf
-
-    path = sp.synthesize_spatial(tmp_path, n=16, fmt="stereo", duration=0.2, n_anchors=1,
-                                 rt60s=[0.3, 0.6], volumes=["small"], progress=False)
-    rows = list(csv.DictReader(open(path)))
-    assert set(sp.LABEL_COLUMNS) <= set(rows[0])
-    main = [r for r in rows if r["set"] == "main"]
-    assert len(main) == 16
-    audio, sr = sf.read(tmp_path / rows[0]["path"])
-    assert sr == FS and audio.shape == (int(0.2 * FS), 2)
-    for r in main:  # measured, not the target
-        assert float(r["rt60"]) != float(r["rt60_target"])
-    pairs = list(csv.DictReader(open(tmp_path / "pairs.csv")))
-    kinds = {p["kind"] for p in pairs}
-    assert kinds == {"factor", "noise", "random"}
-    sweep = {r["id"]: r for r in rows if r["set"] == "sweep"}
-    az = [p for p in pairs if p["factor"] == "azimuth"]
-    ref = sweep[az[0]["a"]]
-    for p in az:  # only azimuth changes; same source and noise seed
-        b = sweep[p["b"]]
-        for col in ("elevation", "distance", "source", "noise_seed", "room"):
-            assert b[col] == ref[col]
