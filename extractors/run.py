@@ -147,7 +147,8 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
         How multichannel clips reach a mono model (recorded in the manifest's settings):
         average the channels, take one, or ``each``: extract every channel (of the first
         clip's channel count) separately and store layer ``L`` of channel ``k`` as layer
-        ``L@ch<k>`` (per-channel stores are kept under ``out/.channels/``).
+        ``L@ch<k>`` and all channels' features concatenated as ``L@chans`` (per-channel
+        stores are kept under ``out/.channels/``).
     progress : bool
         Show a tqdm progress bar (clips/s).
 
@@ -201,9 +202,10 @@ def _extract_each_channel(spec, stims, out: Path, *, progress, **kw) -> FeatureS
     parts = [extract(spec, stims, out / ".channels" / f"ch{k}", channels=k, progress=progress,
                      **kw) for k in range(n_ch)]
     ids = [s.id for s in stims]
+    layer_map = {f"{name}@ch{k}": [name, k] for k in range(n_ch) for name in parts[0].layers}
+    layer_map.update({f"{name}@chans": [name, "concatenated"] for name in parts[0].layers})
     settings = dict(parts[0].settings, channels="each", n_channels=n_ch,
-                    channel_layers={f"{name}@ch{k}": [name, k] for k in range(n_ch)
-                                    for name in parts[0].layers})
+                    channel_layers=layer_map)
     if (out / MANIFEST).is_file():
         old = FeatureStore(out)
         if old.complete and old.settings == settings and old.stimulus_ids == ids:
@@ -211,8 +213,12 @@ def _extract_each_channel(spec, stims, out: Path, *, progress, **kw) -> FeatureS
     with StoreWriter(out, spec=spec, stimulus_ids=ids, settings=settings,
                      versions=_versions()) as writer:
         for i in writer.pending():
-            writer.write(i, {f"{name}@ch{k}": np.asarray(p.load(name)[i])
-                             for k, p in enumerate(parts) for name in p.layers})
+            rows = {f"{name}@ch{k}": np.asarray(p.load(name)[i])
+                    for k, p in enumerate(parts) for name in p.layers}
+            rows.update({f"{name}@chans": np.concatenate(
+                [rows[f"{name}@ch{k}"] for k in range(n_ch)], axis=-1)
+                for name in parts[0].layers})
+            writer.write(i, rows)
         return writer.finish()
 
 

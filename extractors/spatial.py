@@ -135,12 +135,12 @@ def room_geometry(shape: str, volume_level: str):
         corners = np.array([[0, 0], [L, 0], [L, w], [0, w]], float).T
         listener = np.array([L / 2, w / 2, EAR_HEIGHT])
     else:
-        cut = 0.35  # fraction of each side cut away at the (+x, -y) corner
+        cut = 0.3  # fraction of each side cut away at the (+x, -y) corner
         w = np.sqrt(area / (ASPECT * (1 - cut * cut)))
         L = ASPECT * w
         corners = np.array([[0, 0], [L * (1 - cut), 0], [L * (1 - cut), w * cut], [L, w * cut],
                             [L, w], [0, w]], float).T
-        listener = np.array([0.45 * L, 0.55 * w, EAR_HEIGHT])
+        listener = np.array([0.42 * L, 0.5 * w, EAR_HEIGHT])
     return corners, h, listener
 
 

@@ -107,12 +107,24 @@ def _add_demo(sub) -> None:
     p.add_argument("--quick", action="store_true",
                    help="a smaller, faster run (0.5 s clips, 2 subjects x 60 voxels, 200 "
                         "permutations, 3 folds)")
+    p.add_argument("--spatial", action="store_true",
+                   help="the spatial demo instead: binaural scenes, a spectral baseline and "
+                        "CREPE per ear vs the mono downmix (needs alignjax[spatial])")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_demo)
 
 
 def _cmd_demo(args) -> int:
     from alignjax.app.studies.demo import run_demo
+
+    if args.spatial:
+        from alignjax.app.studies.demo_spatial import run_spatial_demo
+
+        out = args.out if args.out != "demo-out" else "demo-spatial"
+        res = run_spatial_demo(out, n_scenes=48 if args.quick else 96,
+                               n_boot=50 if args.quick else 200, seed=args.seed,
+                               progress=not args.no_progress)
+        return 0 if all(c["passed"] for c in res["checks"]) else 1
 
     kw = dict(n_stimuli=args.n_stimuli, n_subjects=args.n_subjects, n_voxels=args.n_voxels,
               n_perm=args.n_perm, seed=args.seed, progress=not args.no_progress)
@@ -186,7 +198,8 @@ def _add_extract(sub) -> None:
                    help="unreadable/unusable clips: stop, or skip and list them in the manifest")
     p.add_argument("--channels", default="mix",
                    help="multichannel clips: mix (average), left, right, a channel index, or "
-                        "each (every channel extracted; layer L of channel k stored as L@chk)")
+                        "each (every channel extracted; layer L of channel k stored as L@chk, "
+                        "all channels concatenated as L@chans)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_extract)
 

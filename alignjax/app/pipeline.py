@@ -51,7 +51,8 @@ class PipelineError(AlignjaxInputError):
 _SECTIONS = {
     "study": {"name", "out", "seed"},
     "stimuli": {"path", "duration"},
-    "models": {"name", "spec", "pooling", "layers", "batch_size", "dtype", "device", "n_frames"},
+    "models": {"name", "spec", "pooling", "layers", "batch_size", "dtype", "device", "n_frames",
+               "channels"},
     "data": {"name", "path", "kind"},
 }
 _ANALYSES = {
@@ -418,7 +419,9 @@ def _extract_options(cfg: Config, m: dict) -> dict:
             "n_frames": None if m.get("n_frames") is None else int(m["n_frames"]),
             "duration": None if cfg.stimuli.get("duration") is None
             else float(cfg.stimuli["duration"]),
-            "device": m.get("device", "cpu")}
+            "device": m.get("device", "cpu"),
+            # only when set: configs without it keep their fingerprints
+            **({"channels": m["channels"]} if m.get("channels", "mix") != "mix" else {})}
 
 
 _SPATIAL_COLUMNS = ("azimuth", "elevation", "distance", "class", "rt60", "volume", "shape",

@@ -164,7 +164,8 @@ def spatial_probe(layers, labels, *, factors: Sequence[str] | None = None, group
     """Decode every spatial factor from every layer with nested cross-validated probes.
 
     Azimuth: ridge on (cos, sin), decoded by ``atan2``, errors wrapped to [0, 180] degrees
-    (``mean_abs_error_deg``, ``median_abs_error_deg``, ``acc_20deg``; with ``lateral``,
+    (``mean_abs_error_deg``, ``median_abs_error_deg``, ``acc_20deg``, ``left_right_acc``:
+    the side of scenes with ``|sin azimuth| >= 0.5``; with ``lateral``,
     ``lateral_abs_error_deg``: front-back folded). Direction: ridge on the unit vector,
     great-circle error. Elevation (degrees), distance (ridge on log distance; ``mae_m``,
     ``relative_error``), RT60 (``mae_s`` on the measured values): ridge. Class, volume and

@@ -2,7 +2,7 @@
 
 For each layer and split (outer training sets, and the inner training sets within them),
 the standardised training features are decomposed once, ``Xc = U diag(s) V^T`` (rows
-outside the training set are zero); the ridge prediction of any target matrix ``T`` at
+outside the training set are zero; from the Gram matrix when n_features <= n_stimuli); the ridge prediction of any target matrix ``T`` at
 penalty ``alpha`` is then ``Z V diag(s / (s^2 + alpha)) U^T (T - mean) + mean``, with ``Z``
 every row standardised by the training statistics. Permuted labellings only change ``T``,
 so a permutation test reuses the decompositions. Equals
@@ -33,13 +33,23 @@ class Prepared(NamedTuple):
 
 
 def _split(X, m):
+    """``(A, U^T, s)`` of one split. Wide layers (n_features > n_stimuli): thin SVD of the
+    masked standardised rows; otherwise the eigendecomposition of their Gram matrix
+    (n p^2 + p^3 instead of an n x p SVD), with ``U = Z_train V / s``."""
     w = m / jnp.sum(m)
     mu = w @ X
     sd = jnp.sqrt(w @ (X - mu) ** 2)
     sd = jnp.where(sd > 0, sd, 1.0)
     Z = (X - mu) / sd
-    U, s, Vt = jnp.linalg.svd(Z * m[:, None], full_matrices=False)
-    return Z @ Vt.T, U.T * m[None, :], s
+    Zm = Z * m[:, None]
+    if X.shape[1] > X.shape[0]:
+        U, s, Vt = jnp.linalg.svd(Zm, full_matrices=False)
+        return Z @ Vt.T, U.T * m[None, :], s
+    ev, V = jnp.linalg.eigh(Zm.T @ Zm)
+    s = jnp.sqrt(jnp.clip(ev, 0.0, None))
+    A = Z @ V
+    safe = jnp.where(s > s[-1] * X.shape[1] * jnp.finfo(X.dtype).eps, s, jnp.inf)
+    return A, (A * m[:, None]).T / safe[:, None], jnp.where(jnp.isinf(safe), 0.0, s)
 
 
 @jax.jit

@@ -29,7 +29,8 @@ class Factor(NamedTuple):
 
 FACTORS = {
     "azimuth": Factor("circular", ("azimuth",),
-                      ("mean_abs_error_deg", "median_abs_error_deg", "acc_20deg")),
+                      ("mean_abs_error_deg", "median_abs_error_deg", "acc_20deg",
+                       "left_right_acc")),
     "elevation": Factor("linear", ("elevation",), ("mean_abs_error_deg",)),
     "direction": Factor("sphere", ("azimuth", "elevation"),
                         ("mean_great_circle_error_deg", "median_great_circle_error_deg")),
@@ -41,7 +42,7 @@ FACTORS = {
 }
 SOURCE_FACTORS = ("azimuth", "elevation", "direction", "distance", "class")
 ROOM_FACTORS = ("rt60", "volume", "shape")
-HIGHER_METRICS = {"acc_20deg", "accuracy", "balanced_accuracy"}
+HIGHER_METRICS = {"acc_20deg", "accuracy", "balanced_accuracy", "left_right_acc"}
 LATERAL = "lateral_abs_error_deg"
 
 
@@ -125,6 +126,11 @@ def metric_values(factor: str, metric: str, pred, true, w):
         if metric == "acc_20deg":
             return wmean((err <= 20.0) * 1.0, w)
         return (wmedian if metric.startswith("median") else wmean)(err, w)
+    if metric == "left_right_acc":  # side (sign of sin azimuth) of clearly lateral scenes
+        st, sp = np.sin(np.deg2rad(true)), np.sin(np.deg2rad(pred))
+        lateral = (np.abs(st) >= 0.5) * 1.0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return wmean((np.sign(sp) == np.sign(st)) * lateral, w) / wmean(lateral, w)
     if metric == LATERAL:
         return wmean(np.abs(pred - true), w)
     if metric.endswith("great_circle_error_deg"):

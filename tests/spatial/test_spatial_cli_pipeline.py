@@ -56,7 +56,7 @@ def test_synth_spatial_writes_labels_and_pairs(scenes):
 
 def test_extract_each_channel_stores_one_layer_per_channel(scenes):
     m = json.loads((scenes / "each" / "manifest.json").read_text())
-    assert set(m["layers"]) == {"logmel@ch0", "logmel@ch1"}
+    assert set(m["layers"]) == {"logmel@ch0", "logmel@ch1", "logmel@chans"}
     assert m["settings"]["channels"] == "each"
     assert json.loads((scenes / "mix" / "manifest.json").read_text())["settings"][
         "channels"] == "mix"

@@ -7,7 +7,7 @@ import numpy as np
 
 __all__ = ["skill", "plot_factor_curves", "plot_source_room", "plot_sensitivity"]
 
-_HIGHER = {"acc_20deg", "accuracy", "balanced_accuracy"}
+_HIGHER = {"acc_20deg", "accuracy", "balanced_accuracy", "left_right_acc"}
 
 
 def _plt():
