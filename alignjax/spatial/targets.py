@@ -149,7 +149,7 @@ def metric_values(factor: str, metric: str, pred, true, w):
 def chance_level(factor: str, metric: str, true) -> float:
     """The metric when each scene is predicted by the label of a random scene (the mean
     over all ordered pairs): 90 degrees for azimuth on a uniform circle, sum p_c^2 for
-    accuracy, 1 / n_classes for balanced accuracy."""
+    accuracy; 1 / n_classes for balanced accuracy and 0.5 for the left/right side."""
     n = len(true)
     idx = np.arange(n)
     if n > 1500:  # a fixed subsample of pairs keeps memory bounded
@@ -159,6 +159,8 @@ def chance_level(factor: str, metric: str, true) -> float:
     T = np.repeat(t[:, None], len(idx), axis=1)
     if metric == "balanced_accuracy":
         return 1.0 / len(np.unique(true))
+    if metric == "left_right_acc":  # a guess of the side
+        return 0.5
     flat = (lambda a: a.reshape(-1, *a.shape[2:]))
     return float(metric_values(factor, metric, flat(P), flat(T), np.ones(len(idx) ** 2)))
 

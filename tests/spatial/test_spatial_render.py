@@ -95,3 +95,19 @@ def test_bad_designs_raise_clear_errors():
         sp.spatial_design(24, azimuths=[0, 400])
     with pytest.raises(InvalidOptionError, match="format"):
         sp.scene_rir(_scene(), fmt="5.1", sample_rate=FS)
+
+
+def test_channel_selection_for_mono_encoders(tmp_path):
+    import soundfile as sf
+
+    from extractors.audio import AudioError, load_audio
+
+    x = np.stack([np.full(800, 0.5), np.full(800, -0.25)], axis=1)
+    sf.write(tmp_path / "st.wav", x, FS, subtype="FLOAT")
+    get = lambda ch: load_audio(tmp_path / "st.wav", sample_rate=FS, channels=ch)  # noqa: E731
+    np.testing.assert_allclose(get("left"), 0.5)
+    np.testing.assert_allclose(get("right"), -0.25)
+    np.testing.assert_allclose(get(1), -0.25)
+    np.testing.assert_allclose(get("mix"), 0.125)
+    with pytest.raises(AudioError, match="channel 3"):
+        get(3)

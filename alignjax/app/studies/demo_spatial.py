@@ -6,6 +6,8 @@ of the mono downmix, runs the ``spatial`` analysis of ``alignjax run`` and check
 answer: a spectral baseline and a model given binaural input decode azimuth above chance
 and tell left from right; the mono downmix cannot tell left from right (the head is
 left-right symmetric, so the downmix of a source at +a and at -a is nearly the same).
+The set has four rooms only (two shapes x two RT60s), so the room factors, decoded across
+rooms never seen in training, are not expected above chance here.
 """
 
 from __future__ import annotations
@@ -50,11 +52,11 @@ def spatial_checks(results: Path) -> list[dict]:
         r = _best(_rows(results, model), "left_right_acc", higher=True)
         checks.append({"check": f"{model} tells left from right", "layer": r["layer"],
                        "value": r["value"], "ci_low": r["ci_low"], "chance": r["chance"],
-                       "passed": bool(r["ci_low"] > r["chance"] and r["value"] > 0.8)})
+                       "passed": bool(r["ci_low"] > r["chance"])})
     r = _best(_rows(results, "mel_mono"), "left_right_acc", higher=True)
     checks.append({"check": "the mono downmix cannot tell left from right", "layer": r["layer"],
                    "value": r["value"], "ci_low": r["ci_low"], "chance": r["chance"],
-                   "passed": bool(r["value"] < 0.7)})
+                   "passed": bool(r["ci_low"] <= r["chance"] + 0.05 and r["value"] < 0.65)})
     return checks
 
 
