@@ -219,11 +219,11 @@ def _pra():
 
 
 def _absorption(room: Room, corners, h):
-    pra = _pra()
+    """Sabine's energy absorption for the room's target RT60 (as ``inverse_sabine`` on a
+    room of this volume and surface); raises :class:`SceneError` above 1."""
     x, y = corners
     area = 0.5 * abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1)))
     perim = np.sum(np.hypot(np.diff(np.r_[x, x[0]]), np.diff(np.r_[y, y[0]])))
-    # inverse_sabine on the shoebox of the same volume and surface
     surface = 2 * area + perim * h
     vol = area * h
     sab = 24 * np.log(10) / SPEED_OF_SOUND
@@ -232,7 +232,6 @@ def _absorption(room: Room, corners, h):
         raise SceneError(
             f"RT60 {room.rt60:g} s is unreachable in room {room.name}: it needs an energy "
             f"absorption of {e:.2f} > 1 (Sabine); ask for a longer RT60 or a larger room")
-    del pra
     return float(e)
 
 

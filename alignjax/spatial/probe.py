@@ -264,8 +264,7 @@ def _rows(names, factors, metrics, preds, truth, groups, n_boot, seed, pvals):
                 value = float(_values(f, m, preds[f][li], truth[f], np.ones(n)))
                 lo = hi = np.nan
                 if W is not None:
-                    bs = _values(f, m, preds[f][li][None] if preds[f].ndim == 2
-                                 else preds[f][li][None], truth[f][None], W)
+                    bs = _values(f, m, preds[f][li][None], truth[f][None], W)
                     lo, hi = np.nanpercentile(bs, [2.5, 97.5])
                 rows.append({"layer": name, "factor": f, "metric": m, "value": value,
                              "chance": float(chance), "ci_low": float(lo), "ci_high": float(hi),

@@ -99,7 +99,7 @@ def _ratio_ci(d, ref, n_boot, rng):
     return tuple(np.percentile(a / b, [2.5, 97.5]))
 
 
-def _mirror(name, d, deltas, b_ids, table_az, ref_med):
+def _mirror(name, d, deltas, table_az, ref_med):
     """Displacement at +theta (left) vs -theta (right) for azimuth sweeps from 0."""
     out = []
     az = np.asarray(table_az, float) % 360
@@ -196,5 +196,5 @@ def sensitivity(layers, pairs, *, azimuths=None, n_boot: int = 1000, standardize
         if azimuths is not None and "azimuth" in factors:
             sel = (kind == "factor") & (factor == "azimuth")
             az = [azimuths[str(s)] for s in np.asarray(t["b"])[sel]]
-            mirror += _mirror(name, d[sel], delta[sel], None, az, ref_med)
+            mirror += _mirror(name, d[sel], delta[sel], az, ref_med)
     return SensitivityResult(rows, dose, mirror)

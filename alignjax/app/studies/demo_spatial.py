@@ -18,13 +18,15 @@ from pathlib import Path
 
 __all__ = ["run_spatial_demo", "spatial_checks"]
 
-_MODELS = (("mel_mono", "spectral:mel", "mix"), ("mel_binaural", "spectral:mel", "each"),
-           ("crepe_binaural", "crepe:tiny", "each"))
+_MODELS = (("mel_mono", "spectral:mel", "mix", None),
+           ("mel_binaural", "spectral:mel", "each", None),
+           ("crepe_binaural", "crepe:tiny", "each", ["conv2", "conv4", "conv6", "classifier"]))
 
 
 def _pipeline(n_boot: int, folds: int, seed: int) -> str:
-    models = "".join(f'[[models]]\nname = "{n}"\nspec = "{s}"\nchannels = "{c}"\n\n'
-                     for n, s, c in _MODELS)
+    models = "".join(f'[[models]]\nname = "{n}"\nspec = "{s}"\nchannels = "{c}"\n'
+                     + (f"layers = {json.dumps(layers)}\n" if layers else "") + "\n"
+                     for n, s, c, layers in _MODELS)
     return (f'[study]\nname = "alignjax spatial demo"\nout = "results"\nseed = {seed}\n\n'
             f'[stimuli]\npath = "scenes/labels.csv"\n\n{models}'
             f'[[analyses]]\nkind = "spatial"\nfolds = {folds}\nn_boot = {n_boot}\n')
