@@ -66,11 +66,11 @@ def test_cli_spatial_writes_tables_and_figures(scenes, capsys):
     out = scenes / "res"
     assert main(["spatial", "--features", str(scenes / "each"),
                  "--labels", str(scenes / "sc" / "labels.csv"), "--out", str(out),
-                 "--folds", "4", "--n-boot", "20", "--no-progress"]) == 0
+                 "--folds", "4", "--n-boot", "20", "--no-progress",
+                 "--factors", "azimuth,elevation,distance,class,rt60"]) == 0
     rows = list(csv.DictReader(open(out / "spatial.csv")))
     assert {r["model"] for r in rows} == {"each"}
-    assert {r["factor"] for r in rows} >= {"azimuth", "elevation", "distance", "class", "rt60",
-                                            "shape"}
+    assert {r["factor"] for r in rows} == {"azimuth", "elevation", "distance", "class", "rt60"}
     assert "lateral_abs_error_deg" in {r["metric"] for r in rows}
     for f in ("spatial.json", "spatial_each.png", "spatial_summary.png",
               "sensitivity.csv", "sensitivity_each.png"):
@@ -101,7 +101,8 @@ def test_pipeline_kind_spatial_runs_skips_and_reports(scenes, tmp_path):
     cfg = study / "pipeline.toml"
     cfg.write_text('[study]\nname = "s"\nout = "out"\n[stimuli]\npath = "sc/labels.csv"\n'
                    '[[models]]\nname = "mel"\nspec = "spectral:mel"\n'
-                   '[[analyses]]\nkind = "spatial"\nfolds = 4\nn_boot = 10\n')
+                   '[[analyses]]\nkind = "spatial"\nfolds = 4\nn_boot = 10\n'
+                   'factors = ["azimuth", "rt60"]\n')
     quiet = dict(progress=False, log=lambda s: None)
     first = {r["step"]: r["status"] for r in run_pipeline(cfg, **quiet)}
     assert first == {"extract/mel": "ran", "spatial/mel": "ran"}
