@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import shutil
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -73,7 +74,9 @@ AZIMUTHS = tuple(float(a) for a in range(0, 360, 45))
 ELEVATIONS = (-20.0, 0.0, 20.0)
 DISTANCES = (1.0, 1.5, 2.0)
 RT60S = (0.3, 0.6, 0.9)
-CLASSES = ("harmonic", "noise", "chirp", "am", "clicks", "impact")
+# the synthesiser's classes, and espeak-ng speech where the program is installed
+CLASSES = ("harmonic", "noise", "chirp", "am", "clicks", "impact") + (
+    ("speech",) if shutil.which("espeak-ng") else ())
 
 LABEL_COLUMNS = ("id", "path", "azimuth", "elevation", "distance", "class", "rt60_target",
                  "rt60", "drr_db", "volume", "volume_level", "shape", "room", "source",
