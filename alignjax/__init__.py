@@ -37,6 +37,8 @@ from .permutation import PermutationTestResult, device_permutation_test, permuta
 from .zoo import (CorrelationResult, PairwiseResult, RankingResult, TooFewModelsError,
                   alignment_score_correlation, bootstrap_ranking, pairwise_comparisons,
                   ranking_from_samples)
+from .spatial import (SensitivityResult, SpatialProbeResult, angular_error, sensitivity,
+                      spatial_probe)
 from .io import FeatureStore, StoreWriter, load_layers, load_responses, open_store
 from .io import (SurfaceSpace, VolumeSpace, load_gifti_responses, load_nifti_folder,
                  load_nifti_responses, load_subject_table, read_roi_labels, roi_summary,
@@ -56,6 +58,12 @@ from .similarity import (SimilarityResult, cca_similarity, cka, distance_correla
 __version__ = "0.1.0"
 
 __all__ = [
+    # spatial
+    "spatial_probe",
+    "SpatialProbeResult",
+    "angular_error",
+    "sensitivity",
+    "SensitivityResult",
     # errors
     "AlignjaxInputError",
     "ConstantRDMError",

@@ -27,6 +27,9 @@ __all__ = [
     "load_audio",
     "expected_length",
     "stimuli_fingerprint",
+    "select_channel",
+    "n_channels",
+    "CHANNELS",
 ]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
@@ -162,7 +165,31 @@ def expected_length(path: Path, *, sample_rate: int, duration: float | None = No
     return int(math.ceil(info.frames * sample_rate / info.samplerate))
 
 
-def load_audio(path, *, sample_rate: int, duration: float | None = None) -> np.ndarray:
+CHANNELS = ("mix", "left", "right")
+
+
+def select_channel(data: np.ndarray, channels, path) -> np.ndarray:
+    """One waveform from (n_samples, n_channels) data: ``"mix"`` averages the channels,
+    ``"left"``/``"right"`` take channel 0/1, an int takes that channel. A mono file gives
+    its only channel for any choice."""
+    if channels == "mix" or data.shape[1] == 1:
+        return data.mean(axis=1, dtype=np.float64).astype(np.float32)
+    k = {"left": 0, "right": 1}.get(channels, channels)
+    if isinstance(k, str) or not 0 <= int(k) < data.shape[1]:
+        raise AudioError(f"{path}: channel {channels!r} is not available (the file has "
+                         f"{data.shape[1]} channels; use mix, left, right or 0..{data.shape[1] - 1})")
+    return np.ascontiguousarray(data[:, int(k)], dtype=np.float32)
+
+
+def n_channels(path) -> int:
+    """Number of channels of an audio file (from its header)."""
+    import soundfile as sf
+
+    return int(sf.info(str(path)).channels)
+
+
+def load_audio(path, *, sample_rate: int, duration: float | None = None,
+               channels="mix") -> np.ndarray:
     """Read an audio file as a mono float32 waveform at ``sample_rate``.
 
     Parameters
@@ -173,11 +200,12 @@ def load_audio(path, *, sample_rate: int, duration: float | None = None) -> np.n
         Target rate; other rates are resampled with soxr (high quality).
     duration : float, optional
         Seconds: crop the end, or zero-pad the end, to exactly this length.
+    channels : {"mix", "left", "right"} or int
+        Multichannel files: average the channels (default), or take one.
 
     Returns
     -------
     ndarray, shape (n_samples,)
-        Channels are averaged.
 
     Raises
     ------
@@ -186,7 +214,7 @@ def load_audio(path, *, sample_rate: int, duration: float | None = None) -> np.n
     """
     path = Path(path)
     data, sr = _read(path)
-    wave = data.mean(axis=1, dtype=np.float64).astype(np.float32)
+    wave = select_channel(data, channels, path)
     if sr != sample_rate:
         import librosa
 

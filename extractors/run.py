@@ -27,7 +27,8 @@ from alignjax.errors import (InvalidOptionError, StoreError, check_choice, check
                              check_unique_ids)
 from alignjax.io import MANIFEST, FeatureStore, StoreWriter
 
-from .audio import AudioError, Stimulus, expected_length, list_stimuli, load_audio, stimuli_fingerprint
+from .audio import (CHANNELS, AudioError, Stimulus, expected_length, list_stimuli, load_audio,
+                    n_channels, stimuli_fingerprint)
 from . import shards
 from .pooling import POOLINGS, pool
 from .spec import Extractor, load_extractor
@@ -83,7 +84,7 @@ def plan_batches(lengths: Sequence[int | None], batch_size: int) -> list[list[in
 
 
 def _request(spec, layers, pooling, duration, dtype, n_frames, fingerprint, *,
-             prompt=None, frame_rate=None) -> dict:
+             prompt=None, frame_rate=None, channels="mix") -> dict:
     req = {"spec": spec, "layers": list(layers) if layers else None, "pooling": pooling,
            "duration": duration, "dtype": dtype, "n_frames": n_frames,
            "stimuli_fingerprint": fingerprint}
@@ -92,6 +93,8 @@ def _request(spec, layers, pooling, duration, dtype, n_frames, fingerprint, *,
         req["prompt"] = prompt
     if frame_rate is not None:
         req["frame_rate"] = frame_rate
+    if channels != "mix":
+        req["channels"] = channels
     return req
 
 
@@ -121,8 +124,8 @@ def _frames_for(extractor: Extractor, layers: list[str], n_samples: int) -> dict
 def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
             pooling: str = "mean", batch_size: int = 8, device: str = "cpu",
             dtype: str = "float32", duration: float | None = None, n_frames: int | None = None,
-            on_error: str = "stop", progress: bool = True, prompt: str | None = None,
-            frame_rate: float | None = None,
+            on_error: str = "stop", channels="mix", progress: bool = True,
+            prompt: str | None = None, frame_rate: float | None = None,
             shard: tuple[int, int] | None = None) -> FeatureStore:
     """Extract every layer's activations for every stimulus into a feature store.
 
@@ -161,6 +164,12 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
     on_error : {'stop', 'skip'}
         What to do with unreadable or unusable clips: stop with an error (rows already
         written are kept), or skip them and list them, with the reason, in the manifest.
+    channels : {'mix', 'left', 'right', 'each'} or int
+        How multichannel clips reach a mono model (recorded in the manifest's settings):
+        average the channels, take one, or ``each``: extract every channel (of the first
+        clip's channel count) separately and store layer ``L`` of channel ``k`` as layer
+        ``L@ch<k>`` and all channels' features concatenated as ``L@chans`` (per-channel
+        stores are kept under ``out/.channels/``).
     progress : bool
         Show a tqdm progress bar (clips/s).
     prompt : str, optional
@@ -187,8 +196,20 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
     out = Path(out)
     stims = _stimulus_list(stimuli)
     ids = [s.id for s in stims]
+    if channels == "each":
+        if shard is not None:
+            raise InvalidOptionError("--channels each extracts one store per channel; shard "
+                                     "with --channels 0, 1, ... instead")
+        return _extract_each_channel(spec, stims, out, layers=layers, pooling=pooling,
+                                     batch_size=batch_size, device=device, dtype=dtype,
+                                     duration=duration, n_frames=n_frames, on_error=on_error,
+                                     progress=progress, prompt=prompt, frame_rate=frame_rate)
+    if not (channels in CHANNELS or (isinstance(channels, int) and channels >= 0)):
+        raise InvalidOptionError(f"channels must be mix, left, right, each or a channel index, "
+                                 f"got {channels!r}")
     request = _request(spec, layers, pooling, duration, dtype, n_frames, stimuli_fingerprint(stims),
-                       prompt=prompt, frame_rate=None if frame_rate is None else float(frame_rate))
+                       prompt=prompt, frame_rate=None if frame_rate is None else float(frame_rate),
+                       channels=channels)
     if _finished(out, spec, ids, request):
         if progress:
             print(f"{out}: the feature store is already complete; nothing to do", file=sys.stderr)
@@ -215,7 +236,7 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
                      versions=_versions()) as writer:
         run = _Run(spec=spec, ext=ext, names=names, stims=stims, writer=writer,
                    pooling=pooling, frames=frames, dtype=np.dtype(_storage_dtype(dtype)),
-                   duration=duration, on_error=on_error, grid=grid)
+                   duration=duration, on_error=on_error, grid=grid, channels=channels)
         if shard is not None:
             _run_batches(run, shards.shard_batches(batches, *shard), progress=progress)
             writer.close()
@@ -230,6 +251,34 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
 def _storage_dtype(dtype: str) -> str:
     """The dtype rows are stored in (a bfloat16 run is stored as float32)."""
     return "float32" if dtype == "bfloat16" else dtype
+
+
+def _extract_each_channel(spec, stims, out: Path, *, progress, **kw) -> FeatureStore:
+    """``channels='each'``: one store per channel, merged into ``out`` as ``L@ch<k>`` layers."""
+    from alignjax.io import StoreWriter
+
+    n_ch = n_channels(stims[0].path)
+    parts = [extract(spec, stims, out / ".channels" / f"ch{k}", channels=k, progress=progress,
+                     **kw) for k in range(n_ch)]
+    ids = [s.id for s in stims]
+    layer_map = {f"{name}@ch{k}": [name, k] for k in range(n_ch) for name in parts[0].layers}
+    layer_map.update({f"{name}@chans": [name, "concatenated"] for name in parts[0].layers})
+    settings = dict(parts[0].settings, channels="each", n_channels=n_ch,
+                    channel_layers=layer_map)
+    if (out / MANIFEST).is_file():
+        old = FeatureStore(out)
+        if old.complete and old.settings == settings and old.stimulus_ids == ids:
+            return old
+    with StoreWriter(out, spec=spec, stimulus_ids=ids, settings=settings,
+                     versions=_versions()) as writer:
+        for i in writer.pending():
+            rows = {f"{name}@ch{k}": np.asarray(p.load(name)[i])
+                    for k, p in enumerate(parts) for name in p.layers}
+            rows.update({f"{name}@chans": np.concatenate(
+                [rows[f"{name}@ch{k}"] for k in range(n_ch)], axis=-1)
+                for name in parts[0].layers})
+            writer.write(i, rows)
+        return writer.finish()
 
 
 def _check_options(*, pooling: str, dtype: str, on_error: str, batch_size: int,
@@ -374,6 +423,7 @@ def _settings(ext: Extractor, names: list[str], request: dict, lengths: Sequence
         "model": ext.describe(),
         "batch_size": batch_size,
         "device": device,
+        "channels": request.get("channels", "mix"),
     }
     from .checkpoints import checkpoint_info
 
@@ -407,6 +457,7 @@ class _Run:
     duration: float | None
     on_error: str
     grid: _Grid | None = None
+    channels: Any = "mix"
     pending: set[int] = field(default_factory=set)
     skipped: set[str] = field(default_factory=set)
     bar: Any = None
@@ -443,7 +494,8 @@ def _load_waves(run: _Run, batch: list[int]) -> dict[int, np.ndarray]:
         if stim.id in run.skipped:
             continue
         try:
-            w = load_audio(stim.path, sample_rate=run.ext.sample_rate, duration=run.duration)
+            w = load_audio(stim.path, sample_rate=run.ext.sample_rate, duration=run.duration,
+                           channels=run.channels)
             run.ext.check_length(w.shape[0], what=f"stimulus {stim.id!r} ({stim.path})")
         except AudioError as exc:
             _skip_or_stop(run, i, exc)

@@ -41,8 +41,8 @@ import numpy as np
 
 from alignjax.errors import check_positive_int
 
-__all__ = ["synthesize", "impact_sound", "CATEGORIES", "MATERIALS", "LABEL_COLUMNS",
-           "espeak_available"]
+__all__ = ["synthesize", "synth_item", "impact_sound", "CATEGORIES", "MATERIALS",
+           "LABEL_COLUMNS", "espeak_available"]
 
 # material: (fundamental range Hz, loss factor eta, spectral tilt exponent)
 MATERIALS = {
@@ -201,6 +201,20 @@ def _item(i: int, seed: int, sample_rate: int, duration: float, categories) -> t
     peak = np.max(np.abs(x))
     x = 0.5 * x / peak if peak > 0 else x
     return x.astype(np.float32), lab
+
+
+def synth_item(i: int, *, seed: int, sample_rate: int, duration: float,
+               category: str) -> tuple[np.ndarray, dict]:
+    """Item ``i`` of one category as :func:`synthesize` draws it: ``(waveform, labels)``.
+
+    Used as the dry sources of the spatial scenes (:mod:`extractors.spatial`).
+    """
+    if category not in CATEGORIES_BASE + ("speech",):
+        from alignjax.errors import InvalidOptionError
+
+        raise InvalidOptionError(f"unknown category {category!r}; choose from "
+                                 f"{', '.join(CATEGORIES_BASE + ('speech',))}")
+    return _item(i, seed, sample_rate, duration, (category,))
 
 
 def synthesize(out, *, n: int = 56, seed: int = 0, sample_rate: int = 16000,

@@ -145,6 +145,9 @@ def _add_demo(sub) -> None:
     p.add_argument("--eeg", action="store_true",
                    help="the EEG demo instead: simulated epochs with a layer planted at "
                         "250-500 ms, time-resolved RSA, checks against the planted truth")
+    p.add_argument("--spatial", action="store_true",
+                   help="the spatial demo instead: binaural scenes, a spectral baseline and "
+                        "CREPE per ear vs the mono downmix (needs alignjax[spatial])")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_demo)
 
@@ -158,6 +161,16 @@ def _cmd_demo(args) -> int:
                            **({"n_perm": args.n_perm} | kw))
         return 0 if all(c["passed"] for c in res["checks"]) else 1
     from alignjax.app.studies.demo import run_demo
+
+    if args.spatial:
+        from alignjax.app.studies.demo_spatial import run_spatial_demo
+
+        out = args.out if args.out != "demo-out" else "demo-spatial"
+        # 96 scenes in both: with 48 (12 per room) azimuth is not decodable across rooms
+        res = run_spatial_demo(out, n_scenes=96, n_boot=50 if args.quick else 200,
+                               seed=args.seed,
+                               progress=not args.no_progress)
+        return 0 if all(c["passed"] for c in res["checks"] if c.get("required", True)) else 1
 
     kw = dict(n_stimuli=args.n_stimuli, n_subjects=args.n_subjects, n_voxels=args.n_voxels,
               n_perm=args.n_perm, seed=args.seed, progress=not args.no_progress)
@@ -237,6 +250,10 @@ def _add_extract(sub) -> None:
                         "OUT/<checkpoint> (training step recorded)")
     p.add_argument("--on-error", default="stop", choices=["stop", "skip"],
                    help="unreadable/unusable clips: stop, or skip and list them in the manifest")
+    p.add_argument("--channels", default="mix",
+                   help="multichannel clips: mix (average), left, right, a channel index, or "
+                        "each (every channel extracted; layer L of channel k stored as L@chk, "
+                        "all channels concatenated as L@chans)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("sharded extraction")
     g.add_argument("--shard", default=None, metavar="I/N",
@@ -262,7 +279,8 @@ def _cmd_extract(args) -> int:
     kw = dict(layers=args.layers, pooling=args.pooling, batch_size=args.batch_size,
               device=args.device, dtype=args.dtype, duration=args.duration,
               n_frames=args.n_frames, on_error=args.on_error, progress=not args.quiet,
-              prompt=args.prompt, frame_rate=args.frame_rate)
+              prompt=args.prompt, frame_rate=args.frame_rate,
+              channels=int(args.channels) if args.channels.isdigit() else args.channels)
     if (args.slurm or args.shard is not None) and args.checkpoints is not None:
         raise InvalidOptionError("--checkpoints runs one extraction per checkpoint; shard "
                                  "each checkpoint's store with its own --model hf:DIR")
@@ -670,6 +688,101 @@ def _cmd_similarity(args) -> int:
     return 0
 
 
+def _floats(text):
+    return None if text is None else [float(v) for v in text.split(",") if v.strip()]
+
+
+def _add_synth_spatial(sub) -> None:
+    p = sub.add_parser(
+        "synth-spatial", help="render a balanced set of spatial scenes (rooms, directions, "
+                              "distances; binaural, FOA, stereo or mono)",
+        description="Render dry sources in shoebox and L-shaped rooms with pyroomacoustics "
+                    "(needs alignjax[spatial]). Writes one WAV per scene, labels.csv (azimuth: "
+                    "0 = front, +90 = left; elevation +90 = up; measured RT60, DRR, group ids) "
+                    "and pairs.csv (one-factor perturbation pairs for the sensitivity analysis).")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--n", type=int, default=240, help="scenes of the balanced design")
+    p.add_argument("--format", default="binaural", choices=["binaural", "foa", "stereo", "mono"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--duration", type=float, default=2.0, help="seconds per clip")
+    p.add_argument("--sample-rate", type=int, default=16000)
+    p.add_argument("--sources", default=None, metavar="DIR",
+                   help="folder of dry sounds (one class per sub-folder) instead of the synthesiser")
+    p.add_argument("--azimuths", default=None, help="comma-separated degrees (default 0,45,...,315)")
+    p.add_argument("--elevations", default=None, help="comma-separated degrees (default -20,0,20)")
+    p.add_argument("--distances", default=None, help="comma-separated metres (default 1,1.5,2)")
+    p.add_argument("--rt60s", default=None, help="comma-separated seconds (default 0.3,0.6,0.9)")
+    p.add_argument("--classes", default=None, help="comma-separated synthesiser categories")
+    p.add_argument("--volumes", default=None, help="comma-separated of small,large (default both)")
+    p.add_argument("--shapes", default=None, help="comma-separated of shoebox,lshape (default both)")
+    p.add_argument("--n-anchors", type=int, default=4, help="anchor scenes of the perturbation sets")
+    p.add_argument("--no-perturb", action="store_true", help="no perturbation sets")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_synth_spatial)
+
+
+def _cmd_synth_spatial(args) -> int:
+    from extractors.spatial import synthesize_spatial
+
+    design = {k: v for k, v in dict(
+        azimuths=_floats(args.azimuths), elevations=_floats(args.elevations),
+        distances=_floats(args.distances), rt60s=_floats(args.rt60s),
+        classes=args.classes.split(",") if args.classes else None,
+        volumes=args.volumes.split(",") if args.volumes else None,
+        shapes=args.shapes.split(",") if args.shapes else None).items() if v is not None}
+    path = synthesize_spatial(args.out, n=args.n, fmt=args.format, seed=args.seed,
+                              duration=args.duration, sample_rate=args.sample_rate,
+                              sources=args.sources, n_anchors=args.n_anchors,
+                              perturb=not args.no_perturb, progress=not args.quiet, **design)
+    print(f"{args.format} scenes written to {args.out}; labels in {path}")
+    return 0
+
+
+def _add_spatial(sub) -> None:
+    p = sub.add_parser(
+        "spatial", help="probe source and room factors in every layer, and sensitivity to "
+                        "one-factor perturbations",
+        description="Nested cross-validated probes of azimuth, elevation, direction, distance, "
+                    "class, RT60, volume and shape in every layer of each feature store "
+                    "(grouped folds: no dry source or room on both sides), with chance levels, "
+                    "bootstrap CIs and permutation p-values (max-T over layers); sensitivity "
+                    "S_f when pairs.csv is beside the labels. Writes spatial.csv, spatial.json, "
+                    "figures, and sensitivity.csv.")
+    p.add_argument("--features", required=True, nargs="+", metavar="STORE",
+                   help="one feature store per model")
+    p.add_argument("--labels", required=True, help="labels.csv of alignjax synth-spatial")
+    p.add_argument("--out", required=True)
+    p.add_argument("--pairs", default=None, help="perturbation pairs (default: pairs.csv beside "
+                                                 "the labels, when present)")
+    p.add_argument("--factors", default=None, help="comma-separated subset of factors")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--inner-folds", type=int, default=3)
+    p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--n-perm", type=int, default=0,
+                   help="label permutations for p-values (each reruns the nested CV)")
+    p.add_argument("--layers", default=None, help="comma-separated subset of layers")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_spatial)
+
+
+def _cmd_spatial(args) -> int:
+    from alignjax.app.studies.spatial import run_spatial
+
+    summary = run_spatial(args.features, args.labels, args.out, pairs=args.pairs,
+                          factors=args.factors.split(",") if args.factors else None,
+                          folds=args.folds, inner_folds=args.inner_folds, n_boot=args.n_boot,
+                          n_perm=args.n_perm,
+                          layers=args.layers.split(",") if args.layers else None,
+                          seed=args.seed, progress=not args.no_progress)
+    for model, m in summary["models"].items():
+        best = ", ".join(f"{f} {v:.2f}" for f, v in m["best_skill"].items())
+        print(f"{model}: best-layer skill (0 chance, 1 perfect): {best}")
+    print(f"wrote {args.out}/spatial.csv, spatial.json"
+          + (", sensitivity.csv" if summary["sensitivity"] else ""))
+    return 0
+
+
 _COMMANDS = [
     _add_info,
     _add_rsa,
@@ -682,6 +795,7 @@ _COMMANDS = [
     _add_zoo,
     _add_temporal_rsa, _add_simulate_eeg,
     _add_similarity,
+    _add_synth_spatial, _add_spatial,
 ]
 
 

@@ -15,14 +15,15 @@ Schema (see ``pipelines/seed003.toml`` for a full example)::
 
     [study]        name, out (relative to the TOML file), seed
     [stimuli]      path (folder or CSV with id,path,labels), duration (s, optional)
-    [[models]]     name, spec, pooling, layers, batch_size, dtype, device, n_frames, prompt
+    [[models]]     name, spec, pooling, layers, batch_size, dtype, device, n_frames, channels, prompt
                    (audio LLMs), frame_rate (Hz, pooling "none"), checkpoints (a glob: one
                    model "name@step" per checkpoint of an hf:DIR training run)
     [[data]]       name, path, kind = "brain" | "judgements" | "epochs"; for NIfTI/GIfTI brain
                    data also mask, stimulus_ids, nan_voxels = "raise" | "exclude"
     [[analyses]]   kind = "rsa" | "encode" | "probe" | "behaviour_rsa" | "similarity" |
-                   "temporal_rsa" | "zoo", name, models, + options (similarity: data = brain,
-                   or against = a model); a zoo compares the models' results of other
+                   "temporal_rsa" | "spatial" | "zoo", name, models, + options (similarity:
+                   data = brain, or against = a model; spatial: the [stimuli] CSV is
+                   alignjax synth-spatial's labels.csv); a zoo compares the models' results of other
                    analyses (``analyses``, default every rsa/encode/probe one) with ``scores``
                    tables and checkpoint ``steps``
 """
@@ -58,7 +59,7 @@ _SECTIONS = {
     "study": {"name", "out", "seed"},
     "stimuli": {"path", "duration"},
     "models": {"name", "spec", "pooling", "layers", "batch_size", "dtype", "device", "n_frames",
-               "prompt", "frame_rate", "checkpoints"},
+               "prompt", "frame_rate", "checkpoints", "channels"},
     "data": {"name", "path", "kind", "mask", "stimulus_ids", "nan_voxels"},
 }
 _ANALYSES = {
@@ -74,6 +75,7 @@ _ANALYSES = {
                      "method", "metric", "brain_metric", "layers", "searchlight", "cv_folds",
                      "noise_norm"},
     "similarity": {"data", "against", "metrics", "n_perm", "n_boot", "k", "rdm_metric", "layers"},
+    "spatial": {"factors", "folds", "inner_folds", "n_boot", "n_perm", "layers", "pairs"},
 }
 _COMMON = {"kind", "name", "models"}
 _DATA_KINDS = ("brain", "judgements", "epochs")
@@ -263,8 +265,9 @@ def load_config(path) -> Config:
             raise PipelineError(f"{path}: [[analyses]] #{i + 1} (probe) needs a 'target' "
                                 "label column")
         explicit.append("name" in a)
-        a.setdefault("name", f"probe-{a['target']}" if kind == "probe" else "zoo"
-                     if kind == "zoo" else f"{kind}-{a.get('data') or a.get('against')}")
+        a.setdefault("name", f"probe-{a['target']}" if kind == "probe" else kind
+                     if kind in ("zoo", "spatial") else
+                     f"{kind}-{a.get('data') or a.get('against')}")
         analyses.append(a)
     _check_unique([a["name"] for a in analyses], "analyses", path, text, explicit)
     _check_zoos(path, analyses)
@@ -413,6 +416,11 @@ def _check_analysis(cfg: Config, a: dict, stimuli: list) -> None:
             _check_zoo(cfg, a, o)
         elif a["kind"] == "similarity":
             _check_similarity(cfg, a, o, len(stimuli))
+        elif a["kind"] == "spatial":
+            from alignjax.spatial.targets import check_factors
+
+            key = "factors"
+            check_factors(o["factors"], stimuli[0].labels if stimuli else {})
     except InvalidFoldsError as exc:
         raise PipelineError(f"{_analysis_where(cfg, a, key)}: {exc} ([stimuli] holds "
                             f"{len(stimuli)} stimuli); set {key} lower") from None
@@ -527,6 +535,8 @@ def _defaults(kind: str) -> dict:
                       class_weight=None, transfer_train=None, transfer_test=None, n_perm=0,
                       layers=None, standardize=True),
         "zoo": dict(analyses=None, scores=[], steps=None, n_boot=2000, n_perm=10_000),
+        "spatial": dict(factors=None, folds=5, inner_folds=3, n_boot=1000, n_perm=0,
+                        layers=None, pairs=None),
     }[kind]
 
 
@@ -564,6 +574,8 @@ def resolve_options(a: dict, seed: int) -> dict:
     for k in _LISTS & set(opts):
         if isinstance(opts[k], str):
             opts[k] = [opts[k]]
+    if opts.get("factors") is not None:
+        opts["factors"] = list(opts["factors"])
     opts["seed"] = seed
     return opts
 
@@ -584,10 +596,18 @@ def _base_extract_options(cfg: Config, m: dict) -> dict:
             "n_frames": None if m.get("n_frames") is None else int(m["n_frames"]),
             "duration": None if cfg.stimuli.get("duration") is None
             else float(cfg.stimuli["duration"]),
-            "device": m.get("device", "cpu")}
+            "device": m.get("device", "cpu"),
+            # only when set: configs without it keep their fingerprints
+            **({"channels": m["channels"]} if m.get("channels", "mix") != "mix" else {})}
+
+
+_SPATIAL_COLUMNS = ("azimuth", "elevation", "distance", "class", "rt60", "volume", "shape",
+                    "source_group", "room_group", "set", "format")
 
 
 def _label_columns(opts: dict) -> list[str]:
+    if "pairs" in opts:  # spatial: every factor column and the groups
+        return list(_SPATIAL_COLUMNS)
     cols = [opts.get("target"), opts.get("stratify")]
     for key in ("where", "transfer_train", "transfer_test"):
         if opts.get(key):
@@ -633,6 +653,10 @@ def plan(cfg: Config, *, progress: bool = True) -> list[Step]:
                 inputs.update(_data_inputs(cfg, a, opts))
             if _label_columns(opts):
                 inputs["labels"] = fp.describe_labels(src, _label_columns(opts))
+            if a["kind"] == "spatial":
+                pairs = _spatial_pairs(cfg, opts)
+                if pairs:
+                    inputs["pairs"] = fp.describe_file(pairs)
             if opts.get("control"):
                 inputs["control"] = fp.describe_store(stores[opts["control"]])
                 upstream.append(f"extract/{opts['control']}")
@@ -673,6 +697,14 @@ def _zoo_step(cfg: Config, a: dict, opts: dict, progress: bool) -> Step:
 
     return Step(f"{a['name']}/all-models", "zoo", cfg.out / a["name"] / "all-models", opts,
                 inputs, run, upstream)
+
+
+def _spatial_pairs(cfg: Config, opts: dict):
+    """The perturbation pairs of a spatial analysis: given, or pairs.csv beside the labels."""
+    if opts.get("pairs"):
+        return cfg.resolve(opts["pairs"])
+    beside = cfg.resolve(cfg.stimuli["path"]).parent / "pairs.csv"
+    return beside if beside.is_file() else None
 
 
 def _labels_for(cfg: Config, column: str, ids: list[str]):
@@ -756,8 +788,17 @@ def _runner(cfg: Config, a: dict, o: dict, store: Path, progress: bool,
                               layers=o["layers"], progress=progress,
                               brain_options=brain_opts if data is not None else None)
 
+    def spatial(out):
+        from alignjax.app.studies.spatial import run_spatial
+
+        return run_spatial({Path(store).name: store}, cfg.resolve(cfg.stimuli["path"]), out,
+                           pairs=_spatial_pairs(cfg, o), factors=o["factors"], folds=o["folds"],
+                           inner_folds=o["inner_folds"], n_boot=o["n_boot"], n_perm=o["n_perm"],
+                           layers=o["layers"], seed=o["seed"], progress=progress,
+                           log=lambda msg: None)
+
     return {"rsa": rsa, "behaviour_rsa": behaviour, "encode": encode, "probe": probe,
-            "similarity": similarity, "temporal_rsa": temporal}[kind]
+            "similarity": similarity, "temporal_rsa": temporal, "spatial": spatial}[kind]
 
 
 # --------------------------------------------------------------------------- running

@@ -219,7 +219,8 @@ def _metadata() -> str:
 
 _SUMMARY_FILES = {"rsa": "rsa.json", "behaviour_rsa": "behaviour_rsa.json",
                   "similarity": "similarity.json", "encode": "summary.json",
-                  "probe": "probe.json", "zoo": "zoo.json", "temporal_rsa": "temporal_rsa.json"}
+                  "probe": "probe.json", "zoo": "zoo.json", "temporal_rsa": "temporal_rsa.json",
+                  "spatial": "spatial.json"}
 
 
 def _summary_of(st) -> dict | None:
@@ -241,9 +242,26 @@ def _groups_of(steps, kind: str) -> list[tuple[str, dict[str, dict]]]:
     return list(groups.items())
 
 
+def _spatial_overview(group: tuple[str, dict[str, dict]]) -> str:
+    """Source-vs-room summary of a spatial analysis over all its models."""
+    from alignjax.app.report.spatial import plot_source_room
+    from alignjax.spatial import ROOM_FACTORS, SOURCE_FACTORS
+
+    name, summaries = group
+    skills = {m: v["best_skill"] for s in summaries.values() for m, v in s["models"].items()}
+    fig = plot_source_room(skills, source=SOURCE_FACTORS, room=ROOM_FACTORS)
+    rows = [{"model": m, **{f: round(v, 3) for f, v in sk.items()}} for m, sk in skills.items()]
+    cols = ["model"] + list(dict.fromkeys(f for sk in skills.values() for f in sk))
+    return (f"<h3>{html.escape(name)}: source vs room factors, all models</h3>"
+            + _figure(_png(fig), "best-layer skill: 0 = chance, 1 = perfect")
+            + _table(rows, cols))
+
+
 def _overview(kind: str, group: tuple[str, dict[str, dict]]) -> str:
     from alignjax.app.report.overview import plot_overview
 
+    if kind == "spatial":
+        return _spatial_overview(group)
     name, summaries = group
     try:
         fig = plot_overview(kind, summaries)
@@ -295,7 +313,8 @@ _TITLES = {"rsa": "RSA with brain data", "behaviour_rsa": "RSA with behaviour",
            "similarity": "Similarity metrics (CKA, dCor, shape, kNN, RSA)",
            "encode": "Voxel-wise encoding", "probe": "Linear probes", "extract": "Features",
            "zoo": "Model zoo: rankings, comparisons, alignment vs scores",
-           "temporal_rsa": "Time-resolved RSA with EEG/MEG"}
+           "temporal_rsa": "Time-resolved RSA with EEG/MEG",
+           "spatial": "Spatial probes and sensitivity"}
 
 
 def build_report(run_dir, out=None, *, title: str | None = None) -> Path:
@@ -347,7 +366,7 @@ def build_report(run_dir, out=None, *, title: str | None = None) -> Path:
 
     parts.append(brain_section([s for s in shown if s["kind"] == "encode"], _table, _figure, _png))
     train_steps = _training_steps(shown)
-    for kind in ("rsa", "behaviour_rsa", "encode", "probe"):
+    for kind in ("rsa", "behaviour_rsa", "encode", "probe", "spatial"):
         if kind in by_kind:
             over = "".join(_overview(kind, group) + _training_section(kind, group, train_steps)
                            for group in _groups_of(shown, kind))
