@@ -9,18 +9,13 @@ pytest.importorskip("torch")
 pytest.importorskip("librosa")
 
 from alignjax.app.pipeline import PipelineError, load_config, run_pipeline  # noqa: E402
+from tests.e2e._study import synth_study  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    from extractors.synth import synthesize
-
     root = tmp_path_factory.mktemp("study")
-    labels = synthesize(root / "stimuli", n=28, seed=1, duration=0.5, speech=False)
-    ids = [line.split(",")[0] for line in labels.read_text().splitlines()[1:]]
-    rng = np.random.default_rng(0)
-    np.savez(root / "brain.npz", stimulus_ids=np.array(ids[::-1]),
-             s1=rng.normal(size=(len(ids), 12)), s2=rng.normal(size=(len(ids), 12)))
+    labels, ids = synth_study(root, n=28, seed=1, duration=0.5, n_voxels=12)
     return root, labels
 
 

@@ -2,27 +2,22 @@
 
 import json
 
-import numpy as np
 import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from alignjax.app.pipeline import PipelineError, load_config, run_pipeline  # noqa: E402
+from tests.e2e._study import synth_study  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    from extractors.synth import synthesize
     from extractors.tiny import build_random_model
     from extractors.tiny_zoo import build_tiny_llm
 
     root = tmp_path_factory.mktemp("series")
-    labels = synthesize(root / "stimuli", n=12, seed=2, duration=0.5, speech=False)
-    ids = [line.split(",")[0] for line in labels.read_text().splitlines()[1:]]
-    rng = np.random.default_rng(0)
-    np.savez(root / "brain.npz", stimulus_ids=np.array(ids),
-             s1=rng.normal(size=(len(ids), 8)), s2=rng.normal(size=(len(ids), 8)))
+    labels, ids = synth_study(root, n=12, seed=2, duration=0.5, n_voxels=8, reverse=False)
     (root / "run").mkdir()
     for k, step in enumerate((10, 100, 1000)):
         build_random_model("wav2vec2", root / f"b{k}", seed=k).rename(

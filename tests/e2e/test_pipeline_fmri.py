@@ -12,15 +12,13 @@ pytest.importorskip("librosa")
 nib = pytest.importorskip("nibabel")
 
 from alignjax.app.pipeline import PipelineError, run_pipeline  # noqa: E402
+from tests.e2e._study import synth_study  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    from extractors.synth import synthesize
-
     root = tmp_path_factory.mktemp("fmri-pipeline")
-    labels = synthesize(root / "stimuli", n=24, seed=3, duration=0.5, speech=False)
-    ids = [line.split(",")[0] for line in labels.read_text().splitlines()[1:]]
+    labels, ids = synth_study(root, n=24, seed=3, duration=0.5)
     rng = np.random.default_rng(0)
     aff = np.diag([3.0, 3.0, 3.0, 1.0])
     order = rng.permutation(len(ids))

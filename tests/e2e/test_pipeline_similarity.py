@@ -3,25 +3,19 @@ explains bad options before any step."""
 
 import json
 
-import numpy as np
 import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("librosa")
 
 from alignjax.app.pipeline import PipelineError, run_pipeline  # noqa: E402
+from tests.e2e._study import synth_study  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    from extractors.synth import synthesize
-
     root = tmp_path_factory.mktemp("simstudy")
-    labels = synthesize(root / "stimuli", n=20, seed=2, duration=0.4, speech=False)
-    ids = [line.split(",")[0] for line in labels.read_text().splitlines()[1:]]
-    rng = np.random.default_rng(0)
-    np.savez(root / "brain.npz", stimulus_ids=np.array(ids[::-1]),
-             s1=rng.normal(size=(len(ids), 9)), s2=rng.normal(size=(len(ids), 9)))
+    labels, ids = synth_study(root, n=20, seed=2, duration=0.4, n_voxels=9)
     return root, labels
 
 
