@@ -63,6 +63,11 @@ def plot_factor_curves(rows: list[dict], *, title: str = "", path=None):
         ax.legend(fontsize=6, frameon=False)
     for ax in axes.ravel()[k:]:
         ax.axis("off")
+    return _finish(fig, title, path)
+
+
+def _finish(fig, title, path):
+    """Title, layout and (when ``path`` is given) the PNG of a figure; the figure."""
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
@@ -137,9 +142,4 @@ def plot_sensitivity(rows: list[dict], dose: list[dict], *, title: str = "", pat
     a2.set_xlabel("|delta factor| (fraction of the sweep's largest change)")
     a2.set_ylabel(f"displacement ({last})")
     a2.legend(fontsize=6, frameon=False)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=130)
-    return fig
+    return _finish(fig, title, path)
