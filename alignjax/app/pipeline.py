@@ -179,11 +179,11 @@ def _check_zoo(cfg: Config, a: dict, o: dict) -> None:
 
 def _check_similarity(cfg: Config, a: dict, o: dict, n: int) -> None:
     """Metric names, their stimulus minimum and k, before any step runs."""
-    from alignjax.similarity.inference import _resolve_metrics
+    from alignjax.similarity.inference import resolve_metrics
 
     key = "k" if any(m.startswith(("knn", "cknna")) for m in o["metrics"]) else "metrics"
     try:
-        _resolve_metrics(o["metrics"], o["k"], o["rdm_metric"], n)
+        resolve_metrics(o["metrics"], o["k"], o["rdm_metric"], n)
     except AlignjaxInputError as exc:
         where = _analysis_where(cfg, a, "metrics" if "metric" in str(exc) else key)
         raise PipelineError(f"{where}: {exc} ([stimuli] holds {n} stimuli)") from None

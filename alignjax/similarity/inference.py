@@ -266,7 +266,7 @@ def _bootstrap(metrics, xs, ys, n_boot, seed, progress):
 # --------------------------------------------------------------------------- entry point
 
 
-def _resolve_metrics(metrics, k, rdm_metric, n) -> tuple[Metric, ...]:
+def resolve_metrics(metrics, k, rdm_metric, n) -> tuple[Metric, ...]:
     from alignjax.errors import check_choice
     from alignjax.rdm import METRICS as RDM_METRICS
 
@@ -368,7 +368,7 @@ def similarity(layers, Y, *, metrics: Sequence[str] | str = DEFAULT_METRICS, n_p
     """
     xnames, xs, ynames, ys, ids = collect_inputs(layers, Y, stimulus_ids=stimulus_ids)
     n = xs[0].shape[0]
-    metrics = _resolve_metrics(metrics, k, rdm_metric, n)
+    metrics = resolve_metrics(metrics, k, rdm_metric, n)
     n_perm = check_positive_int(n_perm, "n_perm", minimum=0)
     n_boot = check_positive_int(n_boot, "n_boot", minimum=0)
     if not 0 < ci < 1:
