@@ -267,6 +267,9 @@ def _bootstrap(metrics, xs, ys, n_boot, seed, progress):
 
 
 def resolve_metrics(metrics, k, rdm_metric, n) -> tuple[Metric, ...]:
+    """The :class:`Metric` of each name (a list or a comma-separated string) for ``n``
+    stimuli, or a clear error: unknown names, too few stimuli for a debiased/unbiased
+    estimator, ``k >= n`` for the kNN metrics, an unknown RDM metric."""
     from alignjax.errors import check_choice
     from alignjax.rdm import METRICS as RDM_METRICS
 
