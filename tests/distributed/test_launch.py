@@ -41,6 +41,7 @@ def _cli(args, **env):
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow  # 30 s; tests/distributed/test_two_processes.py covers the library in CI
 @pytest.mark.timeout(900)
 def test_launch_two_processes_writes_the_same_files(inputs):
     args = ["encode", "--features", str(inputs / "features"), "--brain",
