@@ -2,8 +2,10 @@
 
 Problems of layers with the same width are stacked and ``vmap``-ed over layers and
 train/test splits (outer folds and the inner folds of nested CV), and a ``lax.scan`` walks
-the C path from strong to weak regularisation with warm starts. Splits are sample-weight
-masks, so every split has the same shape; per-split standardisation (training rows only)
+the C path from strong to weak regularisation with warm starts, each extrapolated
+linearly in log C from the two previous solutions, and a diagonal preconditioner fitted to
+each C (together: 0.34 -> 0.20 s for the 520 problems of ``bench_spatial.py``'s
+``small_probe``). Splits are sample-weight masks, so every split has the same shape; per-split standardisation (training rows only)
 is folded into the parametrisation, so the features are never copied per split.
 
 Package-internal: :func:`solve_splits` (used by cross-validation, transfer and the
@@ -62,20 +64,30 @@ def _path_body(X, Y, sw, inv_Cs, tol, *, n_classes, fit_intercept, max_iter, sta
     """One (layer, split): the whole C path with warm starts; returns predictions per C."""
     train = sw > 0
     mu, sd = _train_stats(X, train, standardize)
+    # the preconditioner's scale of the coefficients: the weighted sum of squares of a
+    # standardised column (their mean; rotated coordinates of a wide layer share it)
+    curvature = jnp.mean(sw @ jnp.square((X - mu) / sd))
     if X.shape[1] > X.shape[0]:
         X, mu, sd = _training_row_space(X, train, mu, sd)
     counts = jnp.sum(Y * train[:, None].astype(Y.dtype), axis=0)
     present = jnp.where(counts > 0, 0.0, MASK_LOGIT).astype(X.dtype)
 
-    def step(params, inv_C):
-        params, it, conv = fit_from(X, Y, sw, mu, sd, present, inv_C, tol, params,
+    def step(carry, inv_C):
+        prev, last, last_log, k = carry
+        span = jnp.where(k >= 2, last_log - prev[1], 1.0)
+        t = jnp.where(k >= 2, (jnp.log(inv_C) - last_log) / span, 0.0)
+        start = jax.tree_util.tree_map(lambda a, b: a + t * (a - b), last, prev[0])
+        params, it, conv = fit_from(X, Y, sw, mu, sd, present, inv_C, tol, start,
                                     n_classes=n_classes, fit_intercept=fit_intercept,
-                                    max_iter=max_iter)
+                                    max_iter=max_iter, curvature=curvature)
         z = linear_scores(params, X, mu, sd, fit_intercept)
         pred = jnp.argmax(full_logits(z, n_classes) + present, axis=-1).astype(jnp.int32)
-        return params, (pred, it, conv)
+        return ((last, last_log), params, jnp.log(inv_C), k + 1), (pred, it, conv)
 
-    _, (pred, it, conv) = jax.lax.scan(step, init_params(X.shape[1], n_classes, X.dtype), inv_Cs)
+    p0 = init_params(X.shape[1], n_classes, X.dtype)
+    zero = jnp.zeros((), X.dtype)
+    init = ((p0, zero), p0, zero, 0)
+    _, (pred, it, conv) = jax.lax.scan(step, init, inv_Cs)
     return pred, it, conv
 
 
