@@ -54,6 +54,7 @@ from .temporal import (PeakLatency, TemporalNoiseCeiling, TemporalPartialRSA, Te
 from .similarity import (SimilarityResult, cca_similarity, cka, distance_correlation, hsic,
                          knn_alignment, model_similarity, rank_agreement, rv_coefficient,
                          shape_distance, similarity)
+from ._runtime import use_compilation_cache
 
 __version__ = "0.1.0"
 
@@ -178,6 +179,8 @@ __all__ = [
     "knn_alignment",
     "rank_agreement",
     "model_similarity",
+    # runtime
+    "use_compilation_cache",
 ]
 
 

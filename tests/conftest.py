@@ -9,6 +9,9 @@ import os
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# in-process CLI calls would turn JAX's persistent compilation cache on for the whole test
+# process; tests/cli/test_compilation_cache.py checks it in subprocesses
+os.environ.setdefault("ALIGNJAX_COMPILATION_CACHE", "0")
 
 from pathlib import Path  # noqa: E402
 

@@ -41,6 +41,23 @@ def _join_distributed_run() -> None:
         distributed.initialize(timeout=int(os.environ.get(ENV_TIMEOUT, "300")))
 
 
+#: A folder for compiled kernels kept across commands, or 0/off to compile anew each run
+#: (default: ``$XDG_CACHE_HOME/alignjax/jax``).
+ENV_COMPILATION_CACHE = "ALIGNJAX_COMPILATION_CACHE"
+
+
+def _compilation_cache() -> None:
+    """Keep compiled kernels across commands (see :data:`ENV_COMPILATION_CACHE`)."""
+    import os
+
+    from alignjax import use_compilation_cache
+
+    setting = os.environ.get(ENV_COMPILATION_CACHE, "").strip()
+    if setting.lower() in ("0", "off", "false", "no"):
+        return
+    use_compilation_cache(setting or None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -49,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.command != "launch":
+            _compilation_cache()
             _join_distributed_run()
         return int(args.func(args) or 0)
     except (AlignjaxInputError, DistributedError) as exc:
