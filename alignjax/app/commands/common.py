@@ -68,5 +68,14 @@ def read_labels(spec: str, stimulus_ids):
     return [rows[i][column] for i in order]
 
 
+def parse_names(text):
+    """A comma-separated option as a list of stripped, non-empty names (None when unset)."""
+    if not text:
+        return None
+    return [v.strip() for v in text.split(",") if v.strip()] or None
+
+
 def parse_floats(text):
-    return None if text is None else [float(v) for v in text.split(",") if v.strip()]
+    """A comma-separated option as a list of floats (None when unset)."""
+    names = parse_names(text)
+    return None if names is None else [float(v) for v in names]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .common import parse_names
 
 __all__ = ["add_temporal_rsa", "add_simulate_eeg"]
 
@@ -53,7 +54,7 @@ def _cmd_temporal_rsa(args) -> int:
                          metric=args.metric, brain_metric=args.brain_metric,
                          cv_folds=args.cv_folds, noise_norm=args.noise_norm,
                          searchlight=args.searchlight,
-                         layers=args.layers.split(",") if args.layers else None,
+                         layers=parse_names(args.layers),
                          seed=args.seed, progress=not args.no_progress)
     print(f"temporal RSA of {len(s['layers'])} layers x {s['n_subjects']} subjects "
           f"({s['n_stimuli']} stimuli, {len(s['times'])} windows, {s['n_perm']} permutations, "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import parse_floats
+from .common import parse_floats, parse_names
 
 __all__ = ["add_extract", "add_synth", "add_layers", "add_synth_spatial"]
 
@@ -108,7 +108,7 @@ def add_synth(sub) -> None:
 def _cmd_synth(args) -> int:
     from extractors.synth import synthesize
 
-    cats = args.categories.split(",") if args.categories else None
+    cats = parse_names(args.categories)
     csv_path = synthesize(args.out, n=args.n, seed=args.seed, duration=args.duration,
                           sample_rate=args.sample_rate, categories=cats)
     print(f"{args.n} stimuli written to {args.out}; labels in {csv_path}")
@@ -169,9 +169,9 @@ def _cmd_synth_spatial(args) -> int:
     design = {k: v for k, v in dict(
         azimuths=parse_floats(args.azimuths), elevations=parse_floats(args.elevations),
         distances=parse_floats(args.distances), rt60s=parse_floats(args.rt60s),
-        classes=args.classes.split(",") if args.classes else None,
-        volumes=args.volumes.split(",") if args.volumes else None,
-        shapes=args.shapes.split(",") if args.shapes else None).items() if v is not None}
+        classes=parse_names(args.classes),
+        volumes=parse_names(args.volumes),
+        shapes=parse_names(args.shapes)).items() if v is not None}
     path = synthesize_spatial(args.out, n=args.n, fmt=args.format, seed=args.seed,
                               duration=args.duration, sample_rate=args.sample_rate,
                               sources=args.sources, n_anchors=args.n_anchors,

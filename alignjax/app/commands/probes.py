@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .common import parse_floats, parse_names
 
 __all__ = ["add_probe", "add_spatial"]
 
@@ -43,10 +44,10 @@ def _cmd_probe(args) -> int:
 
     summary = run_probe(args.features, args.labels, args.out, target=args.target,
                         id_column=args.id_column,
-                        Cs=[float(c) for c in args.cs.split(",") if c.strip()] if args.cs else None,
+                        Cs=parse_floats(args.cs),
                         folds=args.folds, inner_folds=args.inner_folds,
                         class_weight=None if args.class_weight == "none" else "balanced",
-                        layers=args.layers.split(",") if args.layers else None,
+                        layers=parse_names(args.layers),
                         n_perm=args.n_perm, transfer_train=args.train_where,
                         transfer_test=args.test_where, standardize=not args.no_standardize,
                         seed=args.seed)
@@ -88,10 +89,10 @@ def _cmd_spatial(args) -> int:
     from alignjax.app.studies.spatial import run_spatial
 
     summary = run_spatial(args.features, args.labels, args.out, pairs=args.pairs,
-                          factors=args.factors.split(",") if args.factors else None,
+                          factors=parse_names(args.factors),
                           folds=args.folds, inner_folds=args.inner_folds, n_boot=args.n_boot,
                           n_perm=args.n_perm,
-                          layers=args.layers.split(",") if args.layers else None,
+                          layers=parse_names(args.layers),
                           seed=args.seed, progress=not args.no_progress)
     for model, m in summary["models"].items():
         best = ", ".join(f"{f} {v:.2f}" for f, v in m["best_skill"].items())
