@@ -62,9 +62,8 @@ def _batched(Xs, Y, tr, te, inner, plan, *, solver, **kw):
 
 
 @pytest.mark.parametrize("chunk_size, block, batch, score", [
-    (None, None, None, "r2"),
+    (None, None, None, "pearson"),  # the defaults: one chunk per device, one layer at a time
     (2, 1, 2, "r2"),  # chunks split the targets, one-target extension blocks, 2-layer batches
-    (3, 2, 1, "pearson"),
 ])
 def test_batched_pass_equals_the_per_layer_path(monkeypatch, chunk_size, block, batch, score):
     if block is not None:
@@ -97,8 +96,21 @@ def test_without_extension_alphas_stay_on_the_grid():
     np.testing.assert_allclose(got[2], want[2], rtol=1e-4, atol=1e-4 * np.abs(want[2]).max())
 
 
-def test_layer_batch_is_bounded_by_memory(monkeypatch):
+class _Accelerator:
+    """A stand-in device with ``free`` bytes of memory."""
+
+    platform = "gpu"
+
+    def __init__(self, free):
+        self.free = free
+
+    def memory_stats(self):
+        return {"bytes_limit": self.free, "bytes_in_use": 0}
+
+
+def test_layer_batch_is_bounded_by_memory():
     plan = R.plan_targets(165, 768, 8, 7694, None, None)
-    assert R.layer_batch(13, 165, 768, 8, 5, plan, n_test=33) == 13
-    monkeypatch.setattr(placement, "_device_memory", lambda device: 64 << 20)
-    assert R.layer_batch(13, 165, 768, 8, 5, plan, n_test=33) == 1
+    assert R.layer_batch(13, 165, 768, 8, 5, plan, n_test=33) == 1  # CPU: one at a time
+    for free, want in ((140 << 30, 13), (4 << 30, 3), (64 << 20, 1)):
+        gpu = R.Plan((_Accelerator(free),), 7694, 7694, 7694)
+        assert R.layer_batch(13, 165, 768, 8, 5, gpu, n_test=33) == want

@@ -11,7 +11,6 @@ device array of the default float dtype, ``targets`` come from
 
 from __future__ import annotations
 
-from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -258,9 +257,10 @@ def nested_fold_layers(Xs, targets: Targets, train, test, masks: np.ndarray,
 
     Per layer and target, the inner folds choose an alpha on the outer-training rows (as
     :func:`cv_alphas` on ``X[train]``, edge extension included), and the fit on rows
-    ``train`` with that alpha predicts rows ``test`` (as :func:`fit_predict`). Layers are
-    batched with ``vmap`` (as many as fit in memory, :func:`layer_batch`) and every step
-    stays on the devices; call ``.fetch()`` on the result for the host arrays.
+    ``train`` with that alpha predicts rows ``test`` (as :func:`fit_predict`), all layers
+    in one device pass (``vmap`` over as many layers as fit in memory, see
+    :func:`layer_batch`, in sequence over the rest); nothing comes back to the host until
+    ``.fetch()`` on the result.
 
     Parameters
     ----------
@@ -283,24 +283,13 @@ def nested_fold_layers(Xs, targets: Targets, train, test, masks: np.ndarray,
     plan = targets.plan
     n_layers, n, p = Xs.shape
     batch = layer_batch(n_layers, n, p, len(alphas), masks.shape[0], plan, n_test=len(test))
-    n_batches = -(-n_layers // batch)
-    batch = -(-n_layers // n_batches)  # equal batches: one compiled shape
-    args = (targets.device, jnp.asarray(train, jnp.int32), jnp.asarray(test, jnp.int32),
-            fold_groups(masks), jnp.asarray(alphas, Xs.dtype),
-            jnp.asarray(_extend_bounds(alphas, Xs.dtype, extend_alphas)))
-    run = partial(layers_fold_pass, cv_solver=FOLD_SOLVERS[cv_solver],
-                  fit_solver=FOLD_SOLVERS[fit_solver], score=SCORERS[score],
-                  fit_intercept=fit_intercept, standardize=standardize,
-                  extend=bool(extend_alphas and len(alphas) >= 2), chunk=plan.chunk,
-                  block=extend_block(plan), devices=plan.devices)
-    parts = [run(_padded_batch(Xs, s, batch), *args) for s in range(0, n_layers, batch)]
-    out = [jnp.concatenate(fields)[:n_layers] for fields in zip(*parts)]
+    out = layers_fold_pass(
+        Xs, targets.device, jnp.asarray(train, jnp.int32), jnp.asarray(test, jnp.int32),
+        fold_groups(masks), jnp.asarray(alphas, Xs.dtype),
+        jnp.asarray(_extend_bounds(alphas, Xs.dtype, extend_alphas)),
+        cv_solver=FOLD_SOLVERS[cv_solver], fit_solver=FOLD_SOLVERS[fit_solver],
+        score=SCORERS[score], fit_intercept=fit_intercept, standardize=standardize,
+        extend=bool(extend_alphas and len(alphas) >= 2), chunk=plan.chunk,
+        block=extend_block(plan), layer_batch=batch,
+        serial=plan.devices[0].platform == "cpu", devices=plan.devices)
     return PendingLayerFits(*out, alphas=alphas, n_targets=plan.n_targets)
-
-
-def _padded_batch(Xs, start: int, batch: int):
-    """Layers ``start:start+batch`` of ``Xs``, padded with copies of the last layer."""
-    part = Xs[start:start + batch]
-    if part.shape[0] < batch:
-        part = jnp.concatenate([part, jnp.repeat(part[-1:], batch - part.shape[0], 0)])
-    return part

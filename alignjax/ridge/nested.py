@@ -46,13 +46,28 @@ def _fold(F, f):
     return jax.tree.map(lambda x: x[f], F)
 
 
-def _inner_factors(X, tr, groups, *, solver: FoldSolver, fit_intercept, standardize):
+def _map(f, xs, vectorized: bool):
+    """``f`` over the leading axis of ``xs``: vmapped, or one at a time.
+
+    On CPU, decompositions run one at a time: jaxlib's batched LAPACK calls (eigh, svd)
+    split their batch over XLA:CPU's thread pool and wait for it from inside the pool, so
+    two of them running side by side (two fold groups, or several forced host devices)
+    can deadlock it (seen on 2 cores).
+    """
+    return jax.vmap(f)(xs) if vectorized else lax.map(f, xs)
+
+
+def _inner_factors(X, tr, groups, *, solver: FoldSolver, fit_intercept, standardize,
+                   serial):
     """Factors of every inner fold (one stack per fold group) on the outer-training rows."""
     Xg = _centre_global(X[tr], fit_intercept)
     K = solver.kernel(Xg, standardize=standardize)
-    decompose = partial(solver.decompose, Xg, K, fit_intercept=fit_intercept,
-                        standardize=standardize)
-    return tuple(jax.vmap(decompose)(tr_g, te_g) for tr_g, te_g in groups)
+
+    def decompose(idx):
+        return solver.decompose(Xg, K, *idx, fit_intercept=fit_intercept,
+                                standardize=standardize)
+
+    return tuple(_map(decompose, (tr_g, te_g), not serial) for tr_g, te_g in groups)
 
 
 def _outer_factors(X, tr, te, *, solver: FoldSolver, fit_intercept, standardize) -> Factors:
@@ -188,9 +203,38 @@ def _layer_chunk(inner, outer, Yc, tr, te, groups, alphas, max_steps, *, cv_solv
     return idx.astype(jnp.int32), steps, best, pred
 
 
+def _layer_targets(inner, outer, Y, te, *, chunk, layer_chunk):
+    """One layer on one shard of targets ``Y``, chunk by chunk, from its decompositions."""
+    t = Y.shape[1]
+
+    def body(start, out):
+        res = layer_chunk(inner, outer, lax.dynamic_slice_in_dim(Y, start, chunk, axis=1))
+        return tuple(lax.dynamic_update_slice_in_dim(o, r, start, axis=o.ndim - 1)
+                     for o, r in zip(out, res))
+
+    init = (jnp.zeros((t,), jnp.int32), jnp.zeros((t,), jnp.int32), jnp.zeros((t,), Y.dtype),
+            jnp.zeros((te.shape[0], t), Y.dtype))
+    return chunk_loop(body, t, chunk, init)
+
+
+def _in_batches(fn, xs, batch: int):
+    """``fn`` (a function of a batch of layers) over ``xs`` in batches of ``batch`` layers
+    run in sequence, its results concatenated."""
+    n = xs.shape[0]
+    n_full = n // batch
+    parts = []
+    if n_full:
+        out = lax.map(fn, xs[:n_full * batch].reshape(n_full, batch, *xs.shape[1:]))
+        parts.append(jax.tree.map(lambda o: o.reshape(n_full * batch, *o.shape[2:]), out))
+    if n % batch:
+        parts.append(fn(xs[n_full * batch:]))
+    return jax.tree.map(lambda *o: jnp.concatenate(o), *parts) if len(parts) > 1 else parts[0]
+
+
 def layers_fold_local(Xs, Y, tr, te, groups, alphas, max_steps, *, cv_solver: FoldSolver,
                       fit_solver: FoldSolver, score: Callable, fit_intercept: bool,
-                      standardize: bool, extend: bool, chunk: int, block: int):
+                      standardize: bool, extend: bool, chunk: int, block: int,
+                      layer_batch: int, serial: bool):
     """One outer fold of a stack of layers on one shard of targets.
 
     Parameters
@@ -204,38 +248,39 @@ def layers_fold_local(Xs, Y, tr, te, groups, alphas, max_steps, *, cv_solver: Fo
     alphas : array (n_alphas,)
     max_steps : int array (2,)
         Bounds of the edge extension's halving and doubling steps.
+    layer_batch : int
+        Layers vmapped together (the batches run in sequence); never changes a result.
+    serial : bool
+        Decompose the layers and folds one at a time (on CPU, see :func:`_map`).
 
     Returns
     -------
     grid index, signed extension steps, inner-CV score : arrays (n_layers, n_targets)
     prediction : array (n_layers, n_test, n_targets)
     """
-    opts = dict(fit_intercept=fit_intercept, standardize=standardize)
-    inner = jax.vmap(partial(_inner_factors, tr=tr, groups=groups, solver=cv_solver,
-                             **opts))(Xs)
-    outer = jax.vmap(partial(_outer_factors, tr=tr, te=te, solver=fit_solver, **opts))(Xs)
     layer_chunk = partial(_layer_chunk, tr=tr, te=te, groups=groups, alphas=alphas,
                           max_steps=max_steps, cv_solver=cv_solver, fit_solver=fit_solver,
                           score=score, fit_intercept=fit_intercept, extend=extend,
                           block=block)
-    n_layers, t = Xs.shape[0], Y.shape[1]
+    opts = dict(fit_intercept=fit_intercept, standardize=standardize)
 
-    def body(start, out):
-        Yc = lax.dynamic_slice_in_dim(Y, start, chunk, axis=1)
-        res = jax.vmap(lambda fi, fo: layer_chunk(fi, fo, Yc))(inner, outer)
-        return tuple(lax.dynamic_update_slice_in_dim(o, r, start, axis=o.ndim - 1)
-                     for o, r in zip(out, res))
+    def batch_of_layers(Xb):
+        # the decompositions one layer at a time on CPU (see _map), the rest vmapped
+        inner = _map(partial(_inner_factors, tr=tr, groups=groups, solver=cv_solver,
+                             serial=serial, **opts), Xb, not serial)
+        outer = _map(partial(_outer_factors, tr=tr, te=te, solver=fit_solver, **opts), Xb,
+                     not serial)
+        targets = partial(_layer_targets, Y=Y, te=te, chunk=chunk, layer_chunk=layer_chunk)
+        return jax.vmap(targets)(inner, outer)
 
-    init = (jnp.zeros((n_layers, t), jnp.int32), jnp.zeros((n_layers, t), jnp.int32),
-            jnp.zeros((n_layers, t), Y.dtype), jnp.zeros((n_layers, te.shape[0], t), Y.dtype))
-    return chunk_loop(body, t, chunk, init)
+    return _in_batches(batch_of_layers, Xs, layer_batch)
 
 
 _LT = P(None, "t")
 #: One outer fold of a stack of layers (:func:`layers_fold_local`), sharded over targets:
 #: ``layers_fold_pass(Xs, Y, tr, te, groups, alphas, max_steps, *, cv_solver, fit_solver,
-#: score, fit_intercept, standardize, extend, chunk, block, devices)``.
+#: score, fit_intercept, standardize, extend, chunk, block, layer_batch, serial, devices)``.
 layers_fold_pass = sharded(layers_fold_local, (P(), _LT, P(), P(), P(), P(), P()),
                            (_LT, _LT, _LT, P(None, None, "t")),
                            ("cv_solver", "fit_solver", "score", "fit_intercept", "standardize",
-                            "extend", "chunk", "block"))
+                            "extend", "chunk", "block", "layer_batch", "serial"))
