@@ -239,12 +239,12 @@ def _width_groups(Xs) -> list[np.ndarray]:
     return [np.flatnonzero(np.asarray(widths) == w) for w in dict.fromkeys(widths)]
 
 
-def _outer_fold(stacks, targets, test, inner, alphas, opts):
-    """All layers of one outer fold, one device pass per width group: alphas, inner-CV
-    scores (n_layers, t) and predictions (n_layers, n_test, t)."""
+def _dispatch_fold(stacks, targets, test, inner, alphas, opts):
+    """Start one outer fold on the devices, one pass per width group of layers:
+    ``[(layer indices, PendingLayerFits)]``."""
     tr, te = np.flatnonzero(~test), np.flatnonzero(test)
     pending = []
-    for idx, Xs in stacks:  # dispatched together, fetched after
+    for idx, Xs in stacks:
         p = Xs.shape[2]
         pending.append((idx, ridge.nested_fold_layers(
             Xs, targets, tr, te, inner, alphas,
@@ -252,12 +252,18 @@ def _outer_fold(stacks, targets, test, inner, alphas, opts):
             fit_solver=ridge.pick_solver("auto", len(tr), p), score=opts["score"],
             fit_intercept=True, standardize=opts["standardize"],
             extend_alphas=opts["extend_alphas"])))
-    n_layers = sum(len(idx) for idx, _ in stacks)
-    t = targets.plan.n_targets
+    return pending
+
+
+def _fetch_fold(pending, n_layers):
+    """Alphas, inner-CV scores (n_layers, t) and predictions (n_layers, n_test, t) of an
+    outer fold started by :func:`_dispatch_fold`."""
+    fits = [(idx, f.fetch()) for idx, f in pending]
+    n_test, t = fits[0][1].prediction.shape[1:]
     alpha, score = np.empty((2, n_layers, t))
-    pred = np.empty((n_layers, len(te), t))
-    for idx, fits in pending:
-        alpha[idx], score[idx], pred[idx] = fits.fetch()
+    pred = np.empty((n_layers, n_test, t))
+    for idx, fit in fits:
+        alpha[idx], score[idx], pred[idx] = fit
     return alpha, score, pred
 
 
@@ -281,10 +287,15 @@ def _nested_cv(Xs, Y, outer, inners, alphas, opts, bar) -> _LayerFits:
                       np.zeros((n_layers, n_outer, t)), np.zeros((n_layers, 4, t)),
                       np.empty((n_outer, t), np.int64), np.empty((n_outer, t)),
                       np.zeros((n, t)))
+    start = partial(_dispatch_fold, stacks, targets, alphas=alphas, opts=opts)
     # small decompositions: OpenBLAS on one thread, so it does not spin against XLA
     with serial_lapack(min(n, p_max), plan.devices):
-        for o, inner in enumerate(inners):
-            alpha, score, pred = _outer_fold(stacks, targets, outer[o], inner, alphas, opts)
+        pending = start(outer[0], inners[0])
+        for o in range(n_outer):
+            # the next outer fold runs on the devices while this one is scored on the host
+            after = start(outer[o + 1], inners[o + 1]) if o + 1 < n_outer else None
+            alpha, score, pred = _fetch_fold(pending, n_layers)
+            pending = after
             if bar is not None:
                 bar.update(n_layers)
             te = outer[o]
