@@ -20,7 +20,8 @@ from jax.sharding import Mesh, PartitionSpec as P
 from .solvers import FOLD_SOLVERS, Factors, FoldSolver, full_kernel_eig, standardize_stats
 
 __all__ = ["CV_SOLVERS", "cv_pass", "predict_pass", "refit_pass", "full_eig", "use_hat",
-           "mesh", "cv_local", "refit_local"]
+           "mesh", "cv_local", "refit_local", "chunk_loop", "centre_global", "centre_split",
+           "grid_operator", "grid_chunk_scores", "predict_chunk", "sharded"]
 
 
 def chunk_loop(body, n_targets: int, chunk: int, init):
@@ -31,7 +32,7 @@ def chunk_loop(body, n_targets: int, chunk: int, init):
     return lax.fori_loop(0, n_chunks, lambda c, acc: body(c * chunk, acc), init)
 
 
-def _centre_split(Yc, tr, te, fit_intercept):
+def centre_split(Yc, tr, te, fit_intercept):
     """Training and test rows of the targets ``Yc``, centred with the training mean ``m``."""
     Ytr, Yte = Yc[tr], Yc[te]
     if fit_intercept:
@@ -41,7 +42,7 @@ def _centre_split(Yc, tr, te, fit_intercept):
 
 
 def _y_split(Y, tr, te, start, chunk, fit_intercept):
-    return _centre_split(lax.dynamic_slice_in_dim(Y, start, chunk, axis=1), tr, te,
+    return centre_split(lax.dynamic_slice_in_dim(Y, start, chunk, axis=1), tr, te,
                          fit_intercept)
 
 
@@ -63,7 +64,7 @@ def _computed_once(x, token):
     return lax.cond(jnp.isnan(token), lambda: jnp.full_like(x, jnp.nan), lambda: x)
 
 
-def _centre_global(X, fit_intercept):
+def centre_global(X, fit_intercept):
     # a global shift changes nothing when the intercept is fitted, and improves rounding
     return X - jnp.mean(X, axis=0) if fit_intercept else X
 
@@ -149,7 +150,7 @@ def solve_ridge_cv_folds(X, Y, groups, alphas, eig=None, *, solver: FoldSolver,
     ``groups``: folds grouped by training size, tuples of (train idx (g, n_tr), test idx
     (g, n_te)); ``eig`` is unused.
     """
-    Xg = _centre_global(X, fit_intercept)
+    Xg = centre_global(X, fit_intercept)
     K = solver.kernel(Xg, standardize=standardize)
     kw = dict(solver=solver, score=score, fit_intercept=fit_intercept,
               standardize=standardize, chunk=chunk)
@@ -157,7 +158,8 @@ def solve_ridge_cv_folds(X, Y, groups, alphas, eig=None, *, solver: FoldSolver,
     for tr_g, te_g in groups:  # at most two groups (training sizes differ by one)
         # a fori_loop over the folds keeps one fold's decomposition in memory at a time.
         # (vmap over folds is faster on CPU but deadlocks XLA:CPU with several forced host
-        # devices once the target-chunk loop runs inside it.)
+        # devices: batched eigh/svd calls wait on its thread pool from inside it, see
+        # nested._map.)
         def fold(f, acc, tr_g=tr_g, te_g=te_g):
             return acc + fold_grid_scores(Xg, K, Y, tr_g[f], te_g[f], alphas, **kw)
 
@@ -237,7 +239,7 @@ CV_SOLVERS: dict[str, Callable] = {"svd": solve_ridge_cv_svd, "eigh": solve_ridg
 def predict_local(X, Y, tr, te, alpha, *, solver: FoldSolver, fit_intercept, standardize,
                   chunk):
     """Per-target-alpha predictions of held-out rows ``te`` from a fit on rows ``tr``."""
-    Xg = _centre_global(X, fit_intercept)
+    Xg = centre_global(X, fit_intercept)
     K = solver.kernel(Xg, standardize=standardize)
     return fold_predict(Xg, K, Y, tr, te, alpha, solver=solver, fit_intercept=fit_intercept,
                         standardize=standardize, chunk=chunk)

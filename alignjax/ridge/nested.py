@@ -3,9 +3,10 @@
 For every layer and target: the inner-CV scores of every grid alpha, the best one, the
 edge extension of alphas chosen at an edge of the grid (Pepino et al.), and the
 predictions of the outer test rows from a fit on the outer-training rows with the chosen
-alpha, all in one compiled, target-sharded pass (:data:`layers_fold_pass`). Layers are
-batched with ``vmap`` inside each chunk of targets; each layer's fold decompositions are
-computed once and serve the grid, every extension step and the prediction.
+alpha, all in one compiled, target-sharded pass (:data:`layers_fold_pass`). Layers run
+in batches of ``layer_batch`` (vmapped; the batches in sequence); each layer's fold
+decompositions are computed once and serve, chunk by chunk of targets, the grid, every
+extension step and the prediction.
 
 The edge extension walks all edge targets of a chunk in lockstep (``lo/2^k`` for those at
 the lower edge, ``hi*2^k`` for those at the upper edge) in a ``lax.while_loop``; each
@@ -25,8 +26,8 @@ from jax import lax
 from jax.sharding import PartitionSpec as P
 
 from .kernels import (
-    _centre_global,
-    _centre_split,
+    centre_global,
+    centre_split,
     chunk_loop,
     grid_chunk_scores,
     grid_operator,
@@ -60,7 +61,7 @@ def _map(f, xs, vectorized: bool):
 def _inner_factors(X, tr, groups, *, solver: FoldSolver, fit_intercept, standardize,
                    serial):
     """Factors of every inner fold (one stack per fold group) on the outer-training rows."""
-    Xg = _centre_global(X[tr], fit_intercept)
+    Xg = centre_global(X[tr], fit_intercept)
     K = solver.kernel(Xg, standardize=standardize)
 
     def decompose(idx):
@@ -72,7 +73,7 @@ def _inner_factors(X, tr, groups, *, solver: FoldSolver, fit_intercept, standard
 
 def _outer_factors(X, tr, te, *, solver: FoldSolver, fit_intercept, standardize) -> Factors:
     """Factors of the fit on the outer-training rows ``tr`` that predicts rows ``te``."""
-    Xg = _centre_global(X, fit_intercept)
+    Xg = centre_global(X, fit_intercept)
     K = solver.kernel(Xg, standardize=standardize)
     return solver.decompose(Xg, K, tr, te, fit_intercept=fit_intercept,
                             standardize=standardize)
@@ -84,7 +85,7 @@ def _sum_folds(fn, inner, groups, Ytr, init, fit_intercept):
     total = None
     for F_g, (tr_g, te_g) in zip(inner, groups):
         def one(f, acc, F_g=F_g, tr_g=tr_g, te_g=te_g):
-            Yf_tr, Yf_te, _ = _centre_split(Ytr, tr_g[f], te_g[f], fit_intercept)
+            Yf_tr, Yf_te, _ = centre_split(Ytr, tr_g[f], te_g[f], fit_intercept)
             return acc + fn(_fold(F_g, f), Yf_tr, Yf_te)
 
         part = lax.fori_loop(0, tr_g.shape[0], one, init)
@@ -198,7 +199,7 @@ def _layer_chunk(inner, outer, Yc, tr, te, groups, alphas, max_steps, *, cv_solv
             return _active_scores(fold_sum, Ytr, a, active, block) / n_folds
 
         alpha, best, steps = _extend(scores_of, alphas, idx, best, max_steps)
-    Yo_tr, _, m = _centre_split(Yc, tr, te, fit_intercept)
+    Yo_tr, _, m = centre_split(Yc, tr, te, fit_intercept)
     pred = predict_chunk(outer, Yo_tr, alpha, solver=fit_solver) + m
     return idx.astype(jnp.int32), steps, best, pred
 
