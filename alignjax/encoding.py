@@ -233,35 +233,37 @@ def _check_inputs(layers, Y, *, alphas, outer_folds, inner_folds, stratify, grou
                     alphas_np, n_const)
 
 
-def _layer_fold(Xd, targets, inner_targets, tr, te, inner, alphas, opts):
-    """Inner-CV alphas of one layer and outer fold, and its predictions of the test rows.
-
-    Returns alphas (t,), inner-CV scores (t,) and predictions (n_test, t).
-    """
-    p = Xd.shape[1]
-    common = dict(fit_intercept=True, standardize=opts["standardize"])
-    choice = ridge.cv_alphas(
-        Xd[tr], inner_targets, inner, alphas,
-        solver=ridge.pick_solver("auto", int((~inner).sum(1).max()), p), score=opts["score"],
-        extend_alphas=opts["extend_alphas"], chunk_size=opts["chunk_size"], **common)
-    pred = ridge.fit_predict(Xd, targets, tr, te, choice.alpha,
-                             solver=ridge.pick_solver("auto", len(tr), p), **common)
-    return (np.asarray(choice.alpha, np.float64), np.asarray(choice.score, np.float64),
-            np.asarray(pred, dtype=np.float64))
+def _width_groups(Xs) -> list[np.ndarray]:
+    """Indices of the layers of each width (feature count), in order of first appearance."""
+    widths = [X.shape[1] for X in Xs]
+    return [np.flatnonzero(np.asarray(widths) == w) for w in dict.fromkeys(widths)]
 
 
-def _outer_fold(Xds, targets, test, inner, alphas, opts, bar):
-    """All layers of one outer fold: alphas, inner-CV scores (n_layers, t) and predictions
-    (n_layers, n_test, t)."""
+def _dispatch_fold(stacks, targets, test, inner, alphas, opts):
+    """Start one outer fold on the devices, one pass per width group of layers:
+    ``[(layer indices, PendingLayerFits)]``."""
     tr, te = np.flatnonzero(~test), np.flatnonzero(test)
-    # the outer-training responses, placed once: every layer's inner CV reads them
-    inner_targets = ridge.place_targets(targets.host[tr], targets.plan)
-    out = []
-    for Xd in Xds:
-        out.append(_layer_fold(Xd, targets, inner_targets, tr, te, inner, alphas, opts))
-        if bar is not None:
-            bar.update(1)
-    alpha, score, pred = (np.stack(parts) for parts in zip(*out))
+    pending = []
+    for idx, Xs in stacks:
+        p = Xs.shape[2]
+        pending.append((idx, ridge.nested_fold_layers(
+            Xs, targets, tr, te, inner, alphas,
+            cv_solver=ridge.pick_solver("auto", int((~inner).sum(1).max()), p),
+            fit_solver=ridge.pick_solver("auto", len(tr), p), score=opts["score"],
+            fit_intercept=True, standardize=opts["standardize"],
+            extend_alphas=opts["extend_alphas"])))
+    return pending
+
+
+def _fetch_fold(pending, n_layers):
+    """Alphas, inner-CV scores (n_layers, t) and predictions (n_layers, n_test, t) of an
+    outer fold started by :func:`_dispatch_fold`."""
+    fits = [(idx, f.fetch()) for idx, f in pending]
+    n_test, t = fits[0][1].prediction.shape[1:]
+    alpha, score = np.empty((2, n_layers, t))
+    pred = np.empty((n_layers, n_test, t))
+    for idx, fit in fits:
+        alpha[idx], score[idx], pred[idx] = fit
     return alpha, score, pred
 
 
@@ -279,15 +281,23 @@ def _nested_cv(Xs, Y, outer, inners, alphas, opts, bar) -> _LayerFits:
     p_max = max(X.shape[1] for X in Xs)
     plan = ridge.plan_targets(n, p_max, len(alphas), t, opts["chunk_size"], opts["devices"])
     targets = ridge.place_targets(Y, plan)
-    Xds = [jnp.asarray(X, ridge.float_dtype()) for X in Xs]
+    stacks = [(idx, jnp.asarray(np.stack([Xs[i] for i in idx]), ridge.float_dtype()))
+              for idx in _width_groups(Xs)]
     fits = _LayerFits(np.empty((n_outer, n_layers, t)), np.zeros((n_layers, n_outer, t)),
                       np.zeros((n_layers, n_outer, t)), np.zeros((n_layers, 4, t)),
                       np.empty((n_outer, t), np.int64), np.empty((n_outer, t)),
                       np.zeros((n, t)))
+    start = partial(_dispatch_fold, stacks, targets, alphas=alphas, opts=opts)
     # small decompositions: OpenBLAS on one thread, so it does not spin against XLA
     with serial_lapack(min(n, p_max), plan.devices):
-        for o, inner in enumerate(inners):
-            alpha, score, pred = _outer_fold(Xds, targets, outer[o], inner, alphas, opts, bar)
+        pending = start(outer[0], inners[0])
+        for o in range(n_outer):
+            # the next outer fold runs on the devices while this one is scored on the host
+            after = start(outer[o + 1], inners[o + 1]) if o + 1 < n_outer else None
+            alpha, score, pred = _fetch_fold(pending, n_layers)
+            pending = after
+            if bar is not None:
+                bar.update(n_layers)
             te = outer[o]
             fits.alpha[o] = alpha
             for li in range(n_layers):

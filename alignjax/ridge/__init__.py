@@ -31,9 +31,10 @@ scikit-learn ``Ridge``/``RidgeCV``; alpha-grid edge extension as in Pepino et al
 
 Layout: :mod:`.solvers` (the decompositions and the registry of fold solvers),
 :mod:`.kernels` (chunked device bodies, the CV solver registry and the sharded passes),
-:mod:`.placement` (solver choice, chunk size, target placement) and :mod:`.cv` (the
-internal interface :func:`cv_alphas`, :func:`refit`, :func:`fit_predict`, used here and by
-:func:`alignjax.encode`).
+:mod:`.placement` (solver choice, chunk size, target placement), :mod:`.nested` (one outer
+fold of a nested CV for a stack of layers, in one device pass) and :mod:`.cv` (the
+internal interface :func:`cv_alphas`, :func:`refit`, :func:`fit_predict`, used here, and
+:func:`nested_fold_layers`, used by :func:`alignjax.encode`).
 """
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ from .._validation import (
 from ..folds import resolve_folds
 from ..options import renamed
 # the package-internal interface (alignjax.encode, the estimators and the tests use it)
-from .cv import ALPHA_MAX, ALPHA_MIN, AlphaChoice, cv_alphas, fit_predict, refit  # noqa: F401
+from .cv import ALPHA_MAX, ALPHA_MIN, AlphaChoice, LayerFits, PendingLayerFits, cv_alphas, \
+    fit_predict, nested_fold_layers, refit  # noqa: F401
 from .kernels import CV_SOLVERS, cv_local, cv_pass, full_eig, predict_pass, refit_local, \
     refit_pass, use_hat  # noqa: F401
 from .placement import (  # noqa: F401
@@ -66,6 +68,7 @@ from .placement import (  # noqa: F401
     float_dtype,
     fold_groups,
     hot_rows,
+    layer_batch,
     pick_cv_solver,
     pick_solver,
     place_targets,

@@ -1,9 +1,11 @@
 """Ridge's internal interface: cross-validated alphas per target (with edge extension), the
-refit on all rows, and fit-then-predict of held-out rows.
+refit on all rows, fit-then-predict of held-out rows, and one outer fold of a nested CV
+for a stack of layers.
 
-Used by :func:`alignjax.ridge_cv` and friends and by :func:`alignjax.encode` (the nested
-CV is these steps repeated per outer fold and layer). Inputs are validated already: ``X``
-is a device array of the default float dtype, ``targets`` come from
+Used by :func:`alignjax.ridge_cv` and friends (:func:`cv_alphas`, :func:`refit`,
+:func:`fit_predict`) and by :func:`alignjax.encode` (:func:`nested_fold_layers`, one
+device pass per outer fold and width of layers). Inputs are validated already: ``X`` is a
+device array of the default float dtype, ``targets`` come from
 :func:`~alignjax.ridge.placement.place_targets`, solvers are registry names.
 """
 
@@ -16,14 +18,23 @@ import jax.numpy as jnp
 import numpy as np
 
 from .kernels import CV_SOLVERS, cv_pass, predict_pass, refit_pass
-from .placement import Targets, fold_groups, pad_targets, place_targets, plan_targets
+from .nested import MAX_EXTEND_STEPS, layers_fold_pass
+from .placement import (
+    Targets,
+    extend_block,
+    fold_groups,
+    layer_batch,
+    pad_targets,
+    place_targets,
+    plan_targets,
+)
 from .solvers import FOLD_SOLVERS, SCORERS
 
-__all__ = ["AlphaChoice", "cv_alphas", "refit", "fit_predict", "ALPHA_MIN", "ALPHA_MAX"]
+__all__ = ["AlphaChoice", "cv_alphas", "refit", "fit_predict", "LayerFits",
+           "PendingLayerFits", "nested_fold_layers", "ALPHA_MIN", "ALPHA_MAX"]
 
 #: Bounds of the alpha-grid edge extension (Pepino et al.).
 ALPHA_MIN, ALPHA_MAX = 1e-49, 1e50
-_MAX_EXTEND_STEPS = 400
 
 
 class AlphaChoice(NamedTuple):
@@ -120,16 +131,15 @@ def _extend(grid_score_fn, best_alpha, best_score, grid, dtype):
     flat score curve (tiny alphas: the minimum-norm limit; huge alphas with Pearson r) does
     not keep the search walking, and the chunk size cannot change the outcome.
     """
+    lo_bound, hi_bound = _alpha_bounds(dtype)
     finfo = np.finfo(dtype)
-    lo_bound = max(ALPHA_MIN, float(finfo.tiny) * 1e3)
-    hi_bound = min(ALPHA_MAX, float(finfo.max) * 1e-3)
     best_alpha = best_alpha.astype(np.float64)
     best_score = best_score.astype(np.float64)
     lo, hi = float(grid.min()), float(grid.max())
     down = best_alpha <= lo
     up = (best_alpha >= hi) & ~down
     active_dn, active_up = down.copy(), up.copy()
-    for k in range(1, _MAX_EXTEND_STEPS + 1):
+    for k in range(1, MAX_EXTEND_STEPS + 1):
         a_dn, a_up = lo / 2.0 ** k, hi * 2.0 ** k
         active_dn &= a_dn >= lo_bound
         active_up &= a_up <= hi_bound
@@ -146,6 +156,12 @@ def _extend(grid_score_fn, best_alpha, best_score, grid, dtype):
         best_score = np.where(imp_dn, s[0], np.where(imp_up, s[1], best_score))
         active_dn, active_up = imp_dn, imp_up
     return best_alpha, best_score
+
+
+def _alpha_bounds(dtype) -> tuple[float, float]:
+    """Lowest and highest alpha of the edge extension in ``dtype``."""
+    finfo = np.finfo(dtype)
+    return max(ALPHA_MIN, float(finfo.tiny) * 1e3), min(ALPHA_MAX, float(finfo.max) * 1e-3)
 
 
 def refit(X, targets: Targets, alpha, *, solver: str, fit_intercept: bool, standardize: bool,
@@ -174,3 +190,106 @@ def fit_predict(X, targets: Targets, train, test, alpha, *, solver: str, fit_int
                        solver=FOLD_SOLVERS[solver], fit_intercept=fit_intercept,
                        standardize=standardize, chunk=plan.chunk, devices=plan.devices)
     return out[:, :plan.n_targets]
+
+
+# --------------------------------------------------------------------------- nested CV
+
+
+class LayerFits(NamedTuple):
+    """One outer fold of :func:`nested_fold_layers`, on the host.
+
+    Attributes
+    ----------
+    alpha : ndarray (n_layers, n_targets)
+        Alpha chosen per layer and target by the inner folds (with the edge extension).
+    score : ndarray (n_layers, n_targets)
+        Inner-CV score at ``alpha``.
+    prediction : ndarray (n_layers, n_test, n_targets)
+        Predictions of the outer test rows from the fit on the outer-training rows.
+    """
+
+    alpha: np.ndarray
+    score: np.ndarray
+    prediction: np.ndarray
+
+
+class PendingLayerFits(NamedTuple):
+    """:class:`LayerFits` still on the devices (padded targets); :meth:`fetch` brings them
+    to the host in one transfer."""
+
+    index: jax.Array  # (n_layers, n_padded) grid index of the chosen alpha
+    steps: jax.Array  # (n_layers, n_padded) signed edge-extension steps
+    score: jax.Array
+    prediction: jax.Array
+    alphas: np.ndarray
+    n_targets: int
+
+    def fetch(self) -> LayerFits:
+        """The fits on the host (float64), the extended alphas exactly ``lo/2^k``
+        (``hi*2^k``) as :func:`cv_alphas` reports them."""
+        index, steps, score, pred = jax.device_get(
+            (self.index, self.steps, self.score, self.prediction))
+        t = self.n_targets
+        index, steps = index[:, :t], steps[:, :t].astype(np.float64)
+        lo, hi = float(self.alphas.min()), float(self.alphas.max())
+        alpha = np.where(steps < 0, lo / 2.0 ** -steps,
+                         np.where(steps > 0, hi * 2.0 ** steps, self.alphas[index]))
+        return LayerFits(alpha, score[:, :t].astype(np.float64),
+                         pred[..., :t].astype(np.float64))
+
+
+def _extend_bounds(alphas: np.ndarray, dtype, extend: bool) -> np.ndarray:
+    """Most halving and doubling steps (2,) of the edge extension within the alpha bounds."""
+    if not extend:
+        return np.zeros(2, np.int32)
+    lo_bound, hi_bound = _alpha_bounds(dtype)
+    lo, hi = float(alphas.min()), float(alphas.max())
+    k = np.arange(1, MAX_EXTEND_STEPS + 1)
+    return np.array([np.sum(lo / 2.0 ** k >= lo_bound), np.sum(hi * 2.0 ** k <= hi_bound)],
+                    np.int32)
+
+
+def nested_fold_layers(Xs, targets: Targets, train, test, masks: np.ndarray,
+                       alphas: np.ndarray, *, cv_solver: str, fit_solver: str, score: str,
+                       fit_intercept: bool, standardize: bool,
+                       extend_alphas: bool) -> PendingLayerFits:
+    """One outer fold of a nested CV for a stack of layers of one width, on the devices.
+
+    Per layer and target, the inner folds choose an alpha on the outer-training rows (as
+    :func:`cv_alphas` on ``X[train]``, edge extension included), and the fit on rows
+    ``train`` with that alpha predicts rows ``test`` (as :func:`fit_predict`), all layers
+    in one device pass (``vmap`` over as many layers as fit in memory, see
+    :func:`layer_batch`, in sequence over the rest); nothing comes back to the host until
+    ``.fetch()`` on the result.
+
+    Parameters
+    ----------
+    Xs : array (n_layers, n_stimuli, n_features)
+    targets : Targets
+        Responses of all rows (:func:`place_targets`).
+    train, test : int arrays
+        Outer-training and outer-test rows.
+    masks : ndarray (n_folds, n_train) of bool
+        Test masks of the inner folds, over the rows ``train``.
+    alphas : ndarray (n_alphas,)
+    cv_solver, fit_solver : str
+        Keys of ``FOLD_SOLVERS`` for the inner folds and for the outer fit.
+    score : str
+        Key of ``SCORERS``.
+    extend_alphas : bool
+        Halve (double) alphas chosen at the lower (upper) edge of the grid while the score
+        improves (Pepino et al.).
+    """
+    plan = targets.plan
+    n_layers, n, p = Xs.shape
+    batch = layer_batch(n_layers, n, p, len(alphas), masks.shape[0], plan, n_test=len(test))
+    out = layers_fold_pass(
+        Xs, targets.device, jnp.asarray(train, jnp.int32), jnp.asarray(test, jnp.int32),
+        fold_groups(masks), jnp.asarray(alphas, Xs.dtype),
+        jnp.asarray(_extend_bounds(alphas, Xs.dtype, extend_alphas)),
+        cv_solver=FOLD_SOLVERS[cv_solver], fit_solver=FOLD_SOLVERS[fit_solver],
+        score=SCORERS[score], fit_intercept=fit_intercept, standardize=standardize,
+        extend=bool(extend_alphas and len(alphas) >= 2), chunk=plan.chunk,
+        block=extend_block(plan), layer_batch=batch,
+        serial=plan.devices[0].platform == "cpu", devices=plan.devices)
+    return PendingLayerFits(*out, alphas=alphas, n_targets=plan.n_targets)

@@ -9,7 +9,7 @@ number of devices changes a result beyond floating-point rounding.
 from __future__ import annotations
 
 from functools import partial
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -17,10 +17,11 @@ import numpy as np
 from jax import lax
 from jax.sharding import Mesh, PartitionSpec as P
 
-from .solvers import FOLD_SOLVERS, FoldSolver, full_kernel_eig, standardize_stats
+from .solvers import FOLD_SOLVERS, Factors, FoldSolver, full_kernel_eig, standardize_stats
 
 __all__ = ["CV_SOLVERS", "cv_pass", "predict_pass", "refit_pass", "full_eig", "use_hat",
-           "mesh", "cv_local", "refit_local"]
+           "mesh", "cv_local", "refit_local", "chunk_loop", "centre_global", "centre_split",
+           "grid_operator", "grid_chunk_scores", "predict_chunk", "sharded"]
 
 
 def chunk_loop(body, n_targets: int, chunk: int, init):
@@ -31,13 +32,18 @@ def chunk_loop(body, n_targets: int, chunk: int, init):
     return lax.fori_loop(0, n_chunks, lambda c, acc: body(c * chunk, acc), init)
 
 
-def _y_split(Y, tr, te, start, chunk, fit_intercept):
-    Yc = lax.dynamic_slice_in_dim(Y, start, chunk, axis=1)
+def centre_split(Yc, tr, te, fit_intercept):
+    """Training and test rows of the targets ``Yc``, centred with the training mean ``m``."""
     Ytr, Yte = Yc[tr], Yc[te]
     if fit_intercept:
         m = jnp.mean(Ytr, axis=0)
         return Ytr - m, Yte - m, m
-    return Ytr, Yte, jnp.zeros((chunk,), Y.dtype)
+    return Ytr, Yte, jnp.zeros((Yc.shape[1],), Yc.dtype)
+
+
+def _y_split(Y, tr, te, start, chunk, fit_intercept):
+    return centre_split(lax.dynamic_slice_in_dim(Y, start, chunk, axis=1), tr, te,
+                         fit_intercept)
 
 
 def use_hat(rows: int, r: int, n_train: int, t: int) -> bool:
@@ -58,7 +64,7 @@ def _computed_once(x, token):
     return lax.cond(jnp.isnan(token), lambda: jnp.full_like(x, jnp.nan), lambda: x)
 
 
-def _centre_global(X, fit_intercept):
+def centre_global(X, fit_intercept):
     # a global shift changes nothing when the intercept is fitted, and improves rounding
     return X - jnp.mean(X, axis=0) if fit_intercept else X
 
@@ -69,44 +75,69 @@ def _centre_global(X, fit_intercept):
 def fold_grid_scores(Xg, K, Y, tr, te, alphas, *, solver: FoldSolver, score: Callable,
                      fit_intercept: bool, standardize: bool, chunk: int):
     """Scores (n_alphas, n_targets) of every grid alpha on one fold, for all local targets."""
-    U, spec, keep, A = solver.decompose(Xg, K, tr, te, fit_intercept=fit_intercept,
-                                        standardize=standardize)
-    n_te, r = A.shape
+    F = solver.decompose(Xg, K, tr, te, fit_intercept=fit_intercept, standardize=standardize)
     t = Y.shape[1]
-    n_alphas = alphas.shape[0]
-    D = solver.shrink(spec, keep, alphas[:, None])  # (n_alphas, r)
-    AD = (A[None] * D[:, None, :]).reshape(n_alphas * n_te, r)
-    # fold U^T into the (alphas x test rows, n_train) operator once where that costs
-    # fewer flops than the (r, n_train) x (n_train, chunk) product on every chunk
-    hat = use_hat(n_alphas * n_te, r, U.shape[0], t)
-    op = _computed_once(AD @ U.T if hat else AD, spec[0])
+    grid = grid_operator(F, alphas, solver=solver, n_targets=t)
 
     def body(start, out):
         Ytr, Yte, _ = _y_split(Y, tr, te, start, chunk, fit_intercept)
-        Ytr = _computed_once(Ytr, spec[0])
-        pred = (op @ (Ytr if hat else U.T @ Ytr)).reshape(n_alphas, n_te, chunk)
-        return lax.dynamic_update_slice_in_dim(out, score(pred, Yte), start, axis=1)
+        sc = grid_chunk_scores(grid, F, Ytr, Yte, score=score)
+        return lax.dynamic_update_slice_in_dim(out, sc, start, axis=1)
 
-    return chunk_loop(body, t, chunk, jnp.zeros((n_alphas, t), Y.dtype))
+    return chunk_loop(body, t, chunk, jnp.zeros((alphas.shape[0], t), Y.dtype))
+
+
+class GridOperator(NamedTuple):
+    """Predictions of every grid alpha on one fold's test rows: ``op @ Ytr`` (``hat``) or
+    ``op @ (U^T Ytr)``, reshaped to (n_alphas, n_test, n_targets)."""
+
+    op: jax.Array
+    hat: bool
+    n_alphas: int
+
+
+def grid_operator(F: Factors, alphas, *, solver: FoldSolver, n_targets: int) -> GridOperator:
+    """The operator of :class:`GridOperator` for the factors ``F`` of one fold.
+
+    ``U^T`` is folded into the (alphas x test rows, n_train) operator where that costs
+    fewer flops than the (r, n_train) x (n_train, n_targets) product on every chunk.
+    """
+    n_te, r = F.A.shape
+    n_alphas = alphas.shape[0]
+    D = solver.shrink(F.spec, F.keep, alphas[:, None])  # (n_alphas, r)
+    AD = (F.A[None] * D[:, None, :]).reshape(n_alphas * n_te, r)
+    hat = use_hat(n_alphas * n_te, r, F.U.shape[0], n_targets)
+    return GridOperator(_computed_once(AD @ F.U.T if hat else AD, F.spec[0]), hat, n_alphas)
+
+
+def grid_chunk_scores(grid: GridOperator, F: Factors, Ytr, Yte, *, score: Callable):
+    """Scores (n_alphas, chunk) of every grid alpha on one fold, from centred responses."""
+    Ytr = _computed_once(Ytr, F.spec[0])
+    pred = grid.op @ (Ytr if grid.hat else F.U.T @ Ytr)
+    return score(pred.reshape(grid.n_alphas, Yte.shape[0], Yte.shape[1]), Yte)
+
+
+def predict_chunk(F: Factors, Ytr, alpha, *, solver: FoldSolver):
+    """Predictions (n_test, chunk) of centred responses ``Ytr`` (n_train, chunk) with
+    per-target ``alpha`` (chunk,), without the training mean."""
+    D = solver.shrink(F.spec[:, None], F.keep[:, None], alpha[None, :])  # (r, chunk)
+    return F.A @ (D * (F.U.T @ Ytr))
 
 
 def fold_predict(Xg, K, Y, tr, te, alpha, *, solver: FoldSolver, fit_intercept: bool,
                  standardize: bool, chunk: int):
     """Predictions (n_test, n_targets) of rows ``te`` from a fit on rows ``tr`` with
     per-target ``alpha`` (n_targets,)."""
-    U, spec, keep, A = solver.decompose(Xg, K, tr, te, fit_intercept=fit_intercept,
-                                        standardize=standardize)
-    n_te = A.shape[0]
+    F = solver.decompose(Xg, K, tr, te, fit_intercept=fit_intercept, standardize=standardize)
     t = Y.shape[1]
 
     def body(start, out):
         Ytr, _, m = _y_split(Y, tr, te, start, chunk, fit_intercept)
         a = lax.dynamic_slice_in_dim(alpha, start, chunk)
-        D = solver.shrink(spec[:, None], keep[:, None], a[None, :])  # (r, chunk)
-        pred = A @ (D * (U.T @ Ytr))
+        pred = predict_chunk(F, Ytr, a, solver=solver)
         return lax.dynamic_update_slice_in_dim(out, pred + m, start, axis=1)
 
-    return chunk_loop(body, t, chunk, jnp.zeros((n_te, t), Y.dtype))
+    return chunk_loop(body, t, chunk, jnp.zeros((F.A.shape[0], t), Y.dtype))
 
 
 # --------------------------------------------------------------------------- CV solvers
@@ -119,7 +150,7 @@ def solve_ridge_cv_folds(X, Y, groups, alphas, eig=None, *, solver: FoldSolver,
     ``groups``: folds grouped by training size, tuples of (train idx (g, n_tr), test idx
     (g, n_te)); ``eig`` is unused.
     """
-    Xg = _centre_global(X, fit_intercept)
+    Xg = centre_global(X, fit_intercept)
     K = solver.kernel(Xg, standardize=standardize)
     kw = dict(solver=solver, score=score, fit_intercept=fit_intercept,
               standardize=standardize, chunk=chunk)
@@ -127,7 +158,8 @@ def solve_ridge_cv_folds(X, Y, groups, alphas, eig=None, *, solver: FoldSolver,
     for tr_g, te_g in groups:  # at most two groups (training sizes differ by one)
         # a fori_loop over the folds keeps one fold's decomposition in memory at a time.
         # (vmap over folds is faster on CPU but deadlocks XLA:CPU with several forced host
-        # devices once the target-chunk loop runs inside it.)
+        # devices: batched eigh/svd calls wait on its thread pool from inside it, see
+        # nested._map.)
         def fold(f, acc, tr_g=tr_g, te_g=te_g):
             return acc + fold_grid_scores(Xg, K, Y, tr_g[f], te_g[f], alphas, **kw)
 
@@ -207,7 +239,7 @@ CV_SOLVERS: dict[str, Callable] = {"svd": solve_ridge_cv_svd, "eigh": solve_ridg
 def predict_local(X, Y, tr, te, alpha, *, solver: FoldSolver, fit_intercept, standardize,
                   chunk):
     """Per-target-alpha predictions of held-out rows ``te`` from a fit on rows ``tr``."""
-    Xg = _centre_global(X, fit_intercept)
+    Xg = centre_global(X, fit_intercept)
     K = solver.kernel(Xg, standardize=standardize)
     return fold_predict(Xg, K, Y, tr, te, alpha, solver=solver, fit_intercept=fit_intercept,
                         standardize=standardize, chunk=chunk)
