@@ -105,7 +105,8 @@ def plot_source_room(skills: dict[str, dict], *, source=(), room=(), path=None):
     ax.set_xticks(x + 0.4 - width / 2)
     ax.set_xticklabels(factors, fontsize=8)
     ax.set_ylabel("best-layer skill (0 = chance, 1 = perfect)")
-    ax.legend(fontsize=7, frameon=False, loc="lower right")
+    # beside the axes: bars below zero (room factors at chance) would run under it
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=130)
