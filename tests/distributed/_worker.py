@@ -24,9 +24,19 @@ def problem():
 def main(out):
     if os.environ.get(distributed.ENV_NUM_PROCESSES):
         distributed.initialize(timeout=60)
+    # results travel in many small pieces with a remainder (the chunked gather)
+    distributed.GATHER_PIECE_BYTES = 96
     layers, Y = problem()
     alphas = np.logspace(-1, 3, 5)
     res = {}
+
+    def blocks(sl):  # 64-bit values that float32/int32 would change, and booleans
+        idx = np.arange(13)[sl]
+        return {"f": np.outer([1.0, 2.0, 3.0], idx) + 1e-12 * idx,
+                "i": idx.astype(np.int64) * 2 ** 40, "b": idx % 3 == 0}
+
+    g = distributed.map_blocks(blocks, 13)
+    res.update(gather_f=g["f"], gather_i=g["i"], gather_b=g["b"])
     cv = aj.ridge_cv(layers[1], Y, alphas=alphas, folds=4)
     res.update(cv_alpha=cv.best_alpha, cv_coef=cv.coef, cv_scores=cv.cv_scores,
                cv_intercept=cv.intercept)

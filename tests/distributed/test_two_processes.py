@@ -49,7 +49,7 @@ def test_two_processes_equal_one(tmp_path):
     for rank, res in enumerate(two):
         assert set(res) == set(one)
         for key in one:  # integer counts: p-values equal exactly; solves to rounding
-            exact = key.startswith("rsa_") or key == "enc_layer"
+            exact = key.startswith(("rsa_", "gather_")) or key == "enc_layer"
             if exact:
                 np.testing.assert_array_equal(res[key], one[key], err_msg=f"{key} rank {rank}")
             else:
