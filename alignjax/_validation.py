@@ -18,6 +18,15 @@ from .errors import (AlignjaxInputError, NonFiniteError, ShapeMismatchError,
                      StimulusMismatchError, as_float_array, check_finite, check_unique_ids)
 
 
+def width_groups(arrays: Sequence) -> list[list[int]]:
+    """Indices of the layers (arrays of shape (n_stimuli, n_features)) of each width, in
+    order of first appearance: layers of one width are stacked and batched together."""
+    groups: dict[int, list[int]] = {}
+    for i, a in enumerate(arrays):
+        groups.setdefault(a.shape[1], []).append(i)
+    return list(groups.values())
+
+
 def check_layers(names: Sequence[str], arrays: Sequence, stimulus_ids: Sequence[str] | None,
                  *, purpose: str) -> list[np.ndarray]:
     """Validate layers for a kernel that needs pooled (n_stimuli, n_features) features.

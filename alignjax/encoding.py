@@ -39,6 +39,7 @@ from ._validation import (
     check_finite,
     check_layers,
     check_positive_int,
+    width_groups,
 )
 from .folds import nested_folds, resolve_folds
 from .options import renamed
@@ -233,12 +234,6 @@ def _check_inputs(layers, Y, *, alphas, outer_folds, inner_folds, stratify, grou
                     alphas_np, n_const)
 
 
-def _width_groups(Xs) -> list[np.ndarray]:
-    """Indices of the layers of each width (feature count), in order of first appearance."""
-    widths = [X.shape[1] for X in Xs]
-    return [np.flatnonzero(np.asarray(widths) == w) for w in dict.fromkeys(widths)]
-
-
 def _dispatch_fold(stacks, targets, test, inner, alphas, opts):
     """Start one outer fold on the devices, one pass per width group of layers:
     ``[(layer indices, PendingLayerFits)]``."""
@@ -282,7 +277,7 @@ def _nested_cv(Xs, Y, outer, inners, alphas, opts, bar) -> _LayerFits:
     plan = ridge.plan_targets(n, p_max, len(alphas), t, opts["chunk_size"], opts["devices"])
     targets = ridge.place_targets(Y, plan)
     stacks = [(idx, jnp.asarray(np.stack([Xs[i] for i in idx]), ridge.float_dtype()))
-              for idx in _width_groups(Xs)]
+              for idx in width_groups(Xs)]
     fits = _LayerFits(np.empty((n_outer, n_layers, t)), np.zeros((n_layers, n_outer, t)),
                       np.zeros((n_layers, n_outer, t)), np.zeros((n_layers, 4, t)),
                       np.empty((n_outer, t), np.int64), np.empty((n_outer, t)),

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._validation import width_groups
 from .logistic import MASK_LOGIT, fit_from, full_logits, init_params, linear_scores
 
 __all__: list[str] = []  # package-internal: solve_splits, solve_group
@@ -108,14 +109,6 @@ def solve_group(Xg, Y, SW, inv_Cs, tol, *, n_classes, fit_intercept, max_iter, s
     return jax.lax.map(lambda X: per_split(X, Y, SW, inv_Cs, tol), Xg, batch_size=layer_chunk_size)
 
 
-def _width_groups(arrays) -> dict[int, list[int]]:
-    """Layer indices by feature width: layers of one width are solved together."""
-    out: dict[int, list[int]] = {}
-    for i, a in enumerate(arrays):
-        out.setdefault(a.shape[1], []).append(i)
-    return out
-
-
 def solve_splits(arrays, codes_splits, SW, Cs, *, n_classes, fit_intercept, max_iter, tol,
                  standardize, layer_chunk_size):
     """Solve every (layer, split, C); package-internal.
@@ -148,7 +141,7 @@ def solve_splits(arrays, codes_splits, SW, Cs, *, n_classes, fit_intercept, max_
     conv = np.zeros((L, B, len(Cs)), dtype=bool)
     Y = jax.nn.one_hot(jnp.asarray(codes_splits), n_classes, dtype=dtype)
     inv_Cs = jnp.asarray(1.0 / Cs, dtype)
-    for width, idx in _width_groups(arrays).items():
+    for idx in width_groups(arrays):
         Xg = np.stack([_prescale(arrays[i], standardize, fit_intercept) for i in idx])
         lb = None if layer_chunk_size is None else min(int(layer_chunk_size), len(idx))
         p, it, cv = solve_group(jnp.asarray(Xg, dtype), Y, jnp.asarray(SW, dtype), inv_Cs,

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from alignjax._runtime import float32_matmuls, serial_lapack
+from alignjax._validation import width_groups
 from alignjax.errors import InvalidOptionError, check_positive_int
 from alignjax.permutation import (device_permutation_test, exact_permutations,
                                   fold_in_permutations)
@@ -234,13 +235,6 @@ def _boot_scores(metric: Metric, X, Y, idx):
     return _pair_scores(metric, PX, PY)
 
 
-def _width_groups(arrays):
-    groups: dict[int, list[int]] = {}
-    for i, a in enumerate(arrays):
-        groups.setdefault(a.shape[1], []).append(i)
-    return list(groups.values())
-
-
 def _bootstrap(metrics, xs, ys, n_boot, seed, progress):
     from tqdm.auto import tqdm
 
@@ -249,7 +243,7 @@ def _bootstrap(metrics, xs, ys, n_boot, seed, progress):
     keys = jax.random.split(jax.random.PRNGKey(seed + 1), n_boot)
     samples = np.asarray(jax.vmap(lambda k: jax.random.randint(k, (n,), 0, n))(keys))
     out = np.full((n_boot, len(metrics), len(xs), len(ys)), np.nan, np.float64)
-    gx, gy = _width_groups(xs), _width_groups(ys)
+    gx, gy = width_groups(xs), width_groups(ys)
     X = [jnp.asarray(np.stack([xs[i] for i in g]), dt) for g in gx]
     Y = [jnp.asarray(np.stack([ys[i] for i in g]), dt) for g in gy]
     for b in tqdm(range(n_boot), desc="bootstrap", unit="sample", disable=not progress,
