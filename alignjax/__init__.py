@@ -31,7 +31,7 @@ from .probes import (
     ridge_probe,
 )
 from .ridge import RidgeCVResult, ridge_cv, ridge_fit
-from .encoding import EncodingResult, encode, encoding_permutation_test
+from .encoding import EncodingResult, concat_targets, encode, encoding_permutation_test
 from .stats import fdr_bh, permutation_pvalues, rankdata
 from .permutation import PermutationTestResult, device_permutation_test, permutation_test
 from .zoo import (CorrelationResult, PairwiseResult, RankingResult, TooFewModelsError,
@@ -105,6 +105,7 @@ __all__ = [
     "RidgeCV",
     "encode",
     "EncodingResult",
+    "concat_targets",
     "encoding_permutation_test",
     # probes
     "fit_logistic",

@@ -9,7 +9,11 @@ heavy loops split their work by process and exchange only what is needed to fini
   counts) over processes, so p-values and FWE p-values are bit-identical to one process;
 - :func:`alignjax.ridge_cv` and :func:`alignjax.encode` give each process a block of
   targets (voxels) and gather the per-target results, so every process ends with the
-  whole result (process 0 writes the files; see ``alignjax launch``).
+  whole result; ``encode(..., gather=False)`` keeps each block in the process that
+  computed it (join blocks with :func:`alignjax.concat_targets`).
+- ``alignjax encode`` writes each block from the process that owns it and process 0 joins
+  them (:mod:`alignjax.app.studies.encode_blocks`); the other commands write from process
+  0 only (:mod:`alignjax.app.cli`).
 
 The same seed gives the same result for any number of processes. Work that is already a
 block of a distributed computation runs locally (see :func:`local`), so nested calls
@@ -36,7 +40,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["initialize", "shutdown", "process_count", "process_index", "is_main", "active",
-           "local", "block", "gather_blocks", "allsum", "map_blocks", "DistributedError"]
+           "local", "block", "gather_blocks", "allsum", "map_blocks", "barrier",
+           "DistributedError"]
 
 ENV_COORDINATOR = "ALIGNJAX_COORDINATOR"
 ENV_NUM_PROCESSES = "ALIGNJAX_NUM_PROCESSES"
@@ -245,6 +250,13 @@ def allsum(x: Any):
     import jax
 
     return jax.tree.map(lambda a: _allgather(np.asarray(a)).sum(0, dtype=np.asarray(a).dtype), x)
+
+
+def barrier() -> None:
+    """Wait until every process gets here (no-op in one process): files one process wrote
+    before it are there for the others after it."""
+    if process_count() > 1:
+        _allgather(np.zeros(1, np.uint8))
 
 
 def map_blocks(fn, n: int, *, axis: int = -1):

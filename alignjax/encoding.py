@@ -48,7 +48,7 @@ from .stats import column_scores, fdr_bh, fold_scores, r2_from_r
 from .io import FeatureStore, LayerSet, Responses, load_layers
 
 __all__ = ["encode", "EncodingResult", "encoding_permutation_test", "EncodingPermutationResult",
-           "split_subjects", "summarize"]
+           "split_subjects", "summarize", "concat_targets", "TARGET_FIELDS"]
 
 
 class EncodingResult(NamedTuple):
@@ -358,10 +358,45 @@ def _assemble(prob: _Problem, valid, fits: _LayerFits | None, *, select_layer,
     # layer_r, layer_r2, layer_cod, layer_fold_r, layer_fold_cod, layer_alpha, ...
     res = EncodingResult(prediction, *sel, best_layer, best_alpha, *layers, layer_alpha, valid,
                          prob.names, prob.subjects, prob.subject_index, prob.outer, summary={})
+    return _summarized(res, prob.n_const, "pooled" if pooled else "per_fold_mean")
+
+
+def _summarized(res: EncodingResult, n_const: dict, scoring: str) -> EncodingResult:
     summary = summarize(res)
-    summary["n_constant_features"] = prob.n_const
-    summary["scoring"] = "pooled" if pooled else "per_fold_mean"
+    summary["n_constant_features"] = n_const
+    summary["scoring"] = scoring
     return res._replace(summary=summary)
+
+
+#: Fields of :class:`EncodingResult` indexed by target (along their last axis).
+TARGET_FIELDS = tuple(f for f in EncodingResult._fields
+                      if f not in ("layer_names", "subjects", "folds", "summary"))
+
+
+def concat_targets(parts) -> EncodingResult:
+    """Join the results of consecutive blocks of targets into one :class:`EncodingResult`.
+
+    ``parts`` are results of the same layers, subjects and folds on disjoint, consecutive
+    blocks of the targets, in order: the blocks :func:`encode` computes with
+    ``gather=False`` in each process of a multi-process run, in process order. Every
+    per-target field is concatenated and the summary recomputed, so the result equals one
+    :func:`encode` on all targets.
+    """
+    parts = list(parts)
+    if not parts:
+        raise InvalidOptionError("concat_targets needs at least one EncodingResult")
+    first = parts[0]
+    for k, part in enumerate(parts[1:], 1):
+        if part.layer_names != first.layer_names or part.subjects != first.subjects \
+                or not np.array_equal(part.folds, first.folds):
+            raise ShapeMismatchError(
+                f"part {k} was fitted with other layers, subjects or folds than part 0 "
+                f"(layers {part.layer_names} vs {first.layer_names}, subjects "
+                f"{part.subjects} vs {first.subjects}); only blocks of one encode join")
+    joined = first._replace(**{f: np.concatenate([getattr(p, f) for p in parts], axis=-1)
+                               for f in TARGET_FIELDS})
+    return _summarized(joined, first.summary.get("n_constant_features", {}),
+                       first.summary.get("scoring", "per_fold_mean"))
 
 
 @renamed(target_chunk="chunk_size")
@@ -370,7 +405,7 @@ def encode(layers, Y, *, alphas, outer_folds=5, inner_folds=5, stratify=None, gr
            standardize: bool = True, select_layer: bool = True,
            chunk_size: int | None = None, extend_alphas: bool = False, score: str = "r2",
            pooled: bool = False, seed: int = 0, progress: bool = False,
-           devices=None) -> EncodingResult:
+           devices=None, gather: bool = True) -> EncodingResult:
     """Nested cross-validated voxel-wise ridge encoding with layer x alpha selection.
 
     Parameters
@@ -414,6 +449,12 @@ def encode(layers, Y, *, alphas, outer_folds=5, inner_folds=5, stratify=None, gr
         Show a tqdm progress bar over (outer fold, layer).
     devices : sequence of jax devices, optional
         Devices the targets are sharded over (default: all local devices).
+    gather : bool
+        Under several processes (:mod:`alignjax.distributed`) each process solves a
+        contiguous block of the targets (``distributed.block(n_targets)``). True gathers
+        the whole result to every process; False returns only this process's block, for
+        per-target outputs written by the process that owns them (join the blocks with
+        :func:`concat_targets`). One process: the whole result either way.
 
     Returns
     -------
@@ -422,21 +463,27 @@ def encode(layers, Y, *, alphas, outer_folds=5, inner_folds=5, stratify=None, gr
     prob = _check_inputs(layers, Y, alphas=alphas, outer_folds=outer_folds,
                          inner_folds=inner_folds, stratify=stratify, groups=groups,
                          score=score, seed=seed)
-    valid = ~_zero_variance(prob.Y)
-    fits = None
-    if valid.any():
-        inners = nested_folds(prob.outer, prob.n_inner, seed=seed, stratify=stratify,
-                              groups=groups)
-        opts = dict(score=score, standardize=standardize, extend_alphas=extend_alphas,
-                    chunk_size=chunk_size, devices=devices, pooled=pooled)
-        Yv = prob.Y[:, valid]
-        with _progress(progress and distributed.is_main(),
-                       prob.outer.shape[0] * len(prob.Xs)) as bar:
-            # under several processes each solves a block of the targets (then gathered)
-            fits = distributed.map_blocks(
-                lambda cols: _nested_cv(prob.Xs, Yv[:, cols], prob.outer, inners,
-                                        prob.alphas, opts, bar), Yv.shape[1])
-    return _assemble(prob, valid, fits, select_layer=select_layer, pooled=pooled)
+    scope = contextlib.nullcontext()
+    if not gather and distributed.active():  # this process's block only, not gathered
+        mine = distributed.block(prob.Y.shape[1])
+        prob = prob._replace(Y=prob.Y[:, mine], subject_index=prob.subject_index[mine])
+        scope = distributed.local()
+    with scope:
+        valid = ~_zero_variance(prob.Y)
+        fits = None
+        if valid.any():
+            inners = nested_folds(prob.outer, prob.n_inner, seed=seed, stratify=stratify,
+                                  groups=groups)
+            opts = dict(score=score, standardize=standardize, extend_alphas=extend_alphas,
+                        chunk_size=chunk_size, devices=devices, pooled=pooled)
+            Yv = prob.Y[:, valid]
+            with _progress(progress and distributed.is_main(),
+                           prob.outer.shape[0] * len(prob.Xs)) as bar:
+                # under several processes each solves a block of the targets (then gathered)
+                fits = distributed.map_blocks(
+                    lambda cols: _nested_cv(prob.Xs, Yv[:, cols], prob.outer, inners,
+                                            prob.alphas, opts, bar), Yv.shape[1])
+        return _assemble(prob, valid, fits, select_layer=select_layer, pooled=pooled)
 
 
 @contextlib.contextmanager
@@ -552,7 +599,8 @@ def _perm_batch(n_targets: int, n_perm: int, budget_targets: int = 20_000) -> in
 def encoding_permutation_test(layers, Y, *, alphas, folds, n_perm: int, seed: int,
                               score: str = "pearson", family=None,
                               encode_options: Mapping[str, Any] | None = None,
-                              progress: bool = False) -> EncodingPermutationResult:
+                              observed=None, progress: bool = False
+                              ) -> EncodingPermutationResult:
     """Permutation p-values of nested cross-validated encoding scores, by refitting.
 
     The statistic is the one :func:`encode` reports: each outer test fold's score of the
@@ -587,6 +635,11 @@ def encoding_permutation_test(layers, Y, *, alphas, folds, n_perm: int, seed: in
         Further keyword arguments of :func:`encode` (``inner_folds``, ``stratify``,
         ``groups``, ``standardize``, ``extend_alphas``, ``score`` for the inner selection,
         ``pooled``, ``chunk_size``).
+    observed : array (n_targets,), optional
+        The tested score of the result under test (``encode(layers, Y, alphas=alphas,
+        outer_folds=folds, seed=seed, **encode_options)`` and its ``r``, ``r2`` or ``cod``),
+        when you already have it: the unpermuted fit is then not repeated. NaN marks
+        excluded targets.
     progress : bool
         Show a progress bar over the permutations.
 
@@ -606,10 +659,15 @@ def encoding_permutation_test(layers, Y, *, alphas, folds, n_perm: int, seed: in
                                  "encoding_permutation_test itself (or fixed by it)")
     ls = _as_layers(layers)
     fit = partial(encode, ls, alphas=alphas, outer_folds=folds, seed=seed, **opts)
-    obs = fit(Y)
-    Yall = _as_targets(Y, ls.stimulus_ids, obs.prediction.shape[0])[0]
+    if observed is None:
+        observed = getattr(fit(Y), field)
+    observed = np.asarray(observed, float)
+    Yall, _, subject_index = _as_targets(Y, ls.stimulus_ids, len(ls.arrays[0]))
     n, t = Yall.shape
-    family = obs.subject_index if family is None else np.asarray(family)
+    if observed.shape != (t,):
+        raise ShapeMismatchError(f"observed has shape {observed.shape}; expected ({t},), "
+                                 "one score per target of Y")
+    family = subject_index if family is None else np.asarray(family)
     if family.shape != (t,):
         raise ShapeMismatchError(f"family has shape {family.shape}; expected ({t},)")
     rng = np.random.default_rng(seed)
@@ -619,7 +677,6 @@ def encoding_permutation_test(layers, Y, *, alphas, folds, n_perm: int, seed: in
         return getattr(fit(np.concatenate([Yall[pi] for pi in batch], axis=1)),
                        field).reshape(len(batch), t)
 
-    observed = np.asarray(getattr(obs, field), float)
     res = permutation_test(null_scores, observed, n_perm=n_perm, permutations=perms.__getitem__,
                            families=family, chunk_size=_perm_batch(t, n_perm), progress=progress)
     p, p_fwe = np.asarray(res.p, float), np.asarray(res.p_fwe, float)

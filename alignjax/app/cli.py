@@ -8,7 +8,10 @@ the handlers so ``alignjax --help`` is fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+import tempfile
+from pathlib import Path
 from typing import Sequence
 
 from alignjax.app.commands import COMMANDS
@@ -58,6 +61,22 @@ def _compilation_cache() -> None:
     use_compilation_cache(setting or None)
 
 
+@contextlib.contextmanager
+def _output_of_this_process(args):
+    """Process 0 of a multi-process run writes ``--out``; the others write into a scratch
+    folder removed afterwards, unless the command writes its own part of the output in
+    every process (``writes_per_process``, e.g. ``encode``)."""
+    from alignjax import distributed
+
+    if getattr(args, "out", None) is None or distributed.is_main() \
+            or getattr(args, "writes_per_process", False):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix=f"alignjax-rank{distributed.process_index()}-") as d:
+        args.out = str(Path(d) / "out")
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -65,10 +84,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from alignjax.errors import AlignjaxInputError
 
     try:
-        if args.command != "launch":
-            _compilation_cache()
-            _join_distributed_run()
-        return int(args.func(args) or 0)
+        if args.command == "launch":
+            return int(args.func(args) or 0)
+        _compilation_cache()
+        _join_distributed_run()
+        with _output_of_this_process(args):
+            return int(args.func(args) or 0)
     except (AlignjaxInputError, DistributedError) as exc:
         print(f"alignjax {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -2,10 +2,12 @@
 
 For workstations and tests: process 0 is the coordinator on localhost; every process runs
 the same subcommand, splitting its heavy loops (permutations, targets) by process and
-exchanging small results (see :mod:`alignjax.distributed`). All processes end with the
-whole result; process 0 writes the output (``--out``), the others write into a scratch
-directory that is removed afterwards. On a cluster, start the processes with ``srun``
-instead: :func:`alignjax.distributed.initialize` reads SLURM's variables.
+exchanging small results (see :mod:`alignjax.distributed`). Process 0 writes the output
+(``--out``); the others write into scratch folders removed afterwards, except ``encode``,
+whose every process writes the voxels it owns into ``--out`` for process 0 to join (see
+:mod:`alignjax.app.cli` and :mod:`alignjax.app.studies.encode_blocks`). On a cluster,
+start the processes with ``srun`` instead: :func:`alignjax.distributed.initialize` reads
+SLURM's variables, and the same rules apply.
 """
 
 from __future__ import annotations
@@ -38,17 +40,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _with_out(argv: list[str], out: str) -> list[str]:
-    """``argv`` with its ``--out`` value replaced by ``out`` (appended when absent)."""
-    argv = list(argv)
-    for i, a in enumerate(argv):
-        if a == "--out" and i + 1 < len(argv):
-            return argv[:i + 1] + [out] + argv[i + 2:]
-        if a.startswith("--out="):
-            return argv[:i] + [f"--out={out}"] + argv[i + 1:]
-    return argv + ["--out", out]
-
-
 def _tail(path: Path, n: int = 2000) -> str:
     text = path.read_text(errors="replace") if path.exists() else ""
     return text[-n:]
@@ -78,12 +69,11 @@ def launch(n: int, argv: Sequence[str], *, timeout: float | None = None,
             env = dict(os.environ, **{ENV_COORDINATOR: address, ENV_NUM_PROCESSES: str(n),
                                       ENV_PROCESS_ID: str(rank),
                                       ENV_TIMEOUT: str(int(join_timeout))})
-            args = list(argv) if rank == 0 else _with_out(argv, str(scratch / f"out-{rank}"))
             log = scratch / f"rank-{rank}.log"
             logs.append(log)
             out = None if rank == 0 else open(log, "w")
             procs.append(subprocess.Popen(
-                [sys.executable, "-m", "alignjax.app.cli", *args], env=env,
+                [sys.executable, "-m", "alignjax.app.cli", *argv], env=env,
                 stdout=out if out else None, stderr=subprocess.STDOUT if out else None))
         return _wait(procs, logs, timeout)
     finally:

@@ -43,6 +43,9 @@ def main(out):
     enc = aj.encode(layers, Y, alphas=alphas, outer_folds=4, inner_folds=3)
     res.update(enc_r=enc.r, enc_pred=enc.prediction, enc_layer=enc.best_layer,
                enc_layer_r=enc.layer_fold_r)
+    own = aj.encode(layers, Y, alphas=alphas, outer_folds=4, inner_folds=3, gather=False)
+    assert own.r.shape == (len(range(9)[distributed.block(9)]),)  # this process's block
+    res.update(enc_own_pred=distributed.gather_blocks(own.prediction, 9))
     rdms_a = np.stack([np.asarray(aj.rdm(X)) for X in layers])
     rdms_b = np.stack([np.asarray(aj.rdm(Y[:, :5])), np.asarray(aj.rdm(Y[:, 5:]))])
     rsa = aj.rsa_permutation_test(rdms_a, rdms_b, n_perm=301, seed=3, return_null=True)
@@ -50,6 +53,10 @@ def main(out):
     perm = aj.encoding_permutation_test(layers, Y, alphas=alphas, folds=4, n_perm=13, seed=1,
                                         encode_options={"inner_folds": 3})
     res.update(perm_p=perm.p, perm_p_fwe=perm.p_fwe, perm_q=perm.q)
+    given = aj.encoding_permutation_test(layers, Y, alphas=alphas, folds=4, n_perm=13, seed=1,
+                                         encode_options={"inner_folds": 3}, observed=enc.r)
+    np.testing.assert_array_equal(given.p, perm.p)  # the unpermuted fit is not repeated
+    np.testing.assert_array_equal(given.p_fwe, perm.p_fwe)
     np.savez(f"{out}.{distributed.process_index()}.npz",
              **{k: np.asarray(v) for k, v in res.items()})
     distributed.shutdown()

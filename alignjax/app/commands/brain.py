@@ -91,7 +91,8 @@ def add_encode(sub) -> None:
                         "subject (0: none)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(func=_cmd_encode)
+    # under several processes every process writes its own voxels into --out
+    p.set_defaults(func=_cmd_encode, writes_per_process=True)
 
 
 def _cmd_encode(args) -> int:
@@ -109,6 +110,8 @@ def _cmd_encode(args) -> int:
                          chunk_size=args.chunk_size, seed=args.seed, n_perm=args.n_perm,
                          progress=not args.no_progress, brain_options=brain_options(args),
                          rois=args.rois, roi_labels=args.roi_labels)
+    if summary is None:  # another process of a multi-process run: its block is written
+        return 0
     acc = summary["across_subjects"]["median_r2"]
     sem = "" if acc["sem"] is None else f" ± {acc['sem']:.4f}"
     mean = "n/a" if acc["mean"] is None else f"{acc['mean']:.4f}"

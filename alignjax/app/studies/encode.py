@@ -11,6 +11,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from alignjax import distributed
+from alignjax.app.studies.encode_blocks import OwnedBlocks, remove_blocks
 from alignjax.errors import InvalidOptionError
 from alignjax.encoding import encode, encoding_permutation_test, split_subjects
 from alignjax.io import load_layers, load_responses
@@ -72,7 +74,8 @@ def run_encode(features, brain, out: str | os.PathLike, *, alphas=None, outer_fo
                extend_alphas: bool = False, standardize: bool = True,
                layers: Sequence[str] | None = None, chunk_size: int | None = None,
                n_perm: int = 0, seed: int = 0, progress: bool = True,
-               brain_options: Mapping | None = None, rois=None, roi_labels=None) -> dict:
+               brain_options: Mapping | None = None, rois=None, roi_labels=None
+               ) -> dict | None:
     """Nested-CV encoding of every voxel of every subject; writes results to ``out``.
 
     Writes ``voxels.csv`` (subject, voxel, valid, r, r2, cod, modal best layer, median best
@@ -88,6 +91,12 @@ def run_encode(features, brain, out: str | os.PathLike, *, alphas=None, outer_fo
     several; :mod:`alignjax.app.studies.brainmaps`), brain-map figures, and with ``rois``
     (an atlas on the data's grid) and ``roi_labels`` (its label table) ``roi_summary.csv``,
     ``roi_best_layer.csv`` and ``roi_summary.png``.
+
+    Under several processes (:mod:`alignjax.distributed`) each process fits and writes its
+    own block of the voxels, and process 0 joins them and writes the rest
+    (:mod:`alignjax.app.studies.encode_blocks`); ``out`` must be visible to every process.
+
+    Returns the summary (None in processes other than 0 of a multi-process run).
     """
     t0 = time.perf_counter()
     ls = load_layers(features, layers=layers)
@@ -99,24 +108,36 @@ def run_encode(features, brain, out: str | os.PathLike, *, alphas=None, outer_fo
         resp = resp.aligned_to(ls.stimulus_ids)
     timings = {"load": time.perf_counter() - t0}
     alphas = parse_alphas(alphas)
-    res = encode(ls, resp if ls.stimulus_ids is not None else resp.subjects, alphas=alphas,
-                 outer_folds=outer_folds, inner_folds=inner_folds, stratify=stratify,
-                 standardize=standardize, chunk_size=chunk_size,
-                 extend_alphas=extend_alphas, score=score, seed=seed, progress=progress)
-    timings["encode"] = time.perf_counter() - t0 - sum(timings.values())
+    Y = resp if ls.stimulus_ids is not None else resp.subjects
+    options = dict(inner_folds=inner_folds, stratify=stratify, standardize=standardize,
+                   chunk_size=chunk_size, extend_alphas=extend_alphas, score=score)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    parts = split_subjects(res)
-    names = list(res.layer_names)
+    blocks = None
+    if distributed.active():  # each process fits and writes its own block of the voxels
+        blocks = OwnedBlocks(out, ls, Y, dict(
+            options, stratify=None if stratify is None else [str(c) for c in stratify],
+            alphas=[float(a) for a in alphas], outer_folds=outer_folds, seed=seed))
+        res, n_total = blocks.fit(alphas=alphas, outer_folds=outer_folds, seed=seed,
+                                  progress=progress, **options)
+        observed = distributed.gather_blocks(res.r, n_total) if n_perm else None
+    else:
+        res = encode(ls, Y, alphas=alphas, outer_folds=outer_folds, seed=seed,
+                     progress=progress, **options)
+        observed = res.r
+    timings["encode"] = time.perf_counter() - t0 - sum(timings.values())
     perm = None
     if n_perm:  # refits the nested CV on permuted responses; max-T and FDR per subject
         perm = encoding_permutation_test(
-            ls, resp if ls.stimulus_ids is not None else resp.subjects, alphas=alphas,
-            folds=res.folds, n_perm=n_perm, seed=seed, score="pearson", progress=progress,
-            encode_options=dict(inner_folds=inner_folds, stratify=stratify,
-                                standardize=standardize, chunk_size=chunk_size,
-                                extend_alphas=extend_alphas, score=score))
+            ls, Y, alphas=alphas, folds=res.folds, n_perm=n_perm, seed=seed, score="pearson",
+            progress=progress, encode_options=options, observed=observed)
     timings["permutation"] = time.perf_counter() - t0 - sum(timings.values())
+    if blocks is not None:
+        if not distributed.is_main():
+            return None
+        res = blocks.join()  # process 0 writes what needs every voxel
+    parts = split_subjects(res)
+    names = list(res.layer_names)
     _write_tables(out, parts, names, perm)
     timings["tables"] = time.perf_counter() - t0 - sum(timings.values())
     summary = dict(res.summary)
@@ -150,6 +171,7 @@ def run_encode(features, brain, out: str | os.PathLike, *, alphas=None, outer_fo
     summary["seconds"] = time.perf_counter() - t0
     with open(out / "summary.json", "w", encoding="utf-8") as fh:
         json.dump(summary, fh, indent=1)
+    remove_blocks(out)  # written into the whole result (or left by an interrupted run)
     summary["n_valid"] = int(res.valid.sum())
     summary["n_subjects"] = len(res.subjects)
     return summary
