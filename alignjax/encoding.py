@@ -234,32 +234,55 @@ def _check_inputs(layers, Y, *, alphas, outer_folds, inner_folds, stratify, grou
                     alphas_np, n_const)
 
 
-def _dispatch_fold(stacks, targets, test, inner, alphas, opts):
-    """Start one outer fold on the devices, one pass per width group of layers:
-    ``[(layer indices, PendingLayerFits)]``."""
-    tr, te = np.flatnonzero(~test), np.flatnonzero(test)
+def _fold_units(outer, inners, stacks, plan, n_alphas) -> list[list[int]]:
+    """Outer folds dispatched together: one at a time on CPU; on accelerators, batches of
+    folds of the same shapes that fit in memory with all layers of each width
+    (:func:`alignjax.ridge.outer_fold_batch`)."""
+    n_outer = outer.shape[0]
+    n_test = int(outer.sum(axis=1).max())
+    batch = min(ridge.outer_fold_batch(n_outer, len(idx), Xs.shape[1], Xs.shape[2], n_alphas,
+                                       inners[0].shape[0], plan, n_test=n_test)
+                for idx, Xs in stacks)
+    if batch == 1:
+        return [[o] for o in range(n_outer)]
+    alike: dict = {}
+    for o in range(n_outer):
+        alike.setdefault(ridge.fold_shape(int(outer[o].sum()), inners[o]), []).append(o)
+    return [folds[i:i + batch] for folds in alike.values() for i in range(0, len(folds), batch)]
+
+
+def _dispatch_folds(stacks, targets, folds, outer, inners, alphas, opts):
+    """Start outer folds ``folds`` (one, or a batch of the same shapes) on the devices, one
+    pass per width group of layers: ``[(layer indices, PendingLayerFits)]``."""
+    tr = np.stack([np.flatnonzero(~outer[o]) for o in folds])
+    te = np.stack([np.flatnonzero(outer[o]) for o in folds])
+    masks = np.stack([inners[o] for o in folds])
+    if len(folds) == 1:
+        tr, te, masks = tr[0], te[0], masks[0]
     pending = []
     for idx, Xs in stacks:
         p = Xs.shape[2]
         pending.append((idx, ridge.nested_fold_layers(
-            Xs, targets, tr, te, inner, alphas,
-            cv_solver=ridge.pick_solver("auto", int((~inner).sum(1).max()), p),
-            fit_solver=ridge.pick_solver("auto", len(tr), p), score=opts["score"],
+            Xs, targets, tr, te, masks, alphas,
+            cv_solver=ridge.pick_solver("auto", int((~masks).sum(-1).max()), p),
+            fit_solver=ridge.pick_solver("auto", tr.shape[-1], p), score=opts["score"],
             fit_intercept=True, standardize=opts["standardize"],
             extend_alphas=opts["extend_alphas"])))
     return pending
 
 
-def _fetch_fold(pending, n_layers):
-    """Alphas, inner-CV scores (n_layers, t) and predictions (n_layers, n_test, t) of an
-    outer fold started by :func:`_dispatch_fold`."""
+def _fetch_folds(pending, n_folds, n_layers):
+    """Per outer fold of a dispatch (:func:`_dispatch_folds`): alphas, inner-CV scores
+    (n_layers, t) and predictions (n_layers, n_test, t)."""
     fits = [(idx, f.fetch()) for idx, f in pending]
-    n_test, t = fits[0][1].prediction.shape[1:]
-    alpha, score = np.empty((2, n_layers, t))
-    pred = np.empty((n_layers, n_test, t))
+    if n_folds == 1:  # a single fold's fields have no fold axis
+        fits = [(idx, ridge.LayerFits(*(a[None] for a in fit))) for idx, fit in fits]
+    n_test, t = fits[0][1].prediction.shape[2:]
+    alpha, score = np.empty((2, n_folds, n_layers, t))
+    pred = np.empty((n_folds, n_layers, n_test, t))
     for idx, fit in fits:
-        alpha[idx], score[idx], pred[idx] = fit
-    return alpha, score, pred
+        alpha[:, idx], score[:, idx], pred[:, idx] = fit
+    return list(zip(alpha, score, pred))
 
 
 def _add_stats(stats, pred, y):
@@ -282,27 +305,30 @@ def _nested_cv(Xs, Y, outer, inners, alphas, opts, bar) -> _LayerFits:
                       np.zeros((n_layers, n_outer, t)), np.zeros((n_layers, 4, t)),
                       np.empty((n_outer, t), np.int64), np.empty((n_outer, t)),
                       np.zeros((n, t)))
-    start = partial(_dispatch_fold, stacks, targets, alphas=alphas, opts=opts)
+    units = _fold_units(outer, inners, stacks, plan, len(alphas))
+    start = partial(_dispatch_folds, stacks, targets, outer=outer, inners=inners,
+                    alphas=alphas, opts=opts)
     # small decompositions: OpenBLAS on one thread, so it does not spin against XLA
     with serial_lapack(min(n, p_max), plan.devices):
-        pending = start(outer[0], inners[0])
-        for o in range(n_outer):
-            # the next outer fold runs on the devices while this one is scored on the host
-            after = start(outer[o + 1], inners[o + 1]) if o + 1 < n_outer else None
-            alpha, score, pred = _fetch_fold(pending, n_layers)
+        pending = start(units[0])
+        for u, folds in enumerate(units):
+            # the next folds run on the devices while these are scored on the host
+            after = start(units[u + 1]) if u + 1 < len(units) else None
+            done = _fetch_folds(pending, len(folds), n_layers)
             pending = after
-            if bar is not None:
-                bar.update(n_layers)
-            te = outer[o]
-            fits.alpha[o] = alpha
-            for li in range(n_layers):
-                if opts["pooled"]:  # sums for the pooled scores, only when asked for
-                    _add_stats(fits.stats[li], pred[li], Y[te])
-                fits.fold_r[li, o], fits.fold_cod[li, o] = column_scores(pred[li], Y[te])
-            best = np.argmax(score, axis=0)
-            fits.best_layer[o] = best
-            fits.best_alpha[o] = alpha[best, np.arange(t)]
-            fits.prediction[te] = pred[best, :, np.arange(t)].T
+            for o, (alpha, score, pred) in zip(folds, done):
+                if bar is not None:
+                    bar.update(n_layers)
+                te = outer[o]
+                fits.alpha[o] = alpha
+                for li in range(n_layers):
+                    if opts["pooled"]:  # sums for the pooled scores, only when asked for
+                        _add_stats(fits.stats[li], pred[li], Y[te])
+                    fits.fold_r[li, o], fits.fold_cod[li, o] = column_scores(pred[li], Y[te])
+                best = np.argmax(score, axis=0)
+                fits.best_layer[o] = best
+                fits.best_alpha[o] = alpha[best, np.arange(t)]
+                fits.prediction[te] = pred[best, :, np.arange(t)].T
     return fits
 
 

@@ -114,3 +114,42 @@ def test_layer_batch_is_bounded_by_memory():
     for free, want in ((140 << 30, 13), (4 << 30, 3), (64 << 20, 1)):
         gpu = R.Plan((_Accelerator(free),), 7694, 7694, 7694)
         assert R.layer_batch(13, 165, 768, 8, 5, gpu, n_test=33) == want
+
+
+def test_outer_fold_batch_is_bounded_by_memory():
+    plan = R.plan_targets(165, 768, 8, 7694, None, None)
+    assert R.outer_fold_batch(5, 13, 165, 768, 8, 5, plan, n_test=33) == 1  # CPU
+    for free, want in ((140 << 30, 5), (32 << 30, 2), (4 << 30, 1)):
+        gpu = R.Plan((_Accelerator(free),), 7694, 7694, 7694)
+        assert R.outer_fold_batch(5, 13, 165, 768, 8, 5, gpu, n_test=33) == want
+    masks = resolve_folds(4, 30, seed=0)
+    assert R.fold_shape(8, masks) == (8, (4, 30), (7, 8), (2, 2))
+
+
+@pytest.mark.parametrize("batch", [2, 5])
+def test_outer_folds_batched_in_one_pass_equal_one_at_a_time(monkeypatch, batch):
+    import alignjax as aj
+    from alignjax import encoding
+
+    Xs, Y = _problem(n=38, widths=(6, 9, 6))  # outer tests of 8, 8, 8, 7, 7 stimuli
+    kw = dict(alphas=ALPHAS, outer_folds=5, inner_folds=3, extend_alphas=True)
+    want = aj.encode(Xs, Y, **kw)
+    units = []
+    real_units = encoding._fold_units
+
+    def spy(*a):
+        units.append(real_units(*a))
+        return units[-1]
+
+    monkeypatch.setattr(R, "outer_fold_batch", lambda n_outer, *a, **k: min(batch, n_outer))
+    monkeypatch.setattr(encoding, "_fold_units", spy)
+    got = aj.encode(Xs, Y, **kw)
+    # folds of the same shapes batched together, in batches of at most `batch`
+    assert sorted(o for u in units[0] for o in u) == list(range(5))
+    assert max(len(u) for u in units[0]) == min(batch, 3)
+    assert all(len({int(want.folds[o].sum()) for o in u}) == 1 for u in units[0])
+    np.testing.assert_array_equal(got.layer_alpha, want.layer_alpha)
+    np.testing.assert_array_equal(got.best_layer, want.best_layer)
+    np.testing.assert_allclose(got.prediction, want.prediction, rtol=1e-4,
+                               atol=1e-4 * np.abs(want.prediction).max())
+    np.testing.assert_allclose(got.layer_fold_r, want.layer_fold_r, rtol=1e-4, atol=1e-5)

@@ -18,11 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from .kernels import CV_SOLVERS, cv_pass, predict_pass, refit_pass
-from .nested import MAX_EXTEND_STEPS, layers_fold_pass
+from .nested import MAX_EXTEND_STEPS, folds_layers_pass, layers_fold_pass
 from .placement import (
     Targets,
     extend_block,
     fold_groups,
+    fold_shape,
     layer_batch,
     pad_targets,
     place_targets,
@@ -196,7 +197,8 @@ def fit_predict(X, targets: Targets, train, test, alpha, *, solver: str, fit_int
 
 
 class LayerFits(NamedTuple):
-    """One outer fold of :func:`nested_fold_layers`, on the host.
+    """One outer fold of :func:`nested_fold_layers`, on the host (with a leading fold
+    axis on every field for a batch of folds).
 
     Attributes
     ----------
@@ -230,11 +232,11 @@ class PendingLayerFits(NamedTuple):
         index, steps, score, pred = jax.device_get(
             (self.index, self.steps, self.score, self.prediction))
         t = self.n_targets
-        index, steps = index[:, :t], steps[:, :t].astype(np.float64)
+        index, steps = index[..., :t], steps[..., :t].astype(np.float64)
         lo, hi = float(self.alphas.min()), float(self.alphas.max())
         alpha = np.where(steps < 0, lo / 2.0 ** -steps,
                          np.where(steps > 0, hi * 2.0 ** steps, self.alphas[index]))
-        return LayerFits(alpha, score[:, :t].astype(np.float64),
+        return LayerFits(alpha, score[..., :t].astype(np.float64),
                          pred[..., :t].astype(np.float64))
 
 
@@ -262,14 +264,18 @@ def nested_fold_layers(Xs, targets: Targets, train, test, masks: np.ndarray,
     :func:`layer_batch`, in sequence over the rest); nothing comes back to the host until
     ``.fetch()`` on the result.
 
+    A batch of outer folds of the same shapes (:func:`fold_shape`) runs in one vmapped
+    pass when ``train``, ``test`` and ``masks`` are stacks over the folds (see
+    :func:`outer_fold_batch`); every field of the result then has a leading fold axis.
+
     Parameters
     ----------
     Xs : array (n_layers, n_stimuli, n_features)
     targets : Targets
         Responses of all rows (:func:`place_targets`).
-    train, test : int arrays
+    train, test : int arrays (n_train,), (n_test,), or stacks (n_batch, ...) of them
         Outer-training and outer-test rows.
-    masks : ndarray (n_folds, n_train) of bool
+    masks : ndarray (n_folds, n_train) of bool, or a stack (n_batch, n_folds, n_train)
         Test masks of the inner folds, over the rows ``train``.
     alphas : ndarray (n_alphas,)
     cv_solver, fit_solver : str
@@ -282,10 +288,21 @@ def nested_fold_layers(Xs, targets: Targets, train, test, masks: np.ndarray,
     """
     plan = targets.plan
     n_layers, n, p = Xs.shape
-    batch = layer_batch(n_layers, n, p, len(alphas), masks.shape[0], plan, n_test=len(test))
-    out = layers_fold_pass(
+    masks = np.asarray(masks)
+    batched = masks.ndim == 3
+    if batched:
+        shapes = {fold_shape(np.shape(te)[0], m) for te, m in zip(test, masks)}
+        if len(shapes) != 1:
+            raise ValueError(f"outer folds of different shapes run in one pass: {shapes}")
+        groups = jax.tree.map(lambda *g: jnp.stack(g), *[fold_groups(m) for m in masks])
+    else:
+        groups = fold_groups(masks)
+    n_test = np.shape(test)[-1]
+    batch = layer_batch(n_layers, n, p, len(alphas), masks.shape[-2], plan, n_test=n_test)
+    run = folds_layers_pass if batched else layers_fold_pass
+    out = run(
         Xs, targets.device, jnp.asarray(train, jnp.int32), jnp.asarray(test, jnp.int32),
-        fold_groups(masks), jnp.asarray(alphas, Xs.dtype),
+        groups, jnp.asarray(alphas, Xs.dtype),
         jnp.asarray(_extend_bounds(alphas, Xs.dtype, extend_alphas)),
         cv_solver=FOLD_SOLVERS[cv_solver], fit_solver=FOLD_SOLVERS[fit_solver],
         score=SCORERS[score], fit_intercept=fit_intercept, standardize=standardize,

@@ -3,7 +3,8 @@
 For every layer and target: the inner-CV scores of every grid alpha, the best one, the
 edge extension of alphas chosen at an edge of the grid (Pepino et al.), and the
 predictions of the outer test rows from a fit on the outer-training rows with the chosen
-alpha, all in one compiled, target-sharded pass (:data:`layers_fold_pass`). Layers run
+alpha, all in one compiled, target-sharded pass (:data:`layers_fold_pass`; a batch of
+outer folds of the same shapes in one :data:`folds_layers_pass`). Layers run
 in batches of ``layer_batch`` (vmapped; the batches in sequence); each layer's fold
 decompositions are computed once and serve, chunk by chunk of targets, the grid, every
 extension step and the prediction.
@@ -36,7 +37,8 @@ from .kernels import (
 )
 from .solvers import Factors, FoldSolver
 
-__all__ = ["layers_fold_pass", "layers_fold_local", "MAX_EXTEND_STEPS"]
+__all__ = ["layers_fold_pass", "layers_fold_local", "folds_layers_pass",
+           "folds_layers_local", "MAX_EXTEND_STEPS"]
 
 #: Most halving (doubling) steps of the edge extension.
 MAX_EXTEND_STEPS = 400
@@ -277,11 +279,26 @@ def layers_fold_local(Xs, Y, tr, te, groups, alphas, max_steps, *, cv_solver: Fo
     return _in_batches(batch_of_layers, Xs, layer_batch)
 
 
-_LT = P(None, "t")
+def folds_layers_local(Xs, Y, tr, te, groups, alphas, max_steps, **options):
+    """A batch of outer folds of the same shapes in one pass: :func:`layers_fold_local`
+    with ``tr`` (n_batch, n_train), ``te`` (n_batch, n_test) and every array of ``groups``
+    stacked over the folds, vmapped (one at a time when ``serial``, see :func:`_map`);
+    every output gains a leading fold axis."""
+    def one(fold):
+        tr_f, te_f, groups_f = fold
+        return layers_fold_local(Xs, Y, tr_f, te_f, groups_f, alphas, max_steps, **options)
+
+    return _map(one, (tr, te, groups), not options["serial"])
+
+
+_STATIC = ("cv_solver", "fit_solver", "score", "fit_intercept", "standardize", "extend",
+           "chunk", "block", "layer_batch", "serial")
+_IN = (P(), P(None, "t"), P(), P(), P(), P(), P())
+_LT, _LTT = P(None, "t"), P(None, None, "t")
 #: One outer fold of a stack of layers (:func:`layers_fold_local`), sharded over targets:
 #: ``layers_fold_pass(Xs, Y, tr, te, groups, alphas, max_steps, *, cv_solver, fit_solver,
 #: score, fit_intercept, standardize, extend, chunk, block, layer_batch, serial, devices)``.
-layers_fold_pass = sharded(layers_fold_local, (P(), _LT, P(), P(), P(), P(), P()),
-                           (_LT, _LT, _LT, P(None, None, "t")),
-                           ("cv_solver", "fit_solver", "score", "fit_intercept", "standardize",
-                            "extend", "chunk", "block", "layer_batch", "serial"))
+layers_fold_pass = sharded(layers_fold_local, _IN, (_LT, _LT, _LT, _LTT), _STATIC)
+#: A batch of outer folds (:func:`folds_layers_local`), sharded over targets; same call.
+folds_layers_pass = sharded(folds_layers_local, _IN, (_LTT, _LTT, _LTT, P(None, None, None, "t")),
+                            _STATIC)

@@ -17,7 +17,7 @@ from .solvers import FOLD_SOLVERS
 
 __all__ = ["Plan", "Targets", "plan_targets", "place_targets", "pad_targets", "fold_groups",
            "pick_solver", "pick_cv_solver", "hot_rows", "default_target_chunk", "float_dtype",
-           "layer_batch", "extend_block", "SOLVERS"]
+           "layer_batch", "outer_fold_batch", "fold_shape", "extend_block", "SOLVERS"]
 
 #: Values of the public ``solver=`` option.
 SOLVERS = ("auto", "svd", "eigh", "eigh_full")
@@ -85,27 +85,57 @@ def default_target_chunk(n_stimuli: int, n_features: int, n_alphas: int, n_targe
     return int(max(1, min(chunk, per_device, 65536)))
 
 
+def _pass_bytes_per_layer(n_stimuli: int, n_features: int, n_alphas: int, n_folds: int,
+                          plan: "Plan", n_test: int) -> int:
+    """Device memory one layer takes in one outer fold's pass of the nested CV: its
+    features, the decompositions of the inner folds and of the outer fit, one chunk's
+    temporaries (predictions of every alpha, centred responses) and the outputs."""
+    itemsize = jnp.dtype(float_dtype()).itemsize
+    r = min(n_stimuli, n_features)
+    fixed = n_stimuli * n_features + 2 * n_stimuli * n_stimuli + (n_folds + 1) * n_stimuli * r
+    per_target = 3 * n_alphas * n_stimuli + 4 * n_stimuli + r
+    return itemsize * (fixed + plan.chunk * per_target
+                       + (n_test + 3) * (plan.n_padded // len(plan.devices)))
+
+
 def layer_batch(n_layers: int, n_stimuli: int, n_features: int, n_alphas: int,
                 n_folds: int, plan: "Plan", *, n_test: int) -> int:
     """Layers vmapped together in one pass of the nested CV (the others run in sequence).
 
     On CPU one layer at a time: its predictions of every alpha stay cache-resident (13
     layers vmapped together ran the braindnn protocol 1.5x slower). On accelerators as
-    many as fit in 1/8 of the first device's free memory, counting per layer its
-    features, the decompositions of the inner folds and of the outer fit, one chunk's
-    temporaries (predictions of every alpha, centred responses) and the outputs. The
+    many as fit in 1/8 of the first device's free memory (see
+    :func:`_pass_bytes_per_layer`). The batch size never changes a result.
+    """
+    if plan.devices[0].platform == "cpu":
+        return 1
+    per_layer = _pass_bytes_per_layer(n_stimuli, n_features, n_alphas, n_folds, plan, n_test)
+    budget = _device_memory(plan.devices[0]) // 8
+    return int(max(1, min(n_layers, budget // per_layer)))
+
+
+def outer_fold_batch(n_outer: int, n_layers: int, n_stimuli: int, n_features: int,
+                     n_alphas: int, n_folds: int, plan: "Plan", *, n_test: int) -> int:
+    """Outer folds (of the same shapes) vmapped together in one pass of the nested CV.
+
+    On CPU one at a time (batched decompositions can deadlock XLA:CPU's pool, see
+    ``nested._map``, and the next fold is dispatched while the host scores this one). On
+    accelerators as many as fit in 1/8 of the first device's free memory with all
+    ``n_layers`` layers of a width in the same pass; 1 when not even all layers fit. The
     batch size never changes a result.
     """
     if plan.devices[0].platform == "cpu":
         return 1
-    itemsize = jnp.dtype(float_dtype()).itemsize
-    r = min(n_stimuli, n_features)
-    fixed = n_stimuli * n_features + 2 * n_stimuli * n_stimuli + (n_folds + 1) * n_stimuli * r
-    per_target = 3 * n_alphas * n_stimuli + 4 * n_stimuli + r
-    per_layer = itemsize * (fixed + plan.chunk * per_target
-                            + (n_test + 3) * (plan.n_padded // len(plan.devices)))
+    per_layer = _pass_bytes_per_layer(n_stimuli, n_features, n_alphas, n_folds, plan, n_test)
     budget = _device_memory(plan.devices[0]) // 8
-    return int(max(1, min(n_layers, budget // per_layer)))
+    return int(max(1, min(n_outer, budget // (per_layer * n_layers))))
+
+
+def fold_shape(n_test: int, masks: np.ndarray) -> tuple:
+    """What must agree for outer folds to run in one vmapped pass: the outer-test size and
+    the inner folds' training size and test sizes (``masks`` (n_folds, n_train))."""
+    sizes, counts = np.unique(masks.sum(axis=1), return_counts=True)
+    return int(n_test), masks.shape, tuple(sizes.tolist()), tuple(counts.tolist())
 
 
 def extend_block(plan: "Plan") -> int:
