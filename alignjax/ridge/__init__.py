@@ -147,7 +147,7 @@ def _validate_xy(X, Y):
 def ridge_cv(X, Y, *, alphas, folds=5, fit_intercept: bool = True, score: str = "r2",
              chunk_size: int | None = None, extend_alphas: bool = False, seed: int = 0,
              standardize: bool = False, solver: str = "auto",
-             devices: Sequence | None = None) -> RidgeCVResult:
+             devices: Sequence | None = None, gather: bool = True) -> RidgeCVResult:
     """Ridge regression with a per-target alpha chosen by K-fold cross-validation.
 
     Parameters
@@ -185,6 +185,12 @@ def ridge_cv(X, Y, *, alphas, folds=5, fit_intercept: bool = True, score: str = 
         1024 stimuli on (when not standardising).
     devices : sequence of jax devices, optional
         Devices the targets are sharded over (default: all local devices).
+    gather : bool
+        Under several processes (:mod:`alignjax.distributed`) each process solves a
+        contiguous block of the targets (``distributed.block(n_targets)``). True gathers
+        the whole result to every process; False returns only this process's block (its
+        targets' columns of every per-target field), so no process holds every target's
+        coefficients. One process: the whole result either way.
 
     Returns
     -------
@@ -220,6 +226,10 @@ def ridge_cv(X, Y, *, alphas, folds=5, fit_intercept: bool = True, score: str = 
                 extend_alphas=extend_alphas, chunk_size=chunk_size))
         return res._replace(alphas=None) if distributed.active() else res
 
+    if not gather and distributed.active():  # this process's block only, not gathered
+        mine = distributed.block(Y.shape[1])
+        with distributed.local():
+            return solve(mine)
     res = distributed.map_blocks(solve, Y.shape[1])
     if res.alphas is None:  # gathered over processes: back to device arrays
         res = jax.tree.map(jnp.asarray, res)._replace(

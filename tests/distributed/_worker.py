@@ -40,6 +40,9 @@ def main(out):
     cv = aj.ridge_cv(layers[1], Y, alphas=alphas, folds=4)
     res.update(cv_alpha=cv.best_alpha, cv_coef=cv.coef, cv_scores=cv.cv_scores,
                cv_intercept=cv.intercept)
+    own_cv = aj.ridge_cv(layers[1], Y, alphas=alphas, folds=4, gather=False)
+    assert own_cv.coef.shape == (14, len(range(9)[distributed.block(9)]))
+    res.update(cv_own_coef=distributed.gather_blocks(np.asarray(own_cv.coef), 9))
     enc = aj.encode(layers, Y, alphas=alphas, outer_folds=4, inner_folds=3)
     res.update(enc_r=enc.r, enc_pred=enc.prediction, enc_layer=enc.best_layer,
                enc_layer_r=enc.layer_fold_r)
@@ -53,8 +56,9 @@ def main(out):
     perm = aj.encoding_permutation_test(layers, Y, alphas=alphas, folds=4, n_perm=13, seed=1,
                                         encode_options={"inner_folds": 3})
     res.update(perm_p=perm.p, perm_p_fwe=perm.p_fwe, perm_q=perm.q)
+    tested = aj.encode(layers, Y, alphas=alphas, outer_folds=4, inner_folds=3, seed=1)
     given = aj.encoding_permutation_test(layers, Y, alphas=alphas, folds=4, n_perm=13, seed=1,
-                                         encode_options={"inner_folds": 3}, observed=enc.r)
+                                         encode_options={"inner_folds": 3}, observed=tested.r)
     np.testing.assert_array_equal(given.p, perm.p)  # the unpermuted fit is not repeated
     np.testing.assert_array_equal(given.p_fwe, perm.p_fwe)
     np.savez(f"{out}.{distributed.process_index()}.npz",
