@@ -40,8 +40,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["initialize", "shutdown", "process_count", "process_index", "is_main", "active",
-           "local", "block", "gather_blocks", "allsum", "map_blocks", "barrier",
-           "DistributedError"]
+           "local", "block", "gather_blocks", "allsum", "map_blocks", "DistributedError"]
 
 ENV_COORDINATOR = "ALIGNJAX_COORDINATOR"
 ENV_NUM_PROCESSES = "ALIGNJAX_NUM_PROCESSES"
@@ -250,13 +249,6 @@ def allsum(x: Any):
     import jax
 
     return jax.tree.map(lambda a: _allgather(np.asarray(a)).sum(0, dtype=np.asarray(a).dtype), x)
-
-
-def barrier() -> None:
-    """Wait until every process gets here (no-op in one process): files one process wrote
-    before it are there for the others after it."""
-    if process_count() > 1:
-        _allgather(np.zeros(1, np.uint8))
 
 
 def map_blocks(fn, n: int, *, axis: int = -1):

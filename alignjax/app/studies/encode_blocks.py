@@ -101,7 +101,7 @@ class OwnedBlocks:
         if part is None:
             part = encode(self.layers, self.Y, gather=False, **encode_options)
             _save(path, part, key)
-        distributed.barrier()
+        # a collective: when it returns, every process has written its block
         n_total = int(distributed.allsum(np.array([part.r.size], np.int64))[0])
         return part, n_total
 
