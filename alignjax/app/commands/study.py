@@ -136,7 +136,9 @@ def add_launch(sub) -> None:
         "launch", help="run a subcommand in N local processes of one jax.distributed run",
         description="Start N processes on this machine (coordinator on localhost) that run "
                     "the same subcommand, each computing its block of permutations or "
-                    "targets; process 0 writes --out. Results equal a one-process run.")
+                    "targets; process 0 writes --out (encode: every process writes the "
+                    "voxels it owns into --out/.parts, process 0 joins them; a rerun keeps "
+                    "the blocks an interrupted run wrote). Results equal a one-process run.")
     p.add_argument("-n", type=int, required=True, metavar="N", help="number of processes")
     p.add_argument("--timeout", type=float, default=None,
                    help="stop every process after this many seconds (default: none)")
