@@ -5,8 +5,9 @@ train/test splits (outer folds and the inner folds of nested CV), and a ``lax.sc
 the C path from strong to weak regularisation with warm starts, each extrapolated
 linearly in log C from the two previous solutions, and a diagonal preconditioner fitted to
 each C (together: 0.34 -> 0.20 s for the 520 problems of ``bench_spatial.py``'s
-``small_probe``). Splits are sample-weight masks, so every split has the same shape; per-split standardisation (training rows only)
-is folded into the parametrisation, so the features are never copied per split.
+``small_probe``). Splits are sample-weight masks, so every split has the same shape;
+per-split standardisation (training rows only) is folded into the parametrisation, so the
+features are never copied per split.
 
 Package-internal: :func:`solve_splits` (used by cross-validation, transfer and the
 permutation test) and :func:`solve_group`, the compiled kernel of one width group.
