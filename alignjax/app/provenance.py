@@ -5,8 +5,9 @@ output folder only once the step has finished and its ``step.json`` is written (
 A process killed at any point leaves the previous complete folder or nothing at the
 output path (never a mix); leftovers of interrupted swaps are removed by :func:`sweep`.
 
-:func:`versions` and :func:`alignjax_commit` say what computed a result; an output
-folder's owner (the config that writes it) is kept in ``.alignjax/owner.json``.
+:func:`versions`, :func:`alignjax_commit` and :func:`alignjax_source` say what computed a
+result; an output folder's owner (the config that writes it) is kept in
+``.alignjax/owner.json``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["versions", "alignjax_commit", "now", "write_json", "install", "sweep",
+__all__ = ["versions", "alignjax_commit", "alignjax_source", "now", "write_json", "install", "sweep",
            "output_hashes", "STATE_DIR", "VERSIONED_PACKAGES"]
 
 STATE_DIR = ".alignjax"
@@ -43,24 +44,54 @@ def versions() -> dict[str, str]:
     return out
 
 
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                          timeout=10, check=True).stdout.strip()
+
+
+def _package_dir() -> Path:
+    """The ``alignjax`` package folder this module was imported from."""
+    return Path(__file__).resolve().parents[1]
+
+
 @lru_cache(maxsize=1)
+def alignjax_source() -> dict:
+    """Where the alignjax in use comes from: ``{"commit", "dirty", "version"}``.
+
+    From a git checkout (the repository found by walking up from the package folder, and
+    only if it tracks this package's files): the ``HEAD`` commit and whether ``alignjax/``
+    or ``extractors/`` have uncommitted changes (untracked files included). Otherwise
+    (an installed wheel, a copied tree, git missing) ``commit`` and ``dirty`` are None.
+    ``version`` is the imported package's ``__version__``.
+    """
+    from alignjax import __version__
+
+    package = _package_dir()
+    out = {"commit": None, "dirty": None, "version": __version__}
+    try:
+        root = Path(_git(package, "rev-parse", "--show-toplevel")).resolve()
+        # a package copied into some other repository's folder (a venv inside a checkout)
+        # is not that repository's code: the package's own files must be tracked there
+        rel = (package / "__init__.py").relative_to(root).as_posix()
+        _git(root, "ls-files", "--error-unmatch", "--", rel)
+        head = _git(root, "rev-parse", "HEAD")
+        pkg_rel = package.relative_to(root).as_posix()
+        dirty = _git(root, "status", "--porcelain", "--", pkg_rel, "extractors")
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return out
+    return dict(out, commit=head, dirty=bool(dirty))
+
+
 def alignjax_commit() -> str | None:
     """Git commit of the alignjax checkout in use (``+dirty`` if it has local changes).
 
-    None when alignjax is not installed from a git checkout or git is unavailable.
+    None when alignjax is not imported from a git checkout or git is unavailable (the
+    installed version is in :func:`versions` and :func:`alignjax_source`).
     """
-    root = Path(__file__).resolve().parents[1]
-    if not (root / ".git").exists():
+    src = alignjax_source()
+    if src["commit"] is None:
         return None
-    try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                              text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--",
-                                "alignjax", "extractors"], capture_output=True, text=True,
-                               timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return head + ("+dirty" if dirty else "")
+    return src["commit"] + ("+dirty" if src["dirty"] else "")
 
 
 def now() -> str:

@@ -211,7 +211,8 @@ def _metadata() -> str:
             {"key": "JAX devices", "value": devices},
             {"key": "x64", "value": str(bool(jax.config.jax_enable_x64))},
             {"key": "alignjax commit",
-             "value": provenance.alignjax_commit() or "not a git checkout"},
+             "value": provenance.alignjax_commit() or "not a git checkout (installed "
+                      f"alignjax {provenance.alignjax_source()['version']})"},
             {"key": "written", "value": provenance.now()}]
     return ("<h2>This report was written with</h2>" + _table(info, ["key", "value"])
             + _table(vers, ["package", "version"]))
