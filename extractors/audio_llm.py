@@ -83,7 +83,8 @@ class AudioLLMExtractor(Extractor):
         Local directory (or hub id) of the checkpoint.
     device : str
     prompt : str
-        Text of the user turn after the audio.
+        Text of the user turn, placed before the audio (the decoder is causal: text after
+        the audio could not change the states at the audio positions).
     run_dtype : {'float32', 'bfloat16', 'float16'}
         dtype the model is loaded and run in.
     """

@@ -24,7 +24,8 @@ def add_extract(sub) -> None:
     p.add_argument("--duration", type=float, default=None, help="crop/pad every clip to SECONDS")
     p.add_argument("--n-frames", type=int, default=None, help="common frame count for --pooling none")
     p.add_argument("--prompt", default=None,
-                   help="audio LLMs: text prompt after the audio (default: empty; recorded)")
+                   help="audio LLMs: text prompt, placed before the audio (default: empty; "
+                        "recorded)")
     p.add_argument("--frame-rate", type=float, default=None, metavar="HZ",
                    help="--pooling none: resample every layer's frames to HZ (times recorded)")
     p.add_argument("--checkpoints", default=None, metavar="GLOB",
