@@ -273,16 +273,28 @@ def _dispatch_folds(stacks, targets, folds, outer, inners, alphas, opts):
 
 def _fetch_folds(pending, n_folds, n_layers):
     """Per outer fold of a dispatch (:func:`_dispatch_folds`): alphas, inner-CV scores
-    (n_layers, t) and predictions (n_layers, n_test, t)."""
+    (n_layers, t), predictions (n_layers, n_test, t) and inner-CV gains (n_layers, t)."""
     fits = [(idx, f.fetch()) for idx, f in pending]
     if n_folds == 1:  # a single fold's fields have no fold axis
         fits = [(idx, ridge.LayerFits(*(a[None] for a in fit))) for idx, fit in fits]
     n_test, t = fits[0][1].prediction.shape[2:]
-    alpha, score = np.empty((2, n_folds, n_layers, t))
+    alpha, score, gain = np.empty((3, n_folds, n_layers, t))
     pred = np.empty((n_folds, n_layers, n_test, t))
     for idx, fit in fits:
-        alpha[:, idx], score[:, idx], pred[:, idx] = fit
-    return list(zip(alpha, score, pred))
+        alpha[:, idx], score[:, idx], pred[:, idx], gain[:, idx] = fit
+    return list(zip(alpha, score, pred, gain))
+
+
+def _pick_layer(score, gain, unit: float) -> np.ndarray:
+    """Layer (t,) of the best inner-CV score per target (n_layers, t); layers whose gains
+    over the (common) score of the training mean are within the tie tolerance of the
+    alpha choice (:func:`alignjax.ridge.solvers.pick_alpha`) of the best are tied, and
+    the lowest of them is chosen."""
+    eps = float(np.finfo(ridge.float_dtype()).eps)
+    base = score[0] - gain[0]
+    scale = np.maximum(np.maximum(unit, np.abs(base)), np.abs(score).max(axis=0))
+    tied = gain >= gain.max(axis=0) - ridge.TIE_ULPS * eps * scale
+    return np.argmax(tied, axis=0)
 
 
 def _add_stats(stats, pred, y):
@@ -298,7 +310,7 @@ def _nested_cv(Xs, Y, outer, inners, alphas, opts, bar) -> _LayerFits:
     (n, t), n_layers, n_outer = Y.shape, len(Xs), outer.shape[0]
     p_max = max(X.shape[1] for X in Xs)
     plan = ridge.plan_targets(n, p_max, len(alphas), t, opts["chunk_size"], opts["devices"])
-    targets = ridge.place_targets(Y, plan)
+    targets = ridge.place_targets(Y, plan, centre=True)
     stacks = [(idx, jnp.asarray(np.stack([Xs[i] for i in idx]), ridge.float_dtype()))
               for idx in width_groups(Xs)]
     fits = _LayerFits(np.empty((n_outer, n_layers, t)), np.zeros((n_layers, n_outer, t)),
@@ -316,7 +328,7 @@ def _nested_cv(Xs, Y, outer, inners, alphas, opts, bar) -> _LayerFits:
             after = start(units[u + 1]) if u + 1 < len(units) else None
             done = _fetch_folds(pending, len(folds), n_layers)
             pending = after
-            for o, (alpha, score, pred) in zip(folds, done):
+            for o, (alpha, score, pred, gain) in zip(folds, done):
                 if bar is not None:
                     bar.update(n_layers)
                 te = outer[o]
@@ -325,7 +337,7 @@ def _nested_cv(Xs, Y, outer, inners, alphas, opts, bar) -> _LayerFits:
                     if opts["pooled"]:  # sums for the pooled scores, only when asked for
                         _add_stats(fits.stats[li], pred[li], Y[te])
                     fits.fold_r[li, o], fits.fold_cod[li, o] = column_scores(pred[li], Y[te])
-                best = np.argmax(score, axis=0)
+                best = _pick_layer(score, gain, ridge.SCORERS[opts["score"]].unit)
                 fits.best_layer[o] = best
                 fits.best_alpha[o] = alpha[best, np.arange(t)]
                 fits.prediction[te] = pred[best, :, np.arange(t)].T

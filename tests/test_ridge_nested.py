@@ -57,7 +57,7 @@ def _batched(Xs, Y, tr, te, inner, plan, *, solver, **kw):
             stack, targets, tr, te, inner, ALPHAS,
             cv_solver=R.pick_solver(solver, int((~inner).sum(1).max()), p),
             fit_solver=R.pick_solver(solver, len(tr), p), **kw).fetch()
-        alpha[idx], score[idx], pred[idx] = fits
+        alpha[idx], score[idx], pred[idx] = fits.alpha, fits.score, fits.prediction
     return alpha, score, pred
 
 

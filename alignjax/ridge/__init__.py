@@ -73,10 +73,11 @@ from .placement import (  # noqa: F401
     outer_fold_batch,
     pick_cv_solver,
     pick_solver,
+    centre_columns,
     place_targets,
     plan_targets,
 )
-from .solvers import FOLD_SOLVERS, SCORERS  # noqa: F401
+from .solvers import FOLD_SOLVERS, SCORERS, TIE_ULPS, Scorer, pick_alpha  # noqa: F401
 
 __all__ = ["ridge_cv", "RidgeCVResult", "ridge_fit", "ridge_predict_folds", "check_alphas",
            "SCORES", "ALPHA_MIN", "ALPHA_MAX"]
@@ -202,8 +203,18 @@ def ridge_cv(X, Y, *, alphas, folds=5, fit_intercept: bool = True, score: str = 
     Notes
     -----
     With ``fit_intercept=False`` and the same folds, the chosen alphas are those of
-    ``himalaya.ridge.solve_ridge_cv_svd`` (ties: the first grid alpha), and ``coef[:, j]``
-    equals ``sklearn.linear_model.Ridge(alpha=best_alpha[j]).fit(X, Y[:, j]).coef_``.
+    ``himalaya.ridge.solve_ridge_cv_svd`` wherever its best score is unique, and
+    ``coef[:, j]`` equals ``sklearn.linear_model.Ridge(alpha=best_alpha[j]).fit(X, Y[:,
+    j]).coef_``.
+
+    Ties: grid alphas whose CV scores are within ``64 * eps(dtype) * max(1, |score|)`` of
+    the best (``|score|`` for ``"neg_mse"``; about 7.6e-6 for r2 in float32) are tied, and
+    the largest of them is chosen. The alphas are compared by their gain over the score of
+    the training mean (the responses are centred per training fold and the predictions
+    are deviations from that mean), which keeps the precision of the dtype even when
+    heavy shrinkage makes every prediction nearly constant; so a target's alpha and score
+    depend on its own data and the settings only, never on the chunk size or on which
+    other targets are solved alongside.
     """
     X, Y = _validate_xy(X, Y)
     alphas_np = check_alphas(alphas)
@@ -217,12 +228,13 @@ def ridge_cv(X, Y, *, alphas, folds=5, fit_intercept: bool = True, score: str = 
         Yb = Y[:, cols]
         plan = plan_targets(n, p, len(alphas_np), Yb.shape[1], chunk_size, devices,
                             hot_rows=hot_rows(cv_solver, len(alphas_np), masks, p))
+        centre = bool(fit_intercept or standardize)
         # small decompositions: OpenBLAS on one thread, so it does not spin against XLA
         with serial_lapack(min(n, p), plan.devices):
             res = jax.block_until_ready(_ridge_cv_solve(
-                X, place_targets(Yb, plan), alphas_np, masks, cv_solver,
-                pick_solver(solver, n, p), score=score,
-                fit_intercept=bool(fit_intercept or standardize), standardize=standardize,
+                X, place_targets(Yb, plan, centre=centre), alphas_np, masks, cv_solver,
+                pick_solver(solver, n, p), score=score, fit_intercept=centre,
+                standardize=standardize,
                 extend_alphas=extend_alphas, chunk_size=chunk_size))
         return res._replace(alphas=None) if distributed.active() else res
 
@@ -251,6 +263,8 @@ def _ridge_cv_solve(X, targets: Targets, alphas_np, masks, cv_solver: str, fit_s
                        extend_alphas=extend_alphas, chunk_size=chunk_size, eig=eig)
     coef, intercept = refit(Xd, targets, choice.alpha, solver=fit_solver,
                             fit_intercept=fit_intercept, standardize=standardize, eig=eig)
+    if targets.offset is not None:  # the responses were centred on the host
+        intercept = intercept + jnp.asarray(targets.offset, dtype)
     return RidgeCVResult(best_alpha=jnp.asarray(choice.alpha, dtype),
                          cv_scores=choice.cv_scores, coef=coef, intercept=intercept,
                          alphas=jnp.asarray(alphas_np, dtype),

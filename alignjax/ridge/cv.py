@@ -29,7 +29,7 @@ from .placement import (
     place_targets,
     plan_targets,
 )
-from .solvers import FOLD_SOLVERS, SCORERS
+from .solvers import FOLD_SOLVERS, SCORERS, pick_alpha
 
 __all__ = ["AlphaChoice", "cv_alphas", "refit", "fit_predict", "LayerFits",
            "PendingLayerFits", "nested_fold_layers", "ALPHA_MIN", "ALPHA_MAX"]
@@ -85,25 +85,29 @@ def cv_alphas(X, targets: Targets, masks: np.ndarray, alphas: np.ndarray, *, sol
     groups = fold_groups(masks)
     kw = dict(cv_solver=CV_SOLVERS[solver], score=SCORERS[score], fit_intercept=fit_intercept,
               standardize=standardize)
-    cv = cv_pass(X, targets.device, groups, jnp.asarray(alphas, X.dtype), eig,
-                 chunk=plan.chunk, devices=plan.devices, **kw) / masks.shape[0]
-    cv = cv[:, :plan.n_targets]
-    cv_np = np.asarray(cv)
-    best = np.argmax(cv_np, axis=0)
-    alpha, best_score = alphas[best], cv_np[best, np.arange(cv_np.shape[1])]
+    out = cv_pass(X, targets.device, groups, jnp.asarray(alphas, X.dtype), eig,
+                  chunk=plan.chunk, devices=plan.devices, **kw) / masks.shape[0]
+    out = out[:, :plan.n_targets]
+    base, gain = out[0], out[1:]
+    cv = base[None] + gain
+    base_np, gain_np = np.asarray(base, np.float64), np.asarray(gain, np.float64)
+    best = pick_alpha(gain_np, base_np, alphas, unit=kw["score"].unit,
+                      eps=float(np.finfo(X.dtype).eps), xp=np)
+    alpha, best_gain = alphas[best], gain_np[best, np.arange(gain_np.shape[1])]
     if extend_alphas and len(alphas) >= 2:
-        def grid_scores(a, cols):
+        def grid_gains(a, cols):
             return _subset_grid_scores(X, targets.host, groups, a, cols, eig,
                                        chunk_size=chunk_size, devices=plan.devices,
-                                       n_folds=masks.shape[0], **kw)
+                                       n_folds=masks.shape[0], **kw)[1:]
 
-        alpha, best_score = _extend(grid_scores, alpha, best_score, alphas, X.dtype)
-    return AlphaChoice(alpha, best_score, cv)
+        alpha, best_gain = _extend(grid_gains, alpha, best_gain, base_np, alphas, X.dtype)
+    return AlphaChoice(alpha, base_np + best_gain, cv)
 
 
 def _subset_grid_scores(Xd, Y: np.ndarray, groups, alphas, cols, eig=None, *, chunk_size,
                         devices, n_folds, **kw) -> np.ndarray:
-    """CV scores (n_alphas, len(cols)) of the targets ``cols`` of host array ``Y``.
+    """CV base and gains (1 + n_alphas, len(cols)) of the targets ``cols`` of host array
+    ``Y`` (as :func:`~alignjax.ridge.kernels.grid_chunk_scores`).
 
     The subset is padded to a power of two (>= 64) so repeated calls with shrinking
     subsets compile only a few shapes.
@@ -120,13 +124,13 @@ def _subset_grid_scores(Xd, Y: np.ndarray, groups, alphas, cols, eig=None, *, ch
     return np.asarray(out)[:, :len(cols)] / n_folds
 
 
-def _extend(grid_score_fn, best_alpha, best_score, grid, dtype):
+def _extend(grid_gain_fn, best_alpha, best_gain, base, grid, dtype):
     """Halve/double edge-selected alphas while the CV score improves (Pepino et al.).
 
     Targets at the lower edge all walk ``lo/2, lo/4, ...`` and those at the upper edge
     ``hi*2, hi*4, ...`` in lockstep, so each step is one two-alpha grid pass
-    (``grid_score_fn(alphas (2,), cols) -> (2, len(cols))``) over the still-active
-    targets ``cols`` only.
+    (``grid_gain_fn(alphas (2,), cols) -> (2, len(cols))``, the gains over the base score
+    ``base``) over the still-active targets ``cols`` only. Returns the alpha and its gain.
 
     An improvement must exceed a few hundred ulps of the score, so rounding noise on a
     flat score curve (tiny alphas: the minimum-norm limit; huge alphas with Pearson r) does
@@ -135,7 +139,7 @@ def _extend(grid_score_fn, best_alpha, best_score, grid, dtype):
     lo_bound, hi_bound = _alpha_bounds(dtype)
     finfo = np.finfo(dtype)
     best_alpha = best_alpha.astype(np.float64)
-    best_score = best_score.astype(np.float64)
+    best_gain = best_gain.astype(np.float64)
     lo, hi = float(grid.min()), float(grid.max())
     down = best_alpha <= lo
     up = (best_alpha >= hi) & ~down
@@ -147,16 +151,16 @@ def _extend(grid_score_fn, best_alpha, best_score, grid, dtype):
         if not (active_dn.any() or active_up.any()):
             break
         cols = np.flatnonzero(active_dn | active_up)
-        s = np.full((2, best_score.shape[0]), -np.inf)
-        s[:, cols] = np.asarray(grid_score_fn(
+        s = np.full((2, best_gain.shape[0]), -np.inf)
+        s[:, cols] = np.asarray(grid_gain_fn(
             np.array([max(a_dn, lo_bound), min(a_up, hi_bound)]), cols), dtype=np.float64)
-        tol = 256 * float(finfo.eps) * np.maximum(1.0, np.abs(best_score))
-        imp_dn = active_dn & (s[0] > best_score + tol)
-        imp_up = active_up & (s[1] > best_score + tol)
+        tol = 256 * float(finfo.eps) * np.maximum(1.0, np.abs(base + best_gain))
+        imp_dn = active_dn & (s[0] > best_gain + tol)
+        imp_up = active_up & (s[1] > best_gain + tol)
         best_alpha = np.where(imp_dn, a_dn, np.where(imp_up, a_up, best_alpha))
-        best_score = np.where(imp_dn, s[0], np.where(imp_up, s[1], best_score))
+        best_gain = np.where(imp_dn, s[0], np.where(imp_up, s[1], best_gain))
         active_dn, active_up = imp_dn, imp_up
-    return best_alpha, best_score
+    return best_alpha, best_gain
 
 
 def _alpha_bounds(dtype) -> tuple[float, float]:
@@ -208,11 +212,16 @@ class LayerFits(NamedTuple):
         Inner-CV score at ``alpha``.
     prediction : ndarray (n_layers, n_test, n_targets)
         Predictions of the outer test rows from the fit on the outer-training rows.
+    gain : ndarray (n_layers, n_targets)
+        Inner-CV score at ``alpha`` minus that of the training mean (the same for every
+        layer): compare layers by it, as it keeps the dtype's precision where heavy
+        shrinkage makes every score nearly that of the mean.
     """
 
     alpha: np.ndarray
     score: np.ndarray
     prediction: np.ndarray
+    gain: np.ndarray
 
 
 class PendingLayerFits(NamedTuple):
@@ -221,23 +230,28 @@ class PendingLayerFits(NamedTuple):
 
     index: jax.Array  # (n_layers, n_padded) grid index of the chosen alpha
     steps: jax.Array  # (n_layers, n_padded) signed edge-extension steps
-    score: jax.Array
+    gain: jax.Array  # (n_layers, n_padded) inner-CV gain over the base score
+    base: jax.Array  # (n_layers, n_padded) inner-CV score of the training mean
     prediction: jax.Array
     alphas: np.ndarray
     n_targets: int
+    offset: np.ndarray | None = None  # host-side centring of the targets (Targets.offset)
 
     def fetch(self) -> LayerFits:
         """The fits on the host (float64), the extended alphas exactly ``lo/2^k``
         (``hi*2^k``) as :func:`cv_alphas` reports them."""
-        index, steps, score, pred = jax.device_get(
-            (self.index, self.steps, self.score, self.prediction))
+        index, steps, gain, base, pred = jax.device_get(
+            (self.index, self.steps, self.gain, self.base, self.prediction))
         t = self.n_targets
         index, steps = index[..., :t], steps[..., :t].astype(np.float64)
         lo, hi = float(self.alphas.min()), float(self.alphas.max())
         alpha = np.where(steps < 0, lo / 2.0 ** -steps,
                          np.where(steps > 0, hi * 2.0 ** steps, self.alphas[index]))
-        return LayerFits(alpha, score[..., :t].astype(np.float64),
-                         pred[..., :t].astype(np.float64))
+        gain = gain[..., :t].astype(np.float64)
+        pred = pred[..., :t].astype(np.float64)
+        if self.offset is not None:
+            pred = pred + self.offset
+        return LayerFits(alpha, base[..., :t].astype(np.float64) + gain, pred, gain)
 
 
 def _extend_bounds(alphas: np.ndarray, dtype, extend: bool) -> np.ndarray:
@@ -309,4 +323,5 @@ def nested_fold_layers(Xs, targets: Targets, train, test, masks: np.ndarray,
         extend=bool(extend_alphas and len(alphas) >= 2), chunk=plan.chunk,
         block=extend_block(plan), layer_batch=batch,
         serial=plan.devices[0].platform == "cpu", devices=plan.devices)
-    return PendingLayerFits(*out, alphas=alphas, n_targets=plan.n_targets)
+    return PendingLayerFits(*out, alphas=alphas, n_targets=plan.n_targets,
+                            offset=targets.offset)

@@ -17,7 +17,8 @@ import numpy as np
 from jax import lax
 from jax.sharding import Mesh, PartitionSpec as P
 
-from .solvers import FOLD_SOLVERS, Factors, FoldSolver, full_kernel_eig, standardize_stats
+from .solvers import FOLD_SOLVERS, Factors, FoldSolver, Scorer, full_kernel_eig, \
+    standardize_stats
 
 __all__ = ["CV_SOLVERS", "cv_pass", "predict_pass", "refit_pass", "full_eig", "use_hat",
            "mesh", "cv_local", "refit_local", "chunk_loop", "centre_global", "centre_split",
@@ -72,9 +73,10 @@ def centre_global(X, fit_intercept):
 # --------------------------------------------------------------------------- one fold
 
 
-def fold_grid_scores(Xg, K, Y, tr, te, alphas, *, solver: FoldSolver, score: Callable,
+def fold_grid_scores(Xg, K, Y, tr, te, alphas, *, solver: FoldSolver, score: Scorer,
                      fit_intercept: bool, standardize: bool, chunk: int):
-    """Scores (n_alphas, n_targets) of every grid alpha on one fold, for all local targets."""
+    """Base and gains (1 + n_alphas, n_targets) of every grid alpha on one fold (see
+    :func:`grid_chunk_scores`), for all local targets."""
     F = solver.decompose(Xg, K, tr, te, fit_intercept=fit_intercept, standardize=standardize)
     t = Y.shape[1]
     grid = grid_operator(F, alphas, solver=solver, n_targets=t)
@@ -84,7 +86,7 @@ def fold_grid_scores(Xg, K, Y, tr, te, alphas, *, solver: FoldSolver, score: Cal
         sc = grid_chunk_scores(grid, F, Ytr, Yte, score=score)
         return lax.dynamic_update_slice_in_dim(out, sc, start, axis=1)
 
-    return chunk_loop(body, t, chunk, jnp.zeros((alphas.shape[0], t), Y.dtype))
+    return chunk_loop(body, t, chunk, jnp.zeros((1 + alphas.shape[0], t), Y.dtype))
 
 
 class GridOperator(NamedTuple):
@@ -110,11 +112,14 @@ def grid_operator(F: Factors, alphas, *, solver: FoldSolver, n_targets: int) -> 
     return GridOperator(_computed_once(AD @ F.U.T if hat else AD, F.spec[0]), hat, n_alphas)
 
 
-def grid_chunk_scores(grid: GridOperator, F: Factors, Ytr, Yte, *, score: Callable):
-    """Scores (n_alphas, chunk) of every grid alpha on one fold, from centred responses."""
+def grid_chunk_scores(grid: GridOperator, F: Factors, Ytr, Yte, *, score: Scorer):
+    """One fold's scores of every grid alpha, from centred responses, as (1 + n_alphas,
+    chunk): row 0 the score of the zero prediction (the training mean), then the gain of
+    each alpha's prediction over it (the score is their sum, see :class:`Scorer`)."""
     Ytr = _computed_once(Ytr, F.spec[0])
     pred = grid.op @ (Ytr if grid.hat else F.U.T @ Ytr)
-    return score(pred.reshape(grid.n_alphas, Yte.shape[0], Yte.shape[1]), Yte)
+    gain = score.gain(pred.reshape(grid.n_alphas, Yte.shape[0], Yte.shape[1]), Yte)
+    return jnp.concatenate([score.base(Yte)[None], gain])
 
 
 def predict_chunk(F: Factors, Ytr, alpha, *, solver: FoldSolver):
@@ -144,8 +149,9 @@ def fold_predict(Xg, K, Y, tr, te, alpha, *, solver: FoldSolver, fit_intercept: 
 
 
 def solve_ridge_cv_folds(X, Y, groups, alphas, eig=None, *, solver: FoldSolver,
-                         score: Callable, fit_intercept: bool, standardize: bool, chunk: int):
-    """Scores (n_alphas, n_targets) summed over folds, one decomposition per training fold.
+                         score: Scorer, fit_intercept: bool, standardize: bool, chunk: int):
+    """Base and gains (1 + n_alphas, n_targets) summed over folds (see
+    :func:`grid_chunk_scores`), one decomposition per training fold.
 
     ``groups``: folds grouped by training size, tuples of (train idx (g, n_tr), test idx
     (g, n_te)); ``eig`` is unused.
@@ -163,7 +169,7 @@ def solve_ridge_cv_folds(X, Y, groups, alphas, eig=None, *, solver: FoldSolver,
         def fold(f, acc, tr_g=tr_g, te_g=te_g):
             return acc + fold_grid_scores(Xg, K, Y, tr_g[f], te_g[f], alphas, **kw)
 
-        init = jnp.zeros((alphas.shape[0], Y.shape[1]), Y.dtype)
+        init = jnp.zeros((1 + alphas.shape[0], Y.shape[1]), Y.dtype)
         part = lax.fori_loop(0, tr_g.shape[0], fold, init)
         total = part if total is None else total + part
     return total
@@ -193,7 +199,11 @@ def solve_ridge_cv_eigh_full(X, Y, groups, alphas, eig=None, *, score, fit_inter
     ``fit_intercept``), the residuals of held-out rows T of a fit without them are exactly
     ``e_T = (G_TT)^-1 (G Y)_T`` with ``G = I - H`` the residual-maker of the fit on all
     stimuli; in the kernel eigenbasis ``G = U diag(alpha / (lam + alpha)) U^T`` (plus the
-    null space). Summed scores over folds, (n_alphas, n_targets). ``eig``: the result of
+    null space). Base and gains summed over folds, (1 + n_alphas, n_targets), from the
+    held-out rows and predictions as deviations from each training fold's mean (as
+    :func:`grid_chunk_scores`; the gains of heavily shrunk predictions are resolved to the
+    rounding of the residuals here, which the tie tolerance of the alpha choice absorbs).
+    ``eig``: the result of
     :func:`full_kernel_eig`, or None to compute it here. Cannot standardise per fold.
     """
     U, lam = full_kernel_eig(X, fit_intercept) if eig is None else eig
@@ -206,29 +216,44 @@ def solve_ridge_cv_eigh_full(X, Y, groups, alphas, eig=None, *, score, fit_inter
     n_alphas = alphas.shape[0]
     t = Y.shape[1]
 
+    n = Y.shape[0]
+
+    def held_out(Yc):  # test rows per fold group as deviations from the training mean
+        total = jnp.sum(Yc, axis=0)
+        out = []
+        for te_g, _ in facs:
+            yT = Yc[te_g]  # (f, m, chunk)
+            if fit_intercept:
+                yT = yT - ((total - jnp.sum(yT, axis=1)) / (n - te_g.shape[1]))[:, None]
+            out.append(yT)
+        return out
+
     def body(start, out):
         Yc = lax.dynamic_slice_in_dim(Y, start, chunk, axis=1)
         B = U.T @ Yc
+        yTs = held_out(Yc)
 
         def per_alpha(a):
             GY = U @ (g[a][:, None] * B)  # (n, chunk)
             tot = jnp.zeros((chunk,), Y.dtype)
-            for te_g, (lu, piv) in facs:
+            for (te_g, (lu, piv)), yT in zip(facs, yTs):
                 rhs = GY[te_g]  # (f, m, chunk)
                 e = jax.vmap(lambda l, p_, b: jax.scipy.linalg.lu_solve((l, p_), b))(
                     lu[:, a], piv[:, a], rhs)
-                yT = Yc[te_g]
-                tot = tot + jnp.sum(score(yT - e, yT), axis=0)
+                tot = tot + jnp.sum(score.gain(yT - e, yT), axis=0)
             return tot
 
+        base = sum(jnp.sum(score.base(yT), axis=0) for yT in yTs)
         sc = lax.map(per_alpha, jnp.arange(n_alphas))
-        return lax.dynamic_update_slice_in_dim(out, sc, start, axis=1)
+        return lax.dynamic_update_slice_in_dim(out, jnp.concatenate([base[None], sc]), start,
+                                               axis=1)
 
-    return chunk_loop(body, t, chunk, jnp.zeros((n_alphas, t), Y.dtype))
+    return chunk_loop(body, t, chunk, jnp.zeros((1 + n_alphas, t), Y.dtype))
 
 
 #: CV solvers by name (the ``solver=`` option of :func:`alignjax.ridge_cv`); each returns
-#: the scores of every grid alpha summed over folds, (n_alphas, n_targets) on one shard.
+#: the base score and the gain of every grid alpha summed over folds, (1 + n_alphas,
+#: n_targets) on one shard (see :func:`grid_chunk_scores`).
 CV_SOLVERS: dict[str, Callable] = {"svd": solve_ridge_cv_svd, "eigh": solve_ridge_cv_eigh,
                                    "eigh_full": solve_ridge_cv_eigh_full}
 
@@ -315,13 +340,13 @@ def sharded(local: Callable, in_specs: tuple, out_specs, static: tuple):
 
 def cv_local(X, Y, groups, alphas, eig=None, *, cv_solver: Callable, score, fit_intercept,
              standardize, chunk):
-    """Grid scores summed over folds on one shard of targets, by ``cv_solver``."""
+    """Base and grid gains (1 + n_alphas, t) summed over folds on one shard of targets."""
     return cv_solver(X, Y, groups, alphas, eig, score=score, fit_intercept=fit_intercept,
                      standardize=standardize, chunk=chunk)
 
 
 _T = P(None, "t")
-#: Grid scores summed over folds (n_alphas, n_targets): ``cv_pass(X, Y, groups, alphas,
+#: Base and grid gains summed over folds (1 + n_alphas, n_targets): ``cv_pass(X, Y, groups, alphas,
 #: eig=None, *, cv_solver, score, fit_intercept, standardize, chunk, devices)``.
 cv_pass = sharded(cv_local, (P(), _T, P(), P()), _T,
                   ("cv_solver", "score", "fit_intercept", "standardize", "chunk"))

@@ -35,7 +35,7 @@ from .kernels import (
     predict_chunk,
     sharded,
 )
-from .solvers import Factors, FoldSolver
+from .solvers import Factors, FoldSolver, pick_alpha
 
 __all__ = ["layers_fold_pass", "layers_fold_local", "folds_layers_pass",
            "folds_layers_local", "MAX_EXTEND_STEPS"]
@@ -96,19 +96,21 @@ def _sum_folds(fn, inner, groups, Ytr, init, fit_intercept):
 
 
 def _grid_scores(inner, groups, Ytr, alphas, *, solver, score, fit_intercept):
-    """Inner-CV scores (n_alphas, c) of every grid alpha, summed over folds."""
+    """Inner-CV base score and gains of every grid alpha (1 + n_alphas, c), summed over
+    folds (see :func:`~alignjax.ridge.kernels.grid_chunk_scores`)."""
     def fn(F, Yf_tr, Yf_te):
         grid = grid_operator(F, alphas, solver=solver, n_targets=Ytr.shape[1])
         return grid_chunk_scores(grid, F, Yf_tr, Yf_te, score=score)
 
-    init = jnp.zeros((alphas.shape[0], Ytr.shape[1]), Ytr.dtype)
+    init = jnp.zeros((1 + alphas.shape[0], Ytr.shape[1]), Ytr.dtype)
     return _sum_folds(fn, inner, groups, Ytr, init, fit_intercept)
 
 
 def _alpha_scores(inner, groups, Ytr, alpha, *, solver, score, fit_intercept):
-    """Inner-CV scores (c,) of per-target ``alpha`` (c,), summed over folds."""
+    """Inner-CV gains (c,) of per-target ``alpha`` (c,) over the base score, summed over
+    folds."""
     def fn(F, Yf_tr, Yf_te):
-        return score(predict_chunk(F, Yf_tr, alpha, solver=solver), Yf_te)
+        return score.gain(predict_chunk(F, Yf_tr, alpha, solver=solver), Yf_te)
 
     init = jnp.zeros((Ytr.shape[1],), Ytr.dtype)
     return _sum_folds(fn, inner, groups, Ytr, init, fit_intercept)
@@ -146,15 +148,16 @@ class _Walk(NamedTuple):
     act_up: jax.Array
 
 
-def _extend(scores_of, alphas, best_idx, best, max_steps):
+def _extend(scores_of, alphas, best_idx, best, base, max_steps):
     """Halve/double edge-selected alphas while the CV score improves (Pepino et al.).
 
     The device form of the host walk ``cv._extend`` (same steps, same tolerance): step
     ``k`` scores ``lo/2^k`` for the still-active targets at the lower edge and ``hi*2^k``
-    for those at the upper edge (``scores_of(alpha (c,), active (c,)) -> (c,)``); a
-    target stays active while its score improves by more than 256 ulps of the score and
-    ``k`` is within its edge's bound (``max_steps`` (2,): down, up). Returns the chosen
-    alpha (c,), its score (c,) and the signed step count (c,): ``-k`` for ``lo/2^k``,
+    for those at the upper edge (``scores_of(alpha (c,), active (c,)) -> (c,)``, gains
+    over the base score ``base`` (c,), as ``best``); a target stays active while its gain
+    improves by more than 256 ulps of the score and ``k`` is within its edge's bound
+    (``max_steps`` (2,): down, up). Returns the chosen alpha (c,), its gain (c,) and the
+    signed step count (c,): ``-k`` for ``lo/2^k``,
     ``+k`` for ``hi*2^k``, 0 for the grid alpha.
     """
     lo, hi = jnp.min(alphas), jnp.max(alphas)
@@ -169,7 +172,7 @@ def _extend(scores_of, alphas, best_idx, best, max_steps):
     def step(w: _Walk) -> _Walk:
         a = jnp.where(w.act_dn, w.a_dn, w.a_up)
         s = scores_of(a, w.act_dn | w.act_up)
-        better = s > w.best + 256 * eps * jnp.maximum(1.0, jnp.abs(w.best))
+        better = s > w.best + 256 * eps * jnp.maximum(1.0, jnp.abs(base + w.best))
         imp_dn, imp_up = w.act_dn & better, w.act_up & better
         imp = imp_dn | imp_up
         return _Walk(w.k + 1, w.a_dn * 0.5, w.a_up * 2.0, jnp.where(imp, a, w.alpha),
@@ -187,23 +190,26 @@ def _extend(scores_of, alphas, best_idx, best, max_steps):
 def _layer_chunk(inner, outer, Yc, tr, te, groups, alphas, max_steps, *, cv_solver,
                  fit_solver, score, fit_intercept, extend, block):
     """One layer on one chunk of targets ``Yc`` (n_stimuli, c): grid index (c,), signed
-    extension steps (c,), inner-CV score (c,) and outer-test predictions (n_test, c)."""
+    extension steps (c,), inner-CV gain (c,) of the chosen alpha over the base score (c,)
+    (the inner-CV score of the training mean, see :class:`~alignjax.ridge.solvers.Scorer`)
+    and outer-test predictions (n_test, c)."""
     n_folds = sum(tr_g.shape[0] for tr_g, _ in groups)
     Ytr = Yc[tr]
     kw = dict(solver=cv_solver, score=score, fit_intercept=fit_intercept)
     cv = _grid_scores(inner, groups, Ytr, alphas, **kw) / n_folds
-    idx = jnp.argmax(cv, axis=0)
-    best = jnp.take_along_axis(cv, idx[None], axis=0)[0]
+    base, gain = cv[0], cv[1:]
+    idx = pick_alpha(gain, base, alphas, unit=score.unit, eps=float(jnp.finfo(Yc.dtype).eps))
+    best = jnp.take_along_axis(gain, idx[None], axis=0)[0]
     alpha, steps = alphas[idx], jnp.zeros(idx.shape, jnp.int32)
     if extend:
         def scores_of(a, active):
             fold_sum = partial(_alpha_scores, inner, groups, **kw)
             return _active_scores(fold_sum, Ytr, a, active, block) / n_folds
 
-        alpha, best, steps = _extend(scores_of, alphas, idx, best, max_steps)
+        alpha, best, steps = _extend(scores_of, alphas, idx, best, base, max_steps)
     Yo_tr, _, m = centre_split(Yc, tr, te, fit_intercept)
     pred = predict_chunk(outer, Yo_tr, alpha, solver=fit_solver) + m
-    return idx.astype(jnp.int32), steps, best, pred
+    return idx.astype(jnp.int32), steps, best, base, pred
 
 
 def _layer_targets(inner, outer, Y, te, *, chunk, layer_chunk):
@@ -216,7 +222,7 @@ def _layer_targets(inner, outer, Y, te, *, chunk, layer_chunk):
                      for o, r in zip(out, res))
 
     init = (jnp.zeros((t,), jnp.int32), jnp.zeros((t,), jnp.int32), jnp.zeros((t,), Y.dtype),
-            jnp.zeros((te.shape[0], t), Y.dtype))
+            jnp.zeros((t,), Y.dtype), jnp.zeros((te.shape[0], t), Y.dtype))
     return chunk_loop(body, t, chunk, init)
 
 
@@ -258,7 +264,8 @@ def layers_fold_local(Xs, Y, tr, te, groups, alphas, max_steps, *, cv_solver: Fo
 
     Returns
     -------
-    grid index, signed extension steps, inner-CV score : arrays (n_layers, n_targets)
+    grid index, signed extension steps, inner-CV gain, inner-CV base score : arrays
+        (n_layers, n_targets)
     prediction : array (n_layers, n_test, n_targets)
     """
     layer_chunk = partial(_layer_chunk, tr=tr, te=te, groups=groups, alphas=alphas,
@@ -298,7 +305,7 @@ _LT, _LTT = P(None, "t"), P(None, None, "t")
 #: One outer fold of a stack of layers (:func:`layers_fold_local`), sharded over targets:
 #: ``layers_fold_pass(Xs, Y, tr, te, groups, alphas, max_steps, *, cv_solver, fit_solver,
 #: score, fit_intercept, standardize, extend, chunk, block, layer_batch, serial, devices)``.
-layers_fold_pass = sharded(layers_fold_local, _IN, (_LT, _LT, _LT, _LTT), _STATIC)
+layers_fold_pass = sharded(layers_fold_local, _IN, (_LT, _LT, _LT, _LT, _LTT), _STATIC)
 #: A batch of outer folds (:func:`folds_layers_local`), sharded over targets; same call.
-folds_layers_pass = sharded(folds_layers_local, _IN, (_LTT, _LTT, _LTT, P(None, None, None, "t")),
-                            _STATIC)
+folds_layers_pass = sharded(folds_layers_local, _IN,
+                            (_LTT, _LTT, _LTT, _LTT, P(None, None, None, "t")), _STATIC)

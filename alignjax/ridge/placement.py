@@ -15,7 +15,8 @@ from .._validation import InvalidOptionError
 from .kernels import mesh
 from .solvers import FOLD_SOLVERS
 
-__all__ = ["Plan", "Targets", "plan_targets", "place_targets", "pad_targets", "fold_groups",
+__all__ = ["Plan", "Targets", "plan_targets", "place_targets", "centre_columns", "pad_targets",
+           "fold_groups",
            "pick_solver", "pick_cv_solver", "hot_rows", "default_target_chunk", "float_dtype",
            "layer_batch", "outer_fold_batch", "fold_shape", "extend_block", "SOLVERS"]
 
@@ -229,21 +230,58 @@ def plan_targets(n_stimuli, n_features, n_alphas, n_targets, chunk_size, devices
 
 
 class Targets(NamedTuple):
-    """Responses on the host (n_rows, n_targets) and on the devices (padded, sharded)."""
+    """Responses on the host (n_rows, n_targets) and on the devices (padded, sharded).
+
+    With ``offset`` (n_targets,) the responses are stored centred: the original responses
+    are ``host + offset`` (see :func:`place_targets`).
+    """
 
     host: np.ndarray
     device: jax.Array
     plan: Plan
+    offset: np.ndarray | None = None
 
 
-def place_targets(Y: np.ndarray, plan: Plan) -> Targets:
-    """Pad ``Y`` (n_rows, n_targets) to ``plan.n_padded`` columns and shard them."""
+#: Columns centred at a time on the host (bounds the float64 temporary).
+_CENTRE_BLOCK = 4096
+
+
+def centre_columns(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(Y - mean, mean)``: columns centred on the host, the means in float64 and the
+    differences formed in float64, then stored in ``Y``'s float dtype.
+
+    Removing a large common offset here (a response with a mean of 10 and a spread of 1)
+    keeps the per-fold centring on the devices, whose float32 reductions round
+    differently with the number of columns reduced together, from deciding the
+    responses' last digits; elementwise host arithmetic is the same for a column whatever
+    other columns are centred with it.
+    """
+    Y = np.asarray(Y)
+    dtype = Y.dtype if np.issubdtype(Y.dtype, np.floating) else np.float64
+    mean = np.empty(Y.shape[1], np.float64)
+    out = np.empty(Y.shape, dtype)
+    for j in range(0, Y.shape[1], _CENTRE_BLOCK):
+        blk = np.asarray(Y[:, j:j + _CENTRE_BLOCK], np.float64)
+        mean[j:j + _CENTRE_BLOCK] = blk.mean(axis=0)
+        out[:, j:j + _CENTRE_BLOCK] = blk - mean[j:j + _CENTRE_BLOCK]
+    return out, mean
+
+
+def place_targets(Y: np.ndarray, plan: Plan, *, centre: bool = False) -> Targets:
+    """Pad ``Y`` (n_rows, n_targets) to ``plan.n_padded`` columns and shard them.
+
+    ``centre``: store the columns centred (:func:`centre_columns`), with their means in
+    ``offset``; for fits with an intercept, which are invariant to a shift of the responses.
+    """
+    offset = None
+    if centre:
+        Y, offset = centre_columns(Y)
     Yp = Y
     if Y.shape[1] != plan.n_padded:
         Yp = np.concatenate([Y, np.zeros((Y.shape[0], plan.n_padded - Y.shape[1]), Y.dtype)], 1)
     dev = jax.device_put(np.asarray(Yp, dtype=float_dtype()),
                          NamedSharding(mesh(plan.devices), P(None, "t")))
-    return Targets(Y, dev, plan)
+    return Targets(Y, dev, plan, offset)
 
 
 def pad_targets(v, plan: Plan, fill=1.0) -> jax.Array:

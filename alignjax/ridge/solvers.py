@@ -21,43 +21,113 @@ from typing import Callable, NamedTuple
 
 import jax.numpy as jnp
 
-__all__ = ["Factors", "FoldSolver", "FOLD_SOLVERS", "SCORERS", "full_kernel_eig",
-           "standardize_stats"]
+__all__ = ["Factors", "FoldSolver", "FOLD_SOLVERS", "SCORERS", "Scorer", "TIE_ULPS",
+           "pick_alpha", "full_kernel_eig", "standardize_stats"]
 
 
 # --------------------------------------------------------------------------- scores
+#
+# A score is split into the score of the zero prediction (``base``: predicting the training
+# mean, as the responses and predictions are deviations from it) and the ``gain`` of a
+# prediction over it, so that the alpha choice compares gains, which carry the full
+# relative precision of the dtype even when heavy shrinkage makes every prediction nearly
+# constant (large alphas in float32): the difference between two alphas is then never
+# decided by rounding in a score of order one.
 
 
-def score_r2(pred, y):
-    """Coefficient of determination of pred (..., n_test, c) against y (n_test, c) -> (..., c).
+def _ok_ratio(num, den):
+    ok = den > 0
+    return jnp.where(ok, num / jnp.where(ok, den, 1.0), 0.0)
 
-    A target constant within the test rows scores 0 (as in himalaya).
-    """
-    ss_res = jnp.sum((y - pred) ** 2, axis=-2)
+
+def _ss_tot(y):
     yc = y - jnp.mean(y, axis=-2, keepdims=True)
-    ss_tot = jnp.sum(yc ** 2, axis=-2)
-    ok = ss_tot > 0
-    return jnp.where(ok, 1.0 - ss_res / jnp.where(ok, ss_tot, 1.0), 0.0)
+    return jnp.sum(yc ** 2, axis=-2)
 
 
-def score_pearson(pred, y):
+def base_r2(y):
+    """R^2 of the zero prediction of y (n_test, c) -> (c,)."""
+    return jnp.where(_ss_tot(y) > 0, 1.0 - _ok_ratio(jnp.sum(y ** 2, axis=-2), _ss_tot(y)), 0.0)
+
+
+def gain_r2(pred, y):
+    """R^2 of pred (..., n_test, c) minus that of the zero prediction:
+    ``sum(pred (2 y - pred)) / ss_tot`` -> (..., c)."""
+    return _ok_ratio(jnp.sum(pred * (2.0 * y - pred), axis=-2), _ss_tot(y))
+
+
+def base_zero(y):
+    """A score of 0 for the zero prediction (Pearson r, by convention) -> (c,)."""
+    return jnp.zeros(y.shape[-1:], y.dtype)
+
+
+def gain_pearson(pred, y):
     """Pearson r of pred (..., n_test, c) and y (n_test, c) per column -> (..., c)."""
     pc = pred - jnp.mean(pred, axis=-2, keepdims=True)
     yc = y - jnp.mean(y, axis=-2, keepdims=True)
     num = jnp.sum(pc * yc, axis=-2)
     den = jnp.sqrt(jnp.sum(pc ** 2, axis=-2) * jnp.sum(yc ** 2, axis=-2))
-    ok = den > 0
-    return jnp.where(ok, num / jnp.where(ok, den, 1.0), 0.0)
+    return _ok_ratio(num, den)
 
 
-def score_neg_mse(pred, y):
-    """Negative mean squared error per column -> (..., c)."""
-    return -jnp.mean((y - pred) ** 2, axis=-2)
+def base_neg_mse(y):
+    """Negative mean squared error of the zero prediction -> (c,)."""
+    return -jnp.mean(y ** 2, axis=-2)
+
+
+def gain_neg_mse(pred, y):
+    """Negative MSE of pred minus that of the zero prediction: ``mean(pred (2 y - pred))``."""
+    return jnp.mean(pred * (2.0 * y - pred), axis=-2)
+
+
+class Scorer(NamedTuple):
+    """A CV score as ``base(y) + gain(pred, y)``; calling it gives the score.
+
+    Attributes
+    ----------
+    base : callable ``y (n_test, c) -> (c,)``
+        Score of the zero prediction (the training mean, for centred responses).
+    gain : callable ``(pred (..., n_test, c), y) -> (..., c)``
+        Score of ``pred`` minus ``base``, computed without forming the score.
+    unit : float
+        The score's natural scale (1 for the dimensionless r2 and Pearson r, 0 for the
+        negative MSE, whose scale is ``|base|``), for the tie tolerance (:func:`tie_scale`).
+    """
+
+    base: Callable
+    gain: Callable
+    unit: float
+
+    def __call__(self, pred, y):
+        """The score of pred (..., n_test, c) against y (n_test, c) -> (..., c)."""
+        return self.base(y) + self.gain(pred, y)
 
 
 #: Cross-validation scores by their public name (the ``score=`` option).
-SCORERS: dict[str, Callable] = {"r2": score_r2, "pearson": score_pearson,
-                                "neg_mse": score_neg_mse}
+SCORERS: dict[str, Scorer] = {"r2": Scorer(base_r2, gain_r2, 1.0),
+                              "pearson": Scorer(base_zero, gain_pearson, 1.0),
+                              "neg_mse": Scorer(base_neg_mse, gain_neg_mse, 0.0)}
+
+#: Relative tolerance (in ulps of the dtype, times the score's scale) within which two grid
+#: alphas' CV scores count as tied; ties go to the largest alpha (:func:`pick_alpha`).
+TIE_ULPS = 64
+
+
+def pick_alpha(gain, base, alphas, *, unit: float, eps: float, xp=jnp):
+    """Grid index (c,) of the chosen alpha per target: the largest alpha whose CV gain
+    (n_alphas, c) is within ``TIE_ULPS * eps * scale`` of the best, with ``scale =
+    max(unit, |base|, max |base + gain|)`` (``base`` (c,), ``alphas`` (n_alphas,)).
+
+    Scores within rounding of each other (a flat score curve: heavy shrinkage, or the
+    minimum-norm limit of tiny alphas) would otherwise be ordered by rounding, which can
+    depend on the other targets computed alongside; preferring the largest (the most
+    regularised) alpha among them makes the choice a function of the target's own data.
+    ``eps`` is the resolution of the dtype the gains were computed in; ``xp`` is
+    ``jax.numpy`` (on the devices) or ``numpy`` (on the host).
+    """
+    scale = xp.maximum(xp.maximum(unit, xp.abs(base)), xp.max(xp.abs(base + gain), axis=0))
+    tied = gain >= xp.max(gain, axis=0) - TIE_ULPS * eps * scale
+    return xp.argmax(xp.where(tied, alphas[:, None], -xp.inf), axis=0)
 
 
 # --------------------------------------------------------------------------- fold solvers
