@@ -20,7 +20,10 @@ from .cv import at_choice, check_score, cv_design, cv_scores, warn_convergence
 from .labels import check_Cs, class_weights, encode_labels, load_labelled
 from .solve import solve_splits
 
-__all__ = ["PermutationResult", "probe_permutation_test"]
+__all__ = ["PermutationResult", "probe_permutation_test", "permutation_level",
+           "labelling_permutations", "n_group_labellings", "PERMUTE_LEVELS"]
+
+PERMUTE_LEVELS = ("auto", "stimuli", "groups", "within_groups")
 
 
 class PermutationResult(NamedTuple):
@@ -46,6 +49,9 @@ class PermutationResult(NamedTuple):
         Whether every fit (observed and permuted) converged.
     statistic : str
         ``"nested_<score>"`` or ``"<score>_at_fixed_C"``.
+    permuted : str
+        What was permuted: ``"stimuli"``, ``"groups"`` (labels of whole groups) or
+        ``"within_groups"`` (see :func:`permutation_level`).
     """
 
     layers: list
@@ -56,6 +62,111 @@ class PermutationResult(NamedTuple):
     p_fwe: np.ndarray
     converged: bool
     statistic: str
+    permuted: str = "stimuli"
+
+
+def _group_index(groups, n):
+    if groups is None:
+        raise InvalidOptionError("group-level or within-group permutation needs groups")
+    g = np.unique(np.asarray(groups).astype(str), return_inverse=True)[1].ravel()
+    if g.shape != (n,):
+        from .._validation import ShapeMismatchError
+
+        raise ShapeMismatchError(f"groups has {g.shape[0]} entries for {n} stimuli")
+    return g
+
+
+def _constant_within(y, g) -> bool:
+    y = np.asarray(y).reshape(len(g), -1)
+    order = np.argsort(g, kind="stable")
+    ys, gs = y[order], g[order]
+    same = gs[1:] == gs[:-1]
+    return bool(np.all(np.all(ys[1:] == ys[:-1], axis=1) | ~same))
+
+
+def permutation_level(y, groups=None) -> str:
+    """The level at which labels ``y`` (n[, k]) vary, and so what a label-permutation test
+    permutes: ``"stimuli"`` without groups, ``"groups"`` when the labels are constant
+    within every group (a property of the group: the groups, not the stimuli, are the
+    exchangeable units), else ``"within_groups"`` (labels are shuffled among the stimuli
+    of each group, assuming stimuli within a group are exchangeable under the null; the
+    group composition of the labels is kept)."""
+    if groups is None:
+        return "stimuli"
+    return "groups" if _constant_within(y, _group_index(groups, len(y))) else "within_groups"
+
+
+def _members(g):
+    """Stimulus indices of each group (in stimulus order) and the groups of each size."""
+    members = [np.flatnonzero(g == k) for k in range(g.max() + 1)]
+    sizes = np.array([len(m) for m in members])
+    return members, {int(s): np.flatnonzero(sizes == s) for s in np.unique(sizes)}
+
+
+def labelling_permutations(n_perm: int, n: int, *, groups=None, level: str = "stimuli",
+                           seed=0) -> np.ndarray:
+    """Index permutations (n_perm, n): the permuted labelling is ``y[perm]``.
+
+    ``"stimuli"``: any permutation of the n stimuli. ``"within_groups"``: stimuli are
+    shuffled within their group. ``"groups"``: whole groups are permuted among groups of
+    the same size (stimuli matched by their position within the group), so every
+    permutation maps each group's labels onto another group as a block; with groups of
+    several sizes only groups of equal size trade labels (a subgroup of the group
+    permutations, still exact).
+    """
+    rng = np.random.default_rng(seed)
+    if level == "stimuli":
+        return np.stack([rng.permutation(n) for _ in range(n_perm)])
+    g = _group_index(groups, n)
+    members, by_size = _members(g)
+    out = np.empty((n_perm, n), dtype=np.int64)
+    for b in range(n_perm):
+        perm = np.arange(n)
+        if level == "within_groups":
+            for m in members:
+                perm[m] = m[rng.permutation(len(m))]
+        elif level == "groups":
+            for ks in by_size.values():
+                for k, k2 in zip(ks, ks[rng.permutation(len(ks))]):
+                    perm[members[k]] = members[k2]
+        else:
+            raise InvalidOptionError(f"permutation level {level!r}; choose from "
+                                     f"{PERMUTE_LEVELS[1:]}")
+        out[b] = perm
+    return out
+
+
+def n_group_labellings(y, groups) -> int:
+    """How many distinct labellings the group-level permutations of ``labelling_permutations``
+    reach: per size class, the multinomial number of arrangements of the groups' label
+    blocks (identical blocks are indistinguishable). A test whose count is below 1 / alpha
+    cannot reject at level alpha."""
+    from math import factorial
+
+    y = np.asarray(y)
+    g = _group_index(groups, len(y))
+    members, by_size = _members(g)
+    total = 1
+    for ks in by_size.values():
+        blocks = {}
+        for k in ks:
+            key = np.asarray(y[members[k]]).tobytes()
+            blocks[key] = blocks.get(key, 0) + 1
+        c = factorial(len(ks))
+        for v in blocks.values():
+            c //= factorial(v)
+        total *= c
+    return total
+
+
+def _level(permute, codes, groups):
+    if permute not in PERMUTE_LEVELS:
+        raise InvalidOptionError(f"permute={permute!r}; choose from {PERMUTE_LEVELS}")
+    if permute == "auto":
+        return permutation_level(codes, groups)
+    if permute != "stimuli":
+        _group_index(groups, len(codes))
+    return permute
 
 
 def _padded(batch: list, size: int) -> list:
@@ -151,7 +262,7 @@ def probe_permutation_test(X, y, *, C=None, Cs: Sequence[float] | None = None,
                            class_weight: str | Mapping | None = None, score: str = "accuracy",
                            fit_intercept: bool = True, max_iter: int = 1000, tol: float = 1e-4,
                            layers: Sequence[str] | None = None, chunk_size: int = 32,
-                           layer_chunk_size: int | None = 1,
+                           layer_chunk_size: int | None = 1, permute: str = "auto",
                            progress: bool = False) -> PermutationResult:
     """Label-permutation test of cross-validated probe accuracy, max-T corrected over layers.
 
@@ -161,9 +272,19 @@ def probe_permutation_test(X, y, *, C=None, Cs: Sequence[float] | None = None,
     true ones), and, with ``inner_folds``, C is chosen again by nested CV, so the p-value
     is for the statistic :func:`logistic_probe` reports (``nested_accuracy.mean(1)``).
     With a fixed ``C`` instead, the test is conditional on that C: valid when C was fixed
-    before seeing these labels, not when it was chosen on them. Labels are exchangeable
-    across stimuli under the null, which assumes condition-averaged stimuli, not time
-    series.
+    before seeing these labels, not when it was chosen on them. Without ``groups`` labels
+    are exchangeable across stimuli under the null, which assumes condition-averaged
+    stimuli, not time series.
+
+    With ``groups`` the permutations respect them (``permute="auto"``): labels constant
+    within every group (a property of the group, e.g. a room's RT60 with folds grouped by
+    room) are permuted as whole groups, since the groups are then the exchangeable
+    units: permuting over stimuli would mix labels within groups and, with grouped folds,
+    give a null far below the observed score of a probe without information (p-values
+    piled near 1 and an inflated family-wise rate). Labels that vary within groups are
+    permuted within each group, which assumes the stimuli of a group are exchangeable
+    under the null. A warning says when the groups allow fewer than 20 distinct
+    labellings (no p below 0.05 is then reachable).
 
     Parameters
     ----------
@@ -192,6 +313,9 @@ def probe_permutation_test(X, y, *, C=None, Cs: Sequence[float] | None = None,
     layer_chunk_size : int or None
         Layers solved together per permutation chunk; never changes results (formerly
         ``layer_batch``).
+    permute : {"auto", "stimuli", "groups", "within_groups"}
+        What is permuted (see above and :func:`permutation_level`); ``"auto"`` is
+        ``"stimuli"`` without ``groups``.
     progress : bool
         Show a progress bar over permutation chunks.
 
@@ -205,8 +329,21 @@ def probe_permutation_test(X, y, *, C=None, Cs: Sequence[float] | None = None,
     names, arrays, _, y = load_labelled(X, y, layers=layers)
     classes, codes = encode_labels(y)
     G, Cl, Cs, statistic = _procedure(len(arrays), C, Cs, inner_folds, score)
-    rng = np.random.default_rng(seed)
-    labellings = np.stack([rng.permutation(codes) for _ in range(n_perm)])
+    level = _level(permute, codes, groups)
+    if level == "stimuli":  # the permutations drawn before levels existed: same p-values
+        rng = np.random.default_rng(seed)
+        labellings = np.stack([rng.permutation(codes) for _ in range(n_perm)])
+    else:
+        idx = labelling_permutations(n_perm, len(codes), groups=groups, level=level,
+                                     seed=[seed, 13])
+        labellings = codes[idx]
+        if level == "groups" and n_group_labellings(codes, groups) < 20:
+            import warnings
+
+            warnings.warn(f"the {len(np.unique(np.asarray(groups).astype(str)))} groups allow "
+                          f"only {n_group_labellings(codes, groups)} distinct group labellings, "
+                          "so no p-value below 0.05 is reachable; use more groups",
+                          stacklevel=2)
     res, conv = labelling_test(
         arrays, codes, labellings, lambda c: cv_design(c, classes, folds, G, seed, groups),
         statistic, Cs, chunk_size=min(chunk_size, n_perm), progress=progress,
@@ -217,4 +354,4 @@ def probe_permutation_test(X, y, *, C=None, Cs: Sequence[float] | None = None,
         warn_convergence(np.array([False]), "permutation-test runs")
     stat = f"nested_{score}" if G else f"{score}_at_fixed_C"
     return PermutationResult(names, Cl, res.observed, res.null, np.asarray(res.p, float),
-                             np.asarray(res.p_fwe, float), conv, stat)
+                             np.asarray(res.p_fwe, float), conv, stat, level)

@@ -1,5 +1,6 @@
-"""Spatial factor probes: every factor decoded from every layer, with chance levels,
-bootstrap CIs and permutation p-values (max-T over layers)."""
+"""Spatial factor probes: every factor decoded from every layer, with chance levels (what a
+probe without information scores under the same folds), bootstrap CIs and permutation
+p-values (max-T over layers) that permute at the level at which each label varies."""
 
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ from .._validation import check_layers, check_positive_int
 from ..folds import inner_test_masks, resolve_folds
 from ..permutation import permutation_test
 from . import ridge as _ridge
-from .targets import (FACTORS, HIGHER_METRICS, LATERAL, chance_level, check_factors, decode,
+from .targets import (FACTORS, HIGHER_METRICS, LATERAL, ROOM_FACTORS, check_factors, decode,
                       factor_values, fold_groups, labels_table, lateral_deg, metric_values,
-                      regression_targets)
+                      no_information_predictions, regression_targets)
 
 __all__ = ["SpatialProbeResult", "spatial_probe"]
 
-COLUMNS = ("layer", "factor", "metric", "value", "chance", "ci_low", "ci_high", "p", "p_fwe")
+COLUMNS = ("layer", "factor", "metric", "value", "chance", "chance_kind", "ci_low", "ci_high",
+           "p", "p_fwe", "permuted")
+MIN_LABELLINGS = 20  # below this many distinct labellings no p <= 0.05 is reachable
 
 
 class SpatialProbeResult(NamedTuple):
@@ -37,6 +40,9 @@ class SpatialProbeResult(NamedTuple):
     folds : bool array (n_folds, n_stimuli)
         Outer test masks (grouped: no dry source or room on both sides).
     groups : array (n_stimuli,) or None
+    notes : dict factor -> str
+        How each factor was tested (what was permuted, or why no test is available) and
+        what its chance level is.
     """
 
     layers: list
@@ -46,11 +52,14 @@ class SpatialProbeResult(NamedTuple):
     truth: dict
     folds: np.ndarray
     groups: np.ndarray | None
+    notes: dict = {}
 
     def to_frame(self):
         """A pandas DataFrame, one row per (layer, factor, metric), columns ``layer``,
-        ``factor``, ``metric``, ``value``, ``chance``, ``ci_low``, ``ci_high``, ``p``,
-        ``p_fwe``."""
+        ``factor``, ``metric``, ``value``, ``chance``, ``chance_kind`` (``training_mean``,
+        ``majority_class`` or ``permutation_null_mean``), ``ci_low``, ``ci_high``, ``p``,
+        ``p_fwe``, ``permuted`` (``stimuli``, ``groups``, ``within_groups``, ``""``
+        without a test, or ``unavailable``)."""
         import pandas as pd
 
         return pd.DataFrame(self.rows, columns=list(COLUMNS))
@@ -113,14 +122,15 @@ def _class_factors(arrays, cat, truth, outer, inner_folds, groups, Cs, seed):
     return out, res
 
 
-def _ridge_pvalues(preps, T, sizes, cont, truth, metrics, alphas, inner, F, n_perm, seed,
-                   chunk_size, progress):
-    """Permutation p (uncorrected, max-T over layers) of every continuous metric."""
+def _ridge_pvalues(preps, cont, truth, metrics, alphas, inner, F, perms, chunk_size,
+                   progress):
+    """Permutation p (uncorrected, max-T over layers) and null mean of every continuous
+    metric of the factors ``cont``, all permuted by the index permutations ``perms``."""
+    T = np.concatenate([regression_targets(f, truth[f]) for f in cont], axis=1)
+    sizes = np.cumsum([0] + [regression_targets(f, truth[f]).shape[1] for f in cont])
     cells = [(f, m) for f in cont for m in metrics[f]]
     sign = np.array([1.0 if m in HIGHER_METRICS else -1.0 for _, m in cells])
     n = T.shape[0]
-    rng = np.random.default_rng([seed, 11])
-    perms = np.stack([rng.permutation(n) for _ in range(n_perm)])
     w = np.ones(n)
 
     def stats_of(idx_batch):
@@ -135,23 +145,58 @@ def _ridge_pvalues(preps, T, sizes, cont, truth, metrics, alphas, inner, F, n_pe
 
     observed = stats_of(np.arange(n)[None])[0]
     fam = np.broadcast_to(np.arange(len(cells)), observed.shape)
-    res = permutation_test(stats_of, observed, n_perm=n_perm, permutations=perms.__getitem__,
-                           families=fam, chunk_size=chunk_size, progress=progress)
-    return {c: (np.asarray(res.p)[:, j], np.asarray(res.p_fwe)[:, j]) for j, c in enumerate(cells)}
+    res = permutation_test(stats_of, observed, n_perm=len(perms), permutations=perms.__getitem__,
+                           families=fam, chunk_size=chunk_size, return_null=True,
+                           progress=progress)
+    null_mean = np.asarray(res.null, float).mean(axis=0) * sign
+    return {c: (np.asarray(res.p)[:, j], np.asarray(res.p_fwe)[:, j], null_mean[:, j])
+            for j, c in enumerate(cells)}
 
 
-def _class_pvalues(arrays, cat, truth, outer, inner_folds, groups, Cs, n_perm, seed,
-                   chunk_size, progress):
-    """Permutation p of the nested-CV accuracy of each class factor (max-T over layers)."""
+def _levels(factors, truth, groups):
+    """What the permutation test permutes per factor, and a note saying so (or why no
+    test is available)."""
+    from ..probes.permutation import n_group_labellings, permutation_level
+
+    levels, notes = {}, {}
+    for f in factors:
+        if groups is None:
+            levels[f], notes[f] = "stimuli", "labels permuted over scenes"
+            continue
+        lv = "groups" if f in ROOM_FACTORS else permutation_level(truth[f], groups)
+        n_groups = len(np.unique(groups))
+        if lv == "within_groups":
+            notes[f] = ("the label varies within fold groups: permuted within each group "
+                        "(scenes of a group assumed exchangeable)")
+        else:
+            k = n_group_labellings(truth[f], groups)
+            notes[f] = (f"the label is a property of the fold groups (constant within each, or "
+                        f"a room factor): whole groups permuted ({n_groups} groups, {k} "
+                        "distinct labellings); folds grouped the same way make a probe without "
+                        "information anti-predict held-out groups, which the chance level "
+                        "(same folds) includes")
+            if k < MIN_LABELLINGS:
+                lv = "unavailable"
+                notes[f] = (f"no permutation test: the {n_groups} fold groups allow only {k} "
+                            f"distinct labellings of this group-level factor (the smallest "
+                            f"p-value would be 1/{k} > 0.05); the design cannot test it, use "
+                            f"more groups (rooms). The chance level is a probe without "
+                            "information under the same grouped folds, which anti-predicts "
+                            "held-out groups")
+        levels[f] = lv
+    return levels, notes
+
+
+def _class_pvalues(arrays, f, truth, outer, inner_folds, groups, Cs, n_perm, seed,
+                   chunk_size, progress, level):
+    """Permutation p and null mean of the nested-CV accuracy of a class factor (max-T over
+    layers)."""
     from ..probes import probe_permutation_test
 
-    out = {}
-    for f in cat:
-        r = probe_permutation_test(arrays, truth[f], Cs=Cs, inner_folds=inner_folds,
-                                   folds=outer, groups=groups, n_perm=n_perm, seed=seed,
-                                   chunk_size=chunk_size, progress=progress)
-        out[(f, "accuracy")] = (r.p, r.p_fwe)
-    return out
+    r = probe_permutation_test(arrays, truth[f], Cs=Cs, inner_folds=inner_folds, folds=outer,
+                               groups=groups, n_perm=n_perm, seed=seed, chunk_size=chunk_size,
+                               progress=progress, permute=level)
+    return {(f, "accuracy"): (r.p, r.p_fwe, np.asarray(r.null, float).mean(axis=0))}
 
 
 @float32_matmuls
@@ -165,13 +210,29 @@ def spatial_probe(layers, labels, *, factors: Sequence[str] | None = None, group
 
     Azimuth: ridge on (cos, sin), decoded by ``atan2``, errors wrapped to [0, 180] degrees
     (``mean_abs_error_deg``, ``median_abs_error_deg``, ``acc_20deg``, ``left_right_acc``:
-    the side of scenes with ``|sin azimuth| >= 0.5``; with ``lateral``,
+    the side of scenes within 60 degrees of +-90, tested exactly in degrees; with ``lateral``,
     ``lateral_abs_error_deg``: front-back folded). Direction: ridge on the unit vector,
     great-circle error. Elevation (degrees), distance (ridge on log distance; ``mae_m``,
     ``relative_error``), RT60 (``mae_s`` on the measured values): ridge. Class, volume and
     shape: L2 logistic probes (:func:`alignjax.logistic_probe`), ``accuracy`` and
     ``balanced_accuracy``. The ridge penalty (per target) and C are chosen by inner CV in
     each outer training set.
+
+    ``chance`` is what a probe without information scores under the same folds: each
+    test fold predicted by its training set's mean target (circular mean azimuth, mean
+    direction, geometric mean distance, mean elevation or RT60; ``chance_kind``
+    ``training_mean``) or majority class (``majority_class``), the limit of the probes
+    under strong regularisation; with ``n_perm`` the mean of the layer's permutation
+    null (``permutation_null_mean``). With folds grouped by room and a label constant
+    within rooms, this predictor anti-predicts the held-out room (its label is
+    under-represented in training), so chance can be far worse than a random guess.
+
+    Permutation tests permute at the level at which the label varies (``permuted``):
+    over scenes without groups; with fold groups, whole groups for room factors (RT60,
+    volume, shape) and any label constant within groups, within groups otherwise
+    (:func:`alignjax.probes.permutation.permutation_level`). A group-level factor whose
+    groups allow fewer than 20 distinct labellings gets no p-value (``permuted`` is
+    ``unavailable``; ``notes`` says why).
 
     Parameters
     ----------
@@ -197,6 +258,7 @@ def spatial_probe(layers, labels, *, factors: Sequence[str] | None = None, group
         Label permutations for p-values (0: none). Each reruns the whole nested procedure;
         ``p_fwe`` is max-T over layers per (factor, metric). For class factors the tested
         statistic is the nested-CV accuracy (mean over folds); ``balanced_accuracy`` has no p.
+        What is permuted per factor: see above.
     lateral : bool, optional
         Report the lateral error of azimuth (default: when the labels' ``format`` is
         ``binaural``).
@@ -231,19 +293,40 @@ def spatial_probe(layers, labels, *, factors: Sequence[str] | None = None, group
     cont = [f for f in factors if FACTORS[f].kind != "classes"]
     cat = [f for f in factors if FACTORS[f].kind == "classes"]
     alphas = np.sort(np.asarray(alphas, float))
-    preds, preps, T, sizes = (_ridge_factors(arrays, cont, truth, outer, inner, alphas, progress)
-                              if cont else ({}, [], None, None))
+    preds, preps, _, _ = (_ridge_factors(arrays, cont, truth, outer, inner, alphas, progress)
+                          if cont else ({}, [], None, None))
     cpreds, _ = _class_factors(arrays, cat, truth, outer, inner_folds, g, Cs, seed)
     preds.update(cpreds)
+    levels, notes = _levels(factors, truth, g)
     pvals = {}
     if n_perm > 0:
-        if cont:
-            pvals.update(_ridge_pvalues(preps, T, sizes, cont, truth, metrics, alphas, inner,
-                                        outer.shape[0], n_perm, seed, chunk_size, progress))
-        pvals.update(_class_pvalues(arrays, cat, truth, outer, inner_folds, g, Cs, n_perm,
-                                    seed, chunk_size, progress))
-    rows = _rows(ls.names, factors, metrics, preds, truth, g, n_boot, seed, pvals)
-    return SpatialProbeResult(list(ls.names), factors, rows, preds, truth, outer, g)
+        pvals = _pvalues(arrays, preps, cont, cat, truth, metrics, levels, outer, inner,
+                         inner_folds, g, alphas, Cs, n_perm, seed, chunk_size, progress)
+    else:
+        levels = dict.fromkeys(factors, "")
+    rows = _rows(ls.names, factors, metrics, preds, truth, g, outer, n_boot, seed, pvals, levels)
+    return SpatialProbeResult(list(ls.names), factors, rows, preds, truth, outer, g, notes)
+
+
+def _pvalues(arrays, preps, cont, cat, truth, metrics, levels, outer, inner, inner_folds, g,
+             alphas, Cs, n_perm, seed, chunk_size, progress):
+    """p, p_fwe and null mean of every tested (factor, metric): the continuous factors of
+    one permutation level share their permutations (and one pass of refits)."""
+    from ..probes.permutation import labelling_permutations
+
+    n = outer.shape[1]
+    out = {}
+    for lv in ("stimuli", "within_groups", "groups"):
+        sub = [f for f in cont if levels[f] == lv]
+        if sub:
+            perms = labelling_permutations(n_perm, n, groups=g, level=lv, seed=[seed, 11])
+            out.update(_ridge_pvalues(preps, sub, truth, metrics, alphas, inner,
+                                      outer.shape[0], perms, chunk_size, progress))
+    for f in cat:
+        if levels[f] != "unavailable":
+            out.update(_class_pvalues(arrays, f, truth, outer, inner_folds, g, Cs, n_perm,
+                                      seed, chunk_size, progress, levels[f]))
+    return out
 
 
 def _varies(factor, table) -> bool:
@@ -251,15 +334,16 @@ def _varies(factor, table) -> bool:
                for c in FACTORS[factor].columns[:1])
 
 
-def _rows(names, factors, metrics, preds, truth, groups, n_boot, seed, pvals):
+def _rows(names, factors, metrics, preds, truth, groups, outer, n_boot, seed, pvals, levels):
     n = len(next(iter(truth.values())))
     W = _boot_weights(groups, n, n_boot, seed) if n_boot else None
     rows = []
     for f in factors:
+        blank = no_information_predictions(f, truth[f], outer)
+        kind = "majority_class" if FACTORS[f].kind == "classes" else "training_mean"
         for m in metrics[f]:
-            chance = (chance_level(f, m, truth[f]) if m != LATERAL
-                      else chance_level(f, "mean_abs_error_deg", lateral_deg(truth[f])))
-            p, p_fwe = pvals.get((f, m), (None, None))
+            chance = float(_values(f, m, blank, truth[f], np.ones(n)))
+            p, p_fwe, null_mean = pvals.get((f, m), (None, None, None))
             for li, name in enumerate(names):
                 value = float(_values(f, m, preds[f][li], truth[f], np.ones(n)))
                 lo = hi = np.nan
@@ -267,7 +351,12 @@ def _rows(names, factors, metrics, preds, truth, groups, n_boot, seed, pvals):
                     bs = _values(f, m, preds[f][li][None], truth[f][None], W)
                     lo, hi = np.nanpercentile(bs, [2.5, 97.5])
                 rows.append({"layer": name, "factor": f, "metric": m, "value": value,
-                             "chance": float(chance), "ci_low": float(lo), "ci_high": float(hi),
+                             "chance": chance if null_mean is None else float(null_mean[li]),
+                             "chance_kind": kind if null_mean is None
+                             else "permutation_null_mean",
+                             "ci_low": float(lo), "ci_high": float(hi),
                              "p": np.nan if p is None else float(p[li]),
-                             "p_fwe": np.nan if p_fwe is None else float(p_fwe[li])})
+                             "p_fwe": np.nan if p_fwe is None else float(p_fwe[li]),
+                             "permuted": levels[f] if p is not None or levels[f] ==
+                             "unavailable" else ""})
     return rows

@@ -1,4 +1,4 @@
-"""Spatial factors: their label columns, targets, metrics, chance levels and groups.
+"""Spatial factors: their label columns, targets, metrics, chance predictors and groups.
 
 Conventions: azimuth in degrees, 0 = front, +90 = left (counter-clockwise seen from
 above); elevation in degrees, +90 = up; distance in metres; RT60 in seconds (measured).
@@ -76,6 +76,21 @@ def _wrapped(d):
     return np.minimum(d, 360.0 - d)
 
 
+def side(azimuth_deg):
+    """+1 left (0 < azimuth < 180 degrees), -1 right (180 < azimuth < 360), 0 on the
+    median plane (0 or 180); exact in degrees, no trigonometry."""
+    a = np.asarray(azimuth_deg, float) % 360.0
+    return np.where((a > 0) & (a < 180), 1.0, np.where(a > 180, -1.0, 0.0))
+
+
+def is_lateral(azimuth_deg):
+    """Clearly lateral azimuths: within 60 degrees of +-90 (``|sin a| >= 1/2``), tested
+    exactly in degrees, so a grid symmetric about the median plane keeps as many left as
+    right azimuths (``sin 30`` and ``sin 150`` round differently in floating point)."""
+    a = np.asarray(azimuth_deg, float) % 180.0
+    return (a >= 30.0) & (a <= 150.0)
+
+
 def lateral_deg(azimuth, elevation=0.0):
     """Front-back-folded lateral angle (degrees, +90 = left): asin(cos e sin a)."""
     a, e = np.deg2rad(azimuth), np.deg2rad(elevation)
@@ -126,11 +141,10 @@ def metric_values(factor: str, metric: str, pred, true, w):
         if metric == "acc_20deg":
             return wmean((err <= 20.0) * 1.0, w)
         return (wmedian if metric.startswith("median") else wmean)(err, w)
-    if metric == "left_right_acc":  # side (sign of sin azimuth) of clearly lateral scenes
-        st, sp = np.sin(np.deg2rad(true)), np.sin(np.deg2rad(pred))
-        lateral = (np.abs(st) >= 0.5) * 1.0
+    if metric == "left_right_acc":  # side of clearly lateral scenes, exact in degrees
+        lateral = is_lateral(true) * 1.0
         with np.errstate(invalid="ignore", divide="ignore"):
-            return wmean((np.sign(sp) == np.sign(st)) * lateral, w) / wmean(lateral, w)
+            return wmean((side(pred) == side(true)) * lateral, w) / wmean(lateral, w)
     if metric == LATERAL:
         return wmean(np.abs(pred - true), w)
     if metric.endswith("great_circle_error_deg"):
@@ -146,23 +160,30 @@ def metric_values(factor: str, metric: str, pred, true, w):
     return _balanced(hit, true, w)
 
 
-def chance_level(factor: str, metric: str, true) -> float:
-    """The metric when each scene is predicted by the label of a random scene (the mean
-    over all ordered pairs): 90 degrees for azimuth on a uniform circle, sum p_c^2 for
-    accuracy; 1 / n_classes for balanced accuracy and 0.5 for the left/right side."""
-    n = len(true)
-    idx = np.arange(n)
-    if n > 1500:  # a fixed subsample of pairs keeps memory bounded
-        idx = np.random.default_rng(0).choice(n, 1500, replace=False)
-    t = true[idx]
-    P = np.repeat(t[None], len(idx), axis=0)  # P[i, j] = true of scene j predicting i
-    T = np.repeat(t[:, None], len(idx), axis=1)
-    if metric == "balanced_accuracy":
-        return 1.0 / len(np.unique(true))
-    if metric == "left_right_acc":  # a guess of the side
-        return 0.5
-    flat = (lambda a: a.reshape(-1, *a.shape[2:]))
-    return float(metric_values(factor, metric, flat(P), flat(T), np.ones(len(idx) ** 2)))
+def no_information_predictions(factor: str, true, outer):
+    """What a probe without information predicts under the folds ``outer`` (n_folds, n).
+
+    Each test scene gets its outer training set's mean regression target (decoded:
+    the circular mean azimuth, the normalised mean direction, the geometric mean
+    distance, the mean elevation or RT60), or its training set's majority class (ties:
+    the first class in sorted order): the limit of a ridge probe as alpha grows and of an
+    L2 logistic probe as C shrinks, and so the chance level of a probe under the same
+    cross-validation. Grouped folds with a label constant within groups make it
+    anti-predict the held-out group (its label is under-represented in training).
+    """
+    outer = np.asarray(outer, bool)
+    if FACTORS[factor].kind == "classes":
+        levels, codes = np.unique(true, return_inverse=True)
+        pred = np.empty(len(true), dtype=np.asarray(true).dtype)
+        for test in outer:
+            counts = np.bincount(codes[~test], minlength=len(levels))
+            pred[test] = levels[np.argmax(counts)]
+        return pred
+    T = regression_targets(factor, true)
+    P = np.zeros_like(T)
+    for test in outer:
+        P[test] = T[~test].mean(axis=0)
+    return decode(factor, P)
 
 
 # --------------------------------------------------------------------------- labels

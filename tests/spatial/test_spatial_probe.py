@@ -47,13 +47,21 @@ def test_known_answer_cos_sin_features_decode_azimuth():
     res = aj.spatial_probe({"good": _coding(lab, 0.1), "noise": _coding(lab, 50.0)}, lab,
                            n_boot=100, folds=4)
     df = res.to_frame()
-    assert list(df.columns) == ["layer", "factor", "metric", "value", "chance", "ci_low",
-                                "ci_high", "p", "p_fwe"]
+    assert list(df.columns) == ["layer", "factor", "metric", "value", "chance", "chance_kind",
+                                "ci_low", "ci_high", "p", "p_fwe", "permuted"]
     v = df.set_index(["layer", "factor", "metric"])
     assert v.loc[("good", "azimuth", "mean_abs_error_deg"), "value"] < 15
     assert v.loc[("good", "azimuth", "acc_20deg"), "value"] > 0.8
-    assert v.loc[("good", "azimuth", "mean_abs_error_deg"), "chance"] == pytest.approx(90.0)
-    assert v.loc[("good", "azimuth", "acc_20deg"), "chance"] == pytest.approx(1 / 8)
+    # chance: each test fold predicted by its training set's circular mean azimuth
+    err = np.zeros(N)
+    for test in res.folds:
+        r = np.deg2rad(lab["azimuth"][~test])
+        mean = np.rad2deg(np.arctan2(np.sin(r).mean(), np.cos(r).mean()))
+        err[test] = aj.angular_error(mean % 360, lab["azimuth"][test])
+    assert v.loc[("good", "azimuth", "mean_abs_error_deg"), "chance"] == pytest.approx(err.mean())
+    assert v.loc[("good", "azimuth", "acc_20deg"), "chance"] == pytest.approx(np.mean(err <= 20))
+    assert set(df["chance_kind"]) == {"training_mean", "majority_class"}
+    assert (df["permuted"] == "").all()                  # n_perm=0: no test
     assert v.loc[("noise", "azimuth", "mean_abs_error_deg"), "value"] > 60
     assert v.loc[("good", "class", "accuracy"), "value"] > 0.9
     assert v.loc[("good", "distance", "relative_error"), "value"] < 0.2
