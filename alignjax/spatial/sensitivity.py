@@ -2,9 +2,13 @@
 
 For a factor f and a layer, ``S_f = median ||z(x) - z(x')|| over one-factor pairs /
 median ||z(a) - z(b)|| over random scene pairs``. The noise floor is the same ratio for
-pairs that differ only in the background-noise seed. Bootstrap CIs resample pairs;
-dose-response curves give the normalised displacement per |delta factor| (azimuth wrapped
-to [0, 180]); the mirror check compares azimuth displacements at +theta and -theta.
+pairs that differ only in the background-noise seed. The pairs of one anchor scene share
+it (and whatever the anchor's rendering does to every perturbation), so the independent
+units are the anchors: bootstrap CIs resample anchors (and, for the random reference
+pairs, scenes), and the test against the noise floor permutes the factor and noise labels
+of the pairs within each anchor. Dose-response curves give the normalised displacement per
+|delta factor| (azimuth wrapped to [0, 180]); the mirror check compares azimuth
+displacements at +theta and -theta.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ import numpy as np
 
 from .._validation import (AlignjaxInputError, InvalidOptionError, check_layers,
                            check_positive_int)
+from .targets import wmedian
 
 __all__ = ["SensitivityResult", "sensitivity"]
 
-PAIR_COLUMNS = ("a", "b", "factor", "kind")
+PAIR_COLUMNS = ("a", "b", "factor", "kind", "delta")
 
 
 class SensitivityResult(NamedTuple):
@@ -28,7 +33,10 @@ class SensitivityResult(NamedTuple):
     ----------
     rows : list of dict
         One per (layer, factor): ``layer, factor, S, ci_low, ci_high, noise_floor,
-        noise_ci_low, noise_ci_high, n_pairs`` (see :meth:`to_frame`).
+        noise_ci_low, noise_ci_high, n_pairs, n_anchors``, ``S_minus_noise`` with its 95%
+        CI ``diff_ci_low, diff_ci_high`` (anchors resampled jointly for both) and
+        ``p_above_noise``, the permutation p-value of S_f > noise floor (see
+        :meth:`to_frame`).
     dose : list of dict
         ``layer, factor, delta, displacement`` (normalised, median over pairs).
     mirror : list of dict
@@ -69,13 +77,24 @@ def _pairs_table(pairs):
         t = {str(c): np.asarray(pairs[c]) for c in pairs.columns}
     missing = [c for c in PAIR_COLUMNS if c not in t]
     if missing:
-        raise InvalidOptionError(f"pairs lack column(s) {missing}; expected a, b, factor, kind "
-                                 "(and delta), as alignjax synth-spatial writes to pairs.csv")
+        raise InvalidOptionError(
+            f"pairs lack column(s) {missing}; expected a, b, factor, kind and delta "
+            "(|change of the factor| of each factor pair, for the dose-response curves), as "
+            "alignjax synth-spatial writes to pairs.csv")
     kinds = set(map(str, t["kind"]))
     for need in ("random", "noise"):
         if need not in kinds:
             raise InvalidOptionError(f"pairs have no {need!r} pairs; S_f needs random scene "
                                      "pairs and the noise floor needs noise pairs")
+    delta = np.array([float(v) if str(v).strip() not in ("", "nan") else np.nan
+                      for v in t["delta"]])
+    bad = (np.array([str(k) for k in t["kind"]]) == "factor") & ~np.isfinite(delta)
+    if bad.any():
+        raise InvalidOptionError(
+            f"{int(bad.sum())} factor pairs have no delta (e.g. rows "
+            f"{np.flatnonzero(bad)[:3].tolist()}): give |change of the factor| of every "
+            "factor pair in the 'delta' column")
+    t["delta"] = delta
     return t
 
 
@@ -90,13 +109,41 @@ def _index(ids, names, what):
     return np.array([pos[s] for s in names])
 
 
-def _ratio_ci(d, ref, n_boot, rng):
-    """Bootstrap 95% CI of median(d) / median(ref), resampling both sets of pairs."""
-    if not n_boot:
-        return np.nan, np.nan
-    a = np.median(d[rng.integers(0, len(d), (n_boot, len(d)))], axis=1)
-    b = np.median(ref[rng.integers(0, len(ref), (n_boot, len(ref)))], axis=1)
-    return tuple(np.percentile(a / b, [2.5, 97.5]))
+def _boot_weights(anchor_codes, scene_a, scene_b, n_boot, rng):
+    """Bootstrap weights (n_boot, n_pairs): anchors drawn with replacement weight their
+    factor and noise pairs by their count; the random pairs' scenes drawn with
+    replacement weight each random pair by the product of its scenes' counts."""
+    k = anchor_codes.max() + 1
+    ca = np.stack([np.bincount(rng.integers(0, k, k), minlength=k) for _ in range(n_boot)])
+    m = max(scene_a.max(), scene_b.max()) + 1
+    cs = np.stack([np.bincount(rng.integers(0, m, m), minlength=m) for _ in range(n_boot)])
+    return ca[:, anchor_codes].astype(float), (cs[:, scene_a] * cs[:, scene_b]).astype(float)
+
+
+def _percentiles(x):
+    with np.errstate(invalid="ignore"):
+        return tuple(float(v) for v in np.nanpercentile(x, [2.5, 97.5]))
+
+
+def _within_anchor_null(d, fac, noi, unit, n_perm, rng):
+    """Null of median(d[factor]) - median(d[noise]) with the factor/noise labels of the
+    pairs permuted within each anchor (n_perm,). ``fac``, ``noi``: pair indices."""
+    F_fix, N_fix, F_parts, N_parts = [], [], [], []
+    for u in np.unique(unit[np.r_[fac, noi]]):
+        f, nz = fac[unit[fac] == u], noi[unit[noi] == u]
+        if not len(f) or not len(nz):  # nothing to exchange with: kept as it is
+            F_fix.append(f)
+            N_fix.append(nz)
+            continue
+        pool = np.r_[f, nz]
+        q = pool[rng.permuted(np.tile(np.arange(len(pool)), (n_perm, 1)), axis=1)]
+        F_parts.append(q[:, :len(f)])
+        N_parts.append(q[:, len(f):])
+    Fi = np.concatenate(F_parts + [np.tile(np.concatenate(F_fix + [np.zeros(0, int)]),
+                                           (n_perm, 1))], axis=1)
+    Ni = np.concatenate(N_parts + [np.tile(np.concatenate(N_fix + [np.zeros(0, int)]),
+                                           (n_perm, 1))], axis=1)
+    return np.median(d[Fi], axis=1) - np.median(d[Ni], axis=1)
 
 
 def _mirror(name, d, deltas, table_az, ref_med):
@@ -115,8 +162,9 @@ def _mirror(name, d, deltas, table_az, ref_med):
     return out
 
 
-def sensitivity(layers, pairs, *, azimuths=None, n_boot: int = 1000, standardize: bool = False,
-                stimulus_ids=None, seed: int = 0) -> SensitivityResult:
+def sensitivity(layers, pairs, *, azimuths=None, n_boot: int = 1000, n_perm: int = 1000,
+                standardize: bool = False, stimulus_ids=None,
+                seed: int = 0) -> SensitivityResult:
     """Normalised displacement of every layer's embeddings under one-factor perturbations.
 
     Parameters
@@ -127,12 +175,21 @@ def sensitivity(layers, pairs, *, azimuths=None, n_boot: int = 1000, standardize
     pairs : str path to a CSV, DataFrame or mapping
         Columns ``a``, ``b`` (stimulus ids), ``factor``, ``kind`` (``factor`` for a
         one-factor pair, ``noise`` for a noise-seed pair, ``random`` for random scene
-        pairs) and ``delta`` (|change of the factor|), as ``pairs.csv`` of
-        ``alignjax synth-spatial``.
+        pairs) and ``delta`` (|change of the factor|; required for factor pairs), as
+        ``pairs.csv`` of ``alignjax synth-spatial``. The anchor of a factor or noise pair
+        (its independent unit) is its ``anchor`` column when there is one, else its
+        ``a`` scene.
     azimuths : mapping stimulus id -> azimuth, optional
         Azimuths of the azimuth-sweep scenes for the mirror check (left/right symmetry).
     n_boot : int
-        Bootstrap resamples of pairs for 95% CIs (0: none).
+        Bootstrap resamples for 95% CIs (0: none): anchors with replacement (all pairs of
+        an anchor together), and the scenes of the random pairs with replacement.
+    n_perm : int
+        Permutations for ``p_above_noise`` (0: none): one-sided test of "the factor
+        displaces the embedding no more than a noise-seed change", exchanging the factor
+        and noise labels of the pairs within each anchor (exact under the null that an
+        anchor's factor and noise pairs have the same distribution of distances);
+        ``p = (1 + #{null >= observed}) / (1 + n_perm)``.
     standardize : bool
         Z-score each feature over the scenes the pairs use before measuring distances
         (default: the embedding's own Euclidean geometry; z-scoring inflates noise-only
@@ -158,37 +215,58 @@ def sensitivity(layers, pairs, *, azimuths=None, n_boot: int = 1000, standardize
 
         raise ShapeMismatchError(f"{len(ids)} stimulus ids for {arrays[0].shape[0]} rows")
     n_boot = 0 if not n_boot else check_positive_int(n_boot, "n_boot")
+    n_perm = 0 if not n_perm else check_positive_int(n_perm, "n_perm")
     t = _pairs_table(pairs)
     a = _index(ids, [str(s) for s in t["a"]], "pair")
     b = _index(ids, [str(s) for s in t["b"]], "pair")
     kind = np.array([str(k) for k in t["kind"]])
     factor = np.array([str(k) for k in t["factor"]])
-    delta = np.array([float(v) if str(v) not in ("", "nan") else np.nan
-                      for v in t.get("delta", np.full(len(kind), np.nan))])
+    delta = t["delta"]
+    unit = np.unique(np.array([str(u) for u in t.get("anchor", t["a"])]),
+                     return_inverse=True)[1].ravel()
     used = np.unique(np.concatenate([a, b]))
     rng = np.random.default_rng(seed)
-    rows, dose, mirror = [], [], []
+    rand = np.flatnonzero(kind == "random")
+    noi = np.flatnonzero(kind == "noise")
+    if n_boot:
+        _, scenes = np.unique(np.r_[a[rand], b[rand]], return_inverse=True)
+        Wa, Wr = _boot_weights(unit, scenes[:len(rand)], scenes[len(rand):], n_boot, rng)
     factors = [f for f in dict.fromkeys(factor[kind == "factor"])]
+    rows, dose, mirror = [], [], []
     for name, X in zip(ls.names, arrays):
         if standardize:
             mu, sd = X[used].mean(0), X[used].std(0)
             X = (X - mu) / np.where(sd > 0, sd, 1.0)
         d = np.linalg.norm(X[a] - X[b], axis=1)
-        ref = d[kind == "random"]
-        ref_med = np.median(ref)
+        ref_med = np.median(d[rand])
         if not ref_med > 0:
             raise AlignjaxInputError(f"layer {name!r}: random scene pairs have zero median "
                                      "distance; the layer is constant over scenes")
-        noise = d[kind == "noise"]
-        nf = float(np.median(noise) / ref_med)
-        nlo, nhi = _ratio_ci(noise, ref, n_boot, rng)
+        nf = float(np.median(d[noi]) / ref_med)
+        if n_boot:
+            ref_b = wmedian(d[rand], Wr)
+            noise_b = wmedian(d[noi], Wa[:, noi]) / ref_b
         for f in factors:
             sel = (kind == "factor") & (factor == f)
-            lo, hi = _ratio_ci(d[sel], ref, n_boot, rng)
-            rows.append({"layer": name, "factor": f, "S": float(np.median(d[sel]) / ref_med),
-                         "ci_low": float(lo), "ci_high": float(hi), "noise_floor": nf,
-                         "noise_ci_low": float(nlo), "noise_ci_high": float(nhi),
-                         "n_pairs": int(sel.sum())})
+            fac = np.flatnonzero(sel)
+            S = float(np.median(d[fac]) / ref_med)
+            row = {"layer": name, "factor": f, "S": S, "ci_low": np.nan, "ci_high": np.nan,
+                   "noise_floor": nf, "noise_ci_low": np.nan, "noise_ci_high": np.nan,
+                   "n_pairs": int(sel.sum()), "n_anchors": int(len(np.unique(unit[fac]))),
+                   "S_minus_noise": S - nf, "diff_ci_low": np.nan, "diff_ci_high": np.nan,
+                   "p_above_noise": np.nan}
+            if n_boot:
+                S_b = wmedian(d[fac], Wa[:, fac]) / ref_b
+                row["ci_low"], row["ci_high"] = _percentiles(S_b)
+                row["noise_ci_low"], row["noise_ci_high"] = _percentiles(noise_b)
+                row["diff_ci_low"], row["diff_ci_high"] = _percentiles(S_b - noise_b)
+            if n_perm:
+                r = np.random.default_rng([seed, 29, factors.index(f)])  # same for every layer
+                null = _within_anchor_null(d, fac, noi, unit, n_perm, r)
+                obs = np.median(d[fac]) - np.median(d[noi])
+                row["p_above_noise"] = float((1 + np.sum(null >= obs - 1e-12 * abs(obs)))
+                                             / (1 + n_perm))
+            rows.append(row)
             for dv in np.unique(delta[sel]):
                 m = sel & (delta == dv)
                 dose.append({"layer": name, "factor": f, "delta": float(dv),
