@@ -48,7 +48,7 @@ from .stats import column_scores, fdr_bh, fold_scores, r2_from_r
 from .io import FeatureStore, LayerSet, Responses, load_layers
 
 __all__ = ["encode", "EncodingResult", "encoding_permutation_test", "EncodingPermutationResult",
-           "split_subjects", "summarize", "concat_targets", "TARGET_FIELDS"]
+           "split_subjects", "summarize", "concat_targets", "constant_targets", "TARGET_FIELDS"]
 
 
 class EncodingResult(NamedTuple):
@@ -78,7 +78,9 @@ class EncodingResult(NamedTuple):
     layer_alpha : ndarray (n_outer, n_layers, n_targets)
         Alpha chosen per outer fold for each layer.
     valid : ndarray (n_targets,) of bool
-        False for targets excluded because they have zero variance.
+        False for targets excluded because they are constant (all values equal, or a
+        spread within rounding of their dtype: :func:`constant_targets`); they are not
+        fitted and their scores are NaN.
     layer_names : tuple of str
     subjects : tuple of str
         Subject names (one ``"subject"`` for a single array).
@@ -156,10 +158,31 @@ def _as_targets(Y, layer_ids, n_stimuli):
     return np.concatenate(blocks, axis=1), tuple(names), np.concatenate(index)
 
 
-def _zero_variance(Y: np.ndarray) -> np.ndarray:
-    sd = Y.std(axis=0)
-    scale = np.maximum(np.abs(Y).max(axis=0), np.finfo(float).tiny)
-    return sd <= 1e-7 * scale
+#: A target is constant when its standard deviation is at most this many ulps of its dtype,
+#: times sqrt(n_stimuli), of its largest magnitude (:func:`constant_targets`).
+CONSTANT_ULPS = 4
+
+
+def constant_targets(Y: np.ndarray, *, block: int = 8192) -> np.ndarray:
+    """Targets (n_targets,) of ``Y`` (n_stimuli, n_targets) that are constant, so have no
+    variance to explain: all values equal (max == min, exactly), or a standard deviation
+    (computed in float64) within rounding of the dtype, ``sd <= CONSTANT_ULPS *
+    sqrt(n_stimuli) * eps(dtype) * max|y|``.
+
+    The threshold follows the resolution of ``Y``'s own dtype: a fixed relative one
+    (``1e-7``, as before) is finer than float32 resolves, and the float32 standard deviation
+    of a constant non-integer column is rounding noise of about that size, so most such
+    columns passed as varying. Columns are checked ``block`` at a time (bounded memory).
+    """
+    eps = float(np.finfo(Y.dtype if np.issubdtype(Y.dtype, np.floating) else np.float64).eps)
+    tol = CONSTANT_ULPS * np.sqrt(Y.shape[0]) * eps
+    out = np.empty(Y.shape[1], bool)
+    for j in range(0, Y.shape[1], block):
+        blk = np.asarray(Y[:, j:j + block])
+        exact = blk.max(axis=0) == blk.min(axis=0)
+        b64 = blk.astype(np.float64)
+        out[j:j + block] = exact | (b64.std(axis=0) <= tol * np.abs(b64).max(axis=0))
+    return out
 
 
 def _pooled_from_stats(stats, Y):
@@ -507,7 +530,7 @@ def encode(layers, Y, *, alphas, outer_folds=5, inner_folds=5, stratify=None, gr
         prob = prob._replace(Y=prob.Y[:, mine], subject_index=prob.subject_index[mine])
         scope = distributed.local()
     with scope:
-        valid = ~_zero_variance(prob.Y)
+        valid = ~constant_targets(prob.Y)
         fits = None
         if valid.any():
             inners = nested_folds(prob.outer, prob.n_inner, seed=seed, stratify=stratify,
@@ -550,7 +573,7 @@ def _mean_sem(values: list[float]) -> dict:
 def summarize(result: EncodingResult) -> dict:
     """Per-subject medians over valid targets, and mean +- SEM across subjects.
 
-    Zero-variance targets are excluded (and counted in ``n_excluded``). Each target's score
+    Constant targets (:func:`constant_targets`) are excluded (and counted in ``n_excluded``). Each target's score
     is its mean over outer folds; ``median_r_fold_median`` summarises the median over
     folds instead.
     """
@@ -684,7 +707,7 @@ def encoding_permutation_test(layers, Y, *, alphas, folds, n_perm: int, seed: in
     Returns
     -------
     EncodingPermutationResult
-        Targets excluded by :func:`encode` (zero variance) get NaN.
+        Targets excluded by :func:`encode` (constant, see :func:`constant_targets`) get NaN.
     """
     field = _PERM_SCORES.get(score)
     if field is None:

@@ -174,4 +174,21 @@ def run_encode(features, brain, out: str | os.PathLike, *, alphas=None, outer_fo
     remove_blocks(out)  # written into the whole result (or left by an interrupted run)
     summary["n_valid"] = int(res.valid.sum())
     summary["n_subjects"] = len(res.subjects)
+    summary["n_excluded_constant"] = int((~res.valid).sum())
+    summary["n_excluded_nonfinite"] = sum(int(sp.n_excluded_nan)
+                                          for sp in (resp.spaces or {}).values())
+    summary["excluded"] = excluded_text(summary)
     return summary
+
+
+def excluded_text(summary: dict) -> str:
+    """What the encode log says was left out and why: ``"3 excluded: 2 constant, 1
+    non-finite"`` (constant: all values equal or within rounding, see
+    :func:`alignjax.encoding.constant_targets`; non-finite: NaN/inf voxels of the mask left
+    out at loading with ``nan_voxels="exclude"``)."""
+    n_const = int(summary.get("n_excluded_constant", 0))
+    n_nan = int(summary.get("n_excluded_nonfinite", 0))
+    if n_const + n_nan == 0:
+        return "none excluded"
+    parts = [f"{n:,} {why}" for n, why in ((n_const, "constant"), (n_nan, "non-finite")) if n]
+    return f"{n_const + n_nan:,} excluded: {', '.join(parts)}"
