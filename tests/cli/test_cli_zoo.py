@@ -54,6 +54,12 @@ def test_zoo_ranks_compares_and_correlates(zoo):
         best = [r for r in rank if r["over"] == over and r["rank"] == "1"]
         assert [r["model"] for r in best] == ["m0"]
     summary = json.loads((out / "zoo.json").read_text())
+    # 4 subjects: no bootstrap statements over subjects (frac_boot_best, formerly p_best)
+    subj = [r for r in rank if r["over"] == "subjects"]
+    assert all(r["frac_boot_best"] == r["p_best"] == "nan" for r in subj)
+    assert all(r["ci_method"] == "t over units" for r in subj)
+    assert any("too few for bootstrap ranks" in n for n in summary["notes"])
+    assert all(0 <= float(r["frac_boot_best"]) <= 1 for r in rank if r["over"] == "stimuli")
     # the alignment of a model is the mean over subjects of its best layer's RSA r
     value = []
     for k in range(N_MODELS):

@@ -1,5 +1,6 @@
 """Model-zoo statistics against scipy: correlations across models (r, exact permutation p,
-bootstrap CI), paired comparisons (t, exact sign-flip p, max-T), bootstrap rankings."""
+Fisher-z CI, bootstrap over models), paired comparisons (t, exact sign-flip p, max-T),
+rankings (t-intervals, bootstrap ranks)."""
 
 import itertools
 
@@ -7,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from alignjax.zoo import (TooFewModelsError, alignment_score_correlation, bootstrap_ranking,
-                          pairwise_comparisons)
+from alignjax.zoo import (SmallSampleWarning, TooFewModelsError, alignment_score_correlation,
+                          bootstrap_ranking, pairwise_comparisons)
 
 
 def _planted(n, rho, seed):
@@ -32,15 +33,28 @@ def test_correlation_and_exact_permutation_p_match_scipy(method):
 
 
 @pytest.mark.parametrize("method", ["pearson", "spearman"])
-def test_bootstrap_ci_over_models_matches_scipy(method):
+def test_fisher_ci_and_bootstrap_over_models_match_scipy(method):
     x, y = _planted(14, 0.8, 2)
     ref = stats.pearsonr if method == "pearson" else stats.spearmanr
     res = alignment_score_correlation(x, y, method=method, n_boot=4000, n_perm=500, seed=3)
+    if method == "pearson":  # scipy's interval is the Fisher-z one
+        ci = stats.pearsonr(x, y).confidence_interval(0.95)
+        np.testing.assert_allclose(res.ci, [ci.low, ci.high], rtol=1e-10)
+    else:  # Bonett & Wright: wider than the Pearson-style interval of the same r
+        r = res.r
+        narrow = np.tanh(np.arctanh(r) + np.array([-1, 1]) * 1.959964 / np.sqrt(11))
+        assert res.ci[0] < narrow[0] and res.ci[1] > narrow[1]
     bs = stats.bootstrap((x, y), lambda a, b: ref(a, b)[0], paired=True, vectorized=False,
                          n_resamples=4000, method="percentile", random_state=4)
-    np.testing.assert_allclose(res.ci, [bs.confidence_interval.low, bs.confidence_interval.high],
+    np.testing.assert_allclose(np.nanpercentile(res.boot, [2.5, 97.5]),
+                               [bs.confidence_interval.low, bs.confidence_interval.high],
                                atol=0.06)
     assert res.ci[0] < res.r < res.ci[1] and res.p < 0.01
+
+
+def test_correlation_ci_needs_four_models():
+    res = alignment_score_correlation([1.0, 2.0, 4.0], [0.0, 1.0, 3.0], n_boot=10, n_perm=10)
+    assert np.isnan(res.ci).all() and np.isfinite(res.p)
 
 
 def test_correlation_refuses_fewer_than_three_models():
@@ -73,12 +87,17 @@ def test_pairwise_t_and_exact_sign_flip_p_match_scipy():
 def test_bootstrap_ranking_matches_a_direct_computation():
     rng = np.random.default_rng(6)
     S = rng.normal(size=(4, 9)) + np.array([0.8, 0.0, 0.4, -0.5])[:, None]
-    res = bootstrap_ranking(S, n_boot=300, seed=7)
+    with pytest.warns(SmallSampleWarning, match="9 units"):  # below MIN_BOOT_UNITS
+        res = bootstrap_ranking(S, n_boot=300, seed=7)
     idx = np.random.default_rng(7).integers(0, 9, size=(300, 9))
     boot = np.array([S[:, i].mean(1) for i in idx])
     np.testing.assert_allclose(res.boot, boot)
-    np.testing.assert_allclose(res.ci, np.percentile(boot, [2.5, 97.5], axis=0))
+    for i in range(4):  # the score CI is the t-interval of each model's mean
+        ci = stats.ttest_1samp(S[i], 0).confidence_interval(0.95)
+        np.testing.assert_allclose(res.ci[:, i], [ci.low, ci.high], rtol=1e-10)
     ranks = np.array([stats.rankdata(-b, method="min") for b in boot])
     np.testing.assert_allclose(res.rank_ci, np.percentile(ranks, [2.5, 97.5], axis=0))
     assert res.rank.tolist() == stats.rankdata(-S.mean(1), method="min").tolist()
-    np.testing.assert_allclose(res.p_best, (ranks == 1).mean(0))
+    np.testing.assert_allclose(res.frac_boot_best, (ranks == 1).mean(0))
+    with pytest.warns(DeprecationWarning, match="not the probability"):
+        np.testing.assert_allclose(res.p_best, res.frac_boot_best)

@@ -177,10 +177,10 @@ def add_zoo(sub) -> None:
         "zoo", help="compare many models: rankings with CIs, pairwise tests, alignment vs "
                     "task scores, checkpoint curves",
         description="Read the rsa/encode (and probe) results of several models, rank the models "
-                    "by each measure with bootstrap CIs (over subjects; over stimuli for RSA), "
+                    "by each measure with CIs (t over subjects; bootstrap over stimuli for RSA), "
                     "compare every pair with a sign-flip permutation test over subjects "
                     "(max-|t| FWE), correlate alignment with external scores across models "
-                    "(bootstrap CI, permutation p) and plot alignment against training step.")
+                    "(Fisher-z CI, permutation p) and plot alignment against training step.")
     p.add_argument("--results", nargs="+", required=True, metavar="DIR",
                    help="result folders, one per model (NAME=DIR to name it; default the folder "
                         "name), or one pipeline output folder")
@@ -198,6 +198,19 @@ def add_zoo(sub) -> None:
     p.set_defaults(func=_cmd_zoo)
 
 
+def _zoo_best(row: dict) -> str:
+    """One ranking row's best model: score, CI, and the bootstrap fraction when valid."""
+    import math
+
+    text = (f"{row['model']} ({row['score']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+            f", {row.get('ci_method', 'CI')}")
+    frac = row.get("frac_boot_best", row.get("p_best"))
+    if frac is None or math.isnan(frac):
+        return text + "; too few subjects for bootstrap ranks, see notes)"
+    return (text + f"; ranks first in {100 * frac:.0f}% of bootstrap samples, which is not the "
+            "probability that it is best)")
+
+
 def _cmd_zoo(args) -> int:
     from alignjax.app.studies.zoo import run_zoo
 
@@ -208,11 +221,12 @@ def _cmd_zoo(args) -> int:
     print(f"zoo: {len(s['models'])} models, measures {', '.join(s['measures'])}")
     for m in s["measures"]:
         top = [r for r in s["ranking"] if r["measure"] == m and r["rank"] == 1]
-        if top:
-            print(f"  {m}: best {top[0]['model']} ({top[0]['score']:.3f}, first in "
-                  f"{100 * top[0]['p_best']:.0f}% of bootstrap samples over {top[0]['over']})")
+        for t in top:
+            print(f"  {m}: best over {t['over']}: {_zoo_best(t)}")
     for r in s["correlation"]:
         print(f"  {r['measure']} vs {r['score']}: {r['method']} r = {r['r']:.3f} "
               f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}], p = {r['p']:.3g} ({r['n_models']} models)")
+    for note in s.get("notes", []):
+        print(f"  note: {note}")
     print(f"wrote {args.out}/zoo.json, zoo_ranking.csv, zoo_pairwise.csv, zoo_correlation.csv")
     return 0

@@ -31,7 +31,7 @@ def _panels(n: int, width: float = 4.2, height: float = 3.4):
 
 
 def plot_zoo_ranking(ranking: list[dict], path=None):
-    """Models sorted by score per measure, with the bootstrap CI (over subjects, else stimuli)."""
+    """Models sorted by score per measure, with the CI (t over subjects; bootstrap over stimuli)."""
     keys = list(dict.fromkeys((r["measure"], r["over"]) for r in ranking))
     fig, axes = _panels(len(keys), height=max(2.5, 0.3 * len({r["model"] for r in ranking}) + 1.2))
     for ax, (measure, over) in zip(axes, keys):
@@ -44,8 +44,9 @@ def plot_zoo_ranking(ranking: list[dict], path=None):
         ax.errorbar(s, y, xerr=[np.clip(s - lo, 0, None), np.clip(hi - s, 0, None)], fmt="o",
                     color="C0", capsize=2)
         ax.set_yticks(y, [r["model"] for r in rows], fontsize=7)
-        ax.set_xlabel("score (95% bootstrap CI)")
-        ax.set_title(f"{measure}: bootstrap over {over}", fontsize=9)
+        method = rows[0].get("ci_method", "bootstrap") if rows else "bootstrap"
+        ax.set_xlabel(f"score (95% CI, {method})")
+        ax.set_title(f"{measure}: over {over}", fontsize=9)
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=110)
@@ -122,15 +123,19 @@ def zoo_section(pngs: list[Path], summary: dict, title: str, table) -> str:
 
     corr = table(summary.get("correlation", []),
                  ["measure", "score", "method", "r", "ci_low", "ci_high", "p", "n_models"])
-    best = [r for r in summary.get("ranking", []) if r["rank"] <= 3]
+    # frac_boot_best was called p_best in older zoo.json files
+    best = [{**r, "frac_boot_best": r.get("frac_boot_best", r.get("p_best"))}
+            for r in summary.get("ranking", []) if r["rank"] <= 3]
     rank = table(best, ["measure", "over", "model", "score", "ci_low", "ci_high", "rank",
-                        "rank_ci_low", "rank_ci_high", "p_best"])
+                        "rank_ci_low", "rank_ci_high", "frac_boot_best"])
     pw = [r for r in summary.get("pairwise", []) if r["p_fwe"] < 0.05]
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in summary.get("notes", []))
     return (f"<h3>{title}</h3><p class=meta>{len(summary.get('models', []))} models, "
             f"measures {html.escape(', '.join(summary.get('measures', [])))}; "
             f"{summary.get('n_boot')} bootstrap samples, {summary.get('n_perm')} permutations; "
-            f"{len(pw)} pairwise differences with p_FWE &lt; 0.05</p>"
+            f"{len(pw)} pairwise differences with p_FWE &lt; 0.05. frac_boot_best is the "
+            "fraction of bootstrap samples in which a model ranks first, not the probability "
+            "that it is best (formerly p_best)</p>"
             f"<div class=grid>{_figures(pngs)}</div>"
             + (f"<h4>Alignment vs scores, across models</h4>{corr}" if summary.get("correlation") else "")
             + f"<h4>Top 3 per measure</h4>{rank}" + (f"<ul>{notes}</ul>" if notes else ""))

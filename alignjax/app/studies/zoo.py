@@ -12,14 +12,19 @@ folder, named by its model, or ``NAME=FOLDER``), or one pipeline output folder (
 
 Outputs (``zoo.json`` holds everything):
 
-- ``zoo_ranking.csv`` / ``zoo_ranking.png``: models ranked by each measure, with bootstrap
-  CIs of the score and of the rank over subjects and, for RSA, over stimuli;
+- ``zoo_ranking.csv`` / ``zoo_ranking.png``: models ranked by each measure, with the CI of
+  the score (a t-interval over subjects; for RSA also a bootstrap over stimuli), bootstrap
+  percentiles of the rank and ``frac_boot_best``, the fraction of bootstrap samples in
+  which the model ranks first (not the probability that it is best; the column
+  ``p_best`` repeats it under its old name and will be removed). With fewer than
+  :data:`alignjax.zoo.MIN_BOOT_UNITS` subjects the bootstrap columns over subjects are
+  left empty (NaN) and ``notes`` says why;
 - ``zoo_pairwise.csv``: every pair of models per measure, paired sign-flip permutation
   test over subjects, p FWE-corrected by max-|t| over the pairs, BH q; for RSA also the
   stimulus-bootstrap CI and p of each difference of group-RDM RSA, Holm-corrected;
 - ``zoo_correlation.csv`` / ``zoo_scatter.png``: Pearson and Spearman correlation of each
-  measure with each score across models, bootstrap CI over models, permutation p over
-  models (at least 3 models);
+  measure with each score across models, Fisher-z CI, permutation p over models (at least
+  3 models; the CI needs 4);
 - ``zoo_checkpoints.csv`` / ``zoo_checkpoint_trend.csv`` / ``zoo_checkpoints.png``: each
   measure against training step per model family, with the Spearman trend over steps.
   The step of a model comes from a ``--steps`` table (``model, step[, family]``) or from its
@@ -41,8 +46,9 @@ import numpy as np
 
 from alignjax.errors import InvalidOptionError, StoreError
 from alignjax.stats import fdr_bh
-from alignjax.zoo import (TooFewModelsError, alignment_score_correlation, bootstrap_ranking,
-                          pairwise_comparisons, ranking_from_samples)
+from alignjax.zoo import (MIN_BOOT_UNITS, SmallSampleWarning, TooFewModelsError,
+                          alignment_score_correlation, bootstrap_ranking, pairwise_comparisons,
+                          ranking_from_samples)
 
 __all__ = ["run_zoo", "collect_results", "ZooEntry"]
 
@@ -269,12 +275,20 @@ def _stimulus_pairs(measure, models, res, n_stimuli, n_boot) -> list[dict]:
             for k, (i, j) in enumerate(zip(a, b))]
 
 
-def _rank_rows(measure, over, models, rk) -> list[dict]:
-    return [{"measure": measure, "over": over, "model": m, "score": float(rk.score[i]),
-             "ci_low": float(rk.ci[0, i]), "ci_high": float(rk.ci[1, i]),
-             "rank": int(rk.rank[i]), "rank_ci_low": float(rk.rank_ci[0, i]),
-             "rank_ci_high": float(rk.rank_ci[1, i]), "p_best": float(rk.p_best[i])}
-            for i, m in enumerate(models)]
+def _rank_rows(measure, over, models, rk, *, boot_valid: bool = True) -> list[dict]:
+    """Rows of zoo_ranking.csv; the bootstrap columns are NaN when ``boot_valid`` is False
+    (too few units). ``p_best`` is the deprecated name of ``frac_boot_best``."""
+    nan = float("nan")
+    rows = []
+    for i, m in enumerate(models):
+        frac = float(rk.frac_boot_best[i]) if boot_valid else nan
+        rows.append({"measure": measure, "over": over, "model": m, "score": float(rk.score[i]),
+                     "ci_low": float(rk.ci[0, i]), "ci_high": float(rk.ci[1, i]),
+                     "ci_method": rk.ci_method, "rank": int(rk.rank[i]),
+                     "rank_ci_low": float(rk.rank_ci[0, i]) if boot_valid else nan,
+                     "rank_ci_high": float(rk.rank_ci[1, i]) if boot_valid else nan,
+                     "frac_boot_best": frac, "p_best": frac})
+    return rows
 
 
 def _measure(measure: str, entries: list[ZooEntry], *, n_boot: int, n_perm: int, seed: int,
@@ -283,7 +297,18 @@ def _measure(measure: str, entries: list[ZooEntry], *, n_boot: int, n_perm: int,
     ranks, pairs = [], []
     S, subs = _table(entries, models)
     if S.shape[1] >= 2:
-        ranks += _rank_rows(measure, "subjects", models, bootstrap_ranking(S, n_boot=n_boot, seed=seed))
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SmallSampleWarning)
+            rk = bootstrap_ranking(S, n_boot=n_boot, seed=seed)
+        valid = S.shape[1] >= MIN_BOOT_UNITS
+        if not valid:
+            notes.append(f"{measure}: {S.shape[1]} subjects are too few for bootstrap ranks "
+                         f"over subjects (at least {MIN_BOOT_UNITS}); rank CIs and "
+                         "frac_boot_best over subjects are left empty, the score CI is a "
+                         "t-interval")
+        ranks += _rank_rows(measure, "subjects", models, rk, boot_valid=valid)
     else:
         notes.append(f"{measure}: fewer than 2 subjects common to all models, no bootstrap "
                      "over subjects")
@@ -433,6 +458,12 @@ def run_zoo(results: Sequence, out, *, scores: Sequence[str] = (), steps: str | 
                "steps_from": steps or "checkpoint_step in the feature stores' manifests",
                "pairwise_test": "paired sign-flip permutation over subjects, max-|t| FWE over "
                                 "the pairs of a measure, BH q",
+               "ranking_ci": "t-interval of the mean over subjects; percentile of the "
+                             "stimulus bootstrap for RSA over stimuli",
+               "correlation_ci": "Fisher z (Bonett-Wright variance for Spearman)",
+               "deprecated": {"p_best": "same as frac_boot_best, the fraction of bootstrap "
+                                        "samples in which a model ranks first; it is not the "
+                                        "probability that the model is best"},
                "seconds": time.perf_counter() - t0}
     with open(out / "zoo.json", "w", encoding="utf-8") as fh:
         json.dump(summary, fh, indent=1)
