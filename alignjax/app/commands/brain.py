@@ -115,9 +115,8 @@ def _cmd_encode(args) -> int:
     acc = summary["across_subjects"]["median_r2"]
     sem = "" if acc["sem"] is None else f" ± {acc['sem']:.4f}"
     mean = "n/a" if acc["mean"] is None else f"{acc['mean']:.4f}"
-    print(f"encode: {summary['n_subjects']} subject(s), {summary['n_valid']} voxels "
-          f"({summary['n_excluded']} excluded, zero variance); median R² {mean}{sem}; "
-          f"results in {args.out}")
+    print(f"encode: {summary['n_subjects']} subject(s), {summary['n_valid']} voxels fitted "
+          f"({summary['excluded']}); median R² {mean}{sem}; results in {args.out}")
     if summary.get("maps"):
         print(f"maps in the input's space: {', '.join(next(iter(summary['maps'].values())))}"
               + ("; ROI summary in roi_summary.csv" if summary.get("rois") else ""))
