@@ -39,7 +39,7 @@ def test_resume_after_sigkill_is_byte_identical(tmp_path):
         from alignjax.store import StoreWriter
         path, kill_at = sys.argv[1], int(sys.argv[2])
         ids = [f"s{i}" for i in range(20)]
-        w = StoreWriter(path, spec="m", stimulus_ids=ids, settings={"k": 1})
+        w = StoreWriter(path, spec="m", stimulus_ids=ids, settings={"k": 1}, sync_every=0)
         for i in w.pending():
             if i == kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
@@ -53,6 +53,7 @@ def test_resume_after_sigkill_is_byte_identical(tmp_path):
     r = subprocess.run([sys.executable, "-c", script, str(part), "11"], env=env)
     assert r.returncode == -signal.SIGKILL
     assert not FeatureStore(part).complete
+    assert FeatureStore(part).done_mask("pooled").sum() == 11  # every row before the kill
     with pytest.raises(StoreError, match="incomplete"):
         FeatureStore(part).load("pooled")
     subprocess.run([sys.executable, "-c", script, str(part), "-1"], check=True, env=env)

@@ -2,7 +2,7 @@
 
 - :mod:`alignjax.io.store`: the feature store (:func:`open_store`, :class:`FeatureStore`,
   :class:`StoreWriter`); :mod:`alignjax.io.manifest`: its manifest (:class:`Manifest`,
-  :class:`LayerInfo`).
+  :class:`LayerInfo`); :mod:`alignjax.io.lock`: one writer per store (:class:`StoreLock`).
 - :mod:`alignjax.io.layers`: :func:`load_layers` from a store, ``.npy``/``.npz`` files or arrays.
 - :mod:`alignjax.io.responses`: :func:`load_responses`, with a loader per file type
   (:func:`register_loader`).
@@ -17,8 +17,9 @@ NumPy only: nothing here imports jax or torch.
 
 from .layers import LayerSet, load_layers
 from .responses import Responses, load_responses, register_loader, response_formats
-from .manifest import (FORMAT_VERSION, MANIFEST, LayerInfo, Manifest, read_manifest,
-                       write_manifest)
+from .manifest import (FORMAT_VERSION, MANIFEST, LayerInfo, Manifest, fsync_dir, read_manifest,
+                       remove_temporary_manifests, write_manifest)
+from .lock import LOCK_NAME, StoreLock, lock_holder, store_lock
 from .store import FeatureStore, StoreWriter, open_store
 from .neuro import (NAN_VOXELS, SurfaceSpace, VolumeSpace, load_gifti_responses,
                     load_nifti_folder, load_nifti_responses, load_subject_table,
@@ -27,8 +28,9 @@ from .maps import map_paths, write_maps
 from .rois import read_roi_labels, roi_summary
 from .epochs import EPOCH_FORMATS, EpochsData, load_epochs
 
-from . import (epochs as _epochs, layers as _layers, manifest as _manifest, maps as _maps,
-               neuro as _neuro, responses as _responses, rois as _rois, store as _store)
+from . import (epochs as _epochs, layers as _layers, lock as _lock, manifest as _manifest,
+               maps as _maps, neuro as _neuro, responses as _responses, rois as _rois,
+               store as _store)
 
-__all__ = (_store.__all__ + _manifest.__all__ + _layers.__all__ + _responses.__all__
-           + _neuro.__all__ + _maps.__all__ + _rois.__all__ + _epochs.__all__)
+__all__ = (_store.__all__ + _manifest.__all__ + _lock.__all__ + _layers.__all__
+           + _responses.__all__ + _neuro.__all__ + _maps.__all__ + _rois.__all__ + _epochs.__all__)

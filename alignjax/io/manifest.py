@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -20,7 +21,7 @@ import numpy as np
 from ..errors import StoreError
 
 __all__ = ["Manifest", "LayerInfo", "read_manifest", "write_manifest", "MANIFEST",
-           "FORMAT_VERSION"]
+           "FORMAT_VERSION", "fsync_dir", "remove_temporary_manifests"]
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -218,14 +219,41 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
 def write_manifest(path: str | os.PathLike, manifest: Manifest, *, sync: bool = True) -> None:
     """Replace ``path/manifest.json`` atomically (temporary file, rename).
 
-    ``sync=True`` also fsyncs the file before the rename (durable across a power loss);
-    the rename alone is atomic for every reader and against a killed process.
+    The temporary file has a name of its own (``manifest.json.tmp.<pid>.<random>``), so two
+    processes never write into one temporary file. ``sync=True`` makes the new manifest
+    durable across an OS crash or power loss: the file is fsynced before the rename and
+    the directory after it; the rename alone is atomic for every reader and against a
+    killed process.
     """
     target = Path(path) / MANIFEST
-    tmp = target.with_name(target.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(manifest.to_text())
-        fh.flush()
-        if sync:
-            os.fsync(fh.fileno())
-    os.replace(tmp, target)
+    tmp = target.with_name(f"{target.name}.tmp.{os.getpid()}.{secrets.token_hex(4)}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(manifest.to_text())
+            fh.flush()
+            if sync:
+                os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if sync:
+        fsync_dir(target.parent)
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """fsync a directory, so the renames and new entries in it survive a power loss."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_temporary_manifests(path: str | os.PathLike) -> None:
+    """Delete the temporary manifests killed writers left in the store ``path``.
+
+    Call only while holding the store's writer lock (:mod:`alignjax.io.lock`).
+    """
+    for tmp in Path(path).glob(MANIFEST + ".tmp*"):
+        tmp.unlink(missing_ok=True)

@@ -10,16 +10,20 @@ One directory per (model, extraction settings)::
 The manifest is read and written as typed, frozen dataclasses (:mod:`alignjax.io.manifest`);
 the JSON on disk is the one alignjax always wrote, so stores written before still open.
 
-Rows are written in place into pre-allocated ``.npy`` files opened as memory maps (shared
-mappings: the bytes are in the page cache as soon as they are copied, where a killed
-process cannot lose them), and a row is marked done in the manifest only after it has been
-copied; the manifest is replaced atomically (temporary file + ``os.replace``). A process
-killed at any point therefore leaves a store that :class:`StoreWriter` resumes, rewriting
-at most the rows not yet marked done, and the finished store is byte-identical to one
-written without interruption (the manifest holds no timestamps). While rows are written
-nothing is forced to disk (no ``msync``/``fsync`` per batch, which cost more than a small
-model's forward pass); :meth:`StoreWriter.finish` flushes the layer files and fsyncs the
-manifest, so a finished store survives a power loss.
+Rows are written in place into pre-allocated ``.npy`` files opened as memory maps, and a
+row is marked done in the manifest only after its bytes are on disk: at durable checkpoints
+(every ``sync_every`` seconds, default 1 s, and when the writer closes) the new rows are
+flushed (``msync``), then the manifest is written to a temporary file of its own, fsynced,
+renamed into place and the directory fsynced, in that order. A process killed, or an OS
+that crashes, at any point therefore leaves a store that :class:`StoreWriter` resumes,
+rewriting at most the rows written since the last checkpoint, and the finished store is
+byte-identical to one written without interruption (the manifest holds no timestamps).
+
+One writer per store: a :class:`StoreWriter` holds an exclusive lock on the store
+(:mod:`alignjax.io.lock`) from its creation to :meth:`~StoreWriter.close`; a second writer
+fails at once with a message naming the process, host and start time of the first.
+:meth:`StoreWriter.finish` reads the store back from disk and checks it
+(:meth:`FeatureStore.verify`) before it reports success.
 
 This module needs only NumPy, so the JAX side reads what the torch side wrote without
 importing torch.
@@ -30,6 +34,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -37,7 +42,9 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..errors import StoreError, check_unique_ids
-from .manifest import MANIFEST, LayerInfo, Manifest, read_manifest, write_manifest
+from .lock import StoreLock
+from .manifest import (MANIFEST, LayerInfo, Manifest, read_manifest,
+                       remove_temporary_manifests, write_manifest)
 
 __all__ = ["FeatureStore", "StoreWriter", "open_store"]
 
@@ -213,14 +220,57 @@ class FeatureStore:
                 arr = np.asarray(arr[keep])
         return arr
 
-    def _require_complete(self, layer: str, info: LayerInfo) -> None:
-        missing = ~info.done_mask(len(self.stimulus_ids)) & ~self.meta.skipped_mask()
+    def _require_complete(self, layer: str, info: LayerInfo, meta: Manifest | None = None) -> None:
+        meta = self.meta if meta is None else meta
+        missing = ~info.done_mask(len(meta.stimulus_ids)) & ~meta.skipped_mask()
         if missing.any():
-            first = [self.stimulus_ids[i] for i in np.flatnonzero(missing)[:5]]
+            first = [meta.stimulus_ids[i] for i in np.flatnonzero(missing)[:5]]
             raise StoreError(
                 f"layer {layer!r} of {self.path} is incomplete ({int(missing.sum())} "
                 f"stimuli not written, e.g. {first}); rerun the extraction to resume it"
             )
+
+    def verify(self) -> None:
+        """Check that the store on disk is complete and holds what its manifest says.
+
+        The manifest is read again from disk; it must be marked complete, every layer must
+        have every non-skipped row done, and every layer file must have the recorded shape,
+        dtype and SHA-256 (the file is read whole once).
+
+        Raises
+        ------
+        StoreError
+            Naming the store, the layer or file, and what differs.
+        """
+        from .hashing import file_sha256
+
+        meta = read_manifest(self.path)
+        if not meta.complete:
+            raise StoreError(f"the store {self.path} on disk is not marked complete; rerun the "
+                             "extraction to resume it")
+        if not meta.layers:
+            raise StoreError(f"the store {self.path} holds no layer")
+        n = len(meta.stimulus_ids)
+        for name in meta.layer_order:
+            info = meta.layers[name]
+            self._require_complete(name, info, meta)
+            fpath = self.path / info.file
+            try:
+                arr = np.load(fpath, mmap_mode="r")
+            except (OSError, ValueError) as exc:
+                raise StoreError(f"layer {name!r} of {self.path}: cannot read {fpath} ({exc}); "
+                                 "the store is corrupt, extract it again") from exc
+            if arr.shape != info.shape or arr.shape[:1] != (n,) or arr.dtype.str != info.dtype:
+                raise StoreError(f"layer {name!r} of {self.path}: {fpath.name} holds "
+                                 f"{arr.shape} {arr.dtype.str}, the manifest says {info.shape} "
+                                 f"{info.dtype}; the store is corrupt, extract it again")
+            del arr
+            digest = file_sha256(fpath)
+            if info.sha256 is None or digest != info.sha256:
+                raise StoreError(f"layer {name!r} of {self.path}: {fpath.name} has SHA-256 "
+                                 f"{digest[:16]}..., the manifest records "
+                                 f"{str(info.sha256)[:16]}...; the store is corrupt, extract it "
+                                 "again")
 
     def __getitem__(self, layer: str) -> np.ndarray:
         return self.load(layer)
@@ -238,8 +288,11 @@ def open_store(path: str | os.PathLike) -> FeatureStore:
 # --------------------------------------------------------------------------- writer
 
 
+_OPEN_WRITERS: set[str] = set()  # stores with an open StoreWriter in this process
+
+
 class StoreWriter:
-    """Create a feature store, or resume an interrupted one.
+    """Create a feature store, or resume an interrupted one; the store's only writer.
 
     Parameters
     ----------
@@ -254,15 +307,34 @@ class StoreWriter:
         revision, ...). A resume with different settings raises :class:`StoreError`.
     versions : dict
         Package versions, recorded in the manifest.
+    sync_every : float
+        Seconds between durable checkpoints of the rows written (see Notes); 0 makes every
+        :meth:`write_rows` durable before it returns.
+
+    Raises
+    ------
+    StoreError
+        At once when another process is writing the store (see :mod:`alignjax.io.lock`).
 
     Notes
     -----
     Layers are created lazily on their first :meth:`write`, which fixes their per-row shape
-    and dtype. Call :meth:`finish` at the end; it marks the store complete.
+    and dtype. Call :meth:`finish` at the end; it marks the store complete and checks the
+    store on disk (:meth:`FeatureStore.verify`) before it returns.
 
-    A writer is a context manager: leaving the ``with`` block flushes and closes the layer
-    files (:meth:`close`) but never finishes the store, so an exception inside the block
-    leaves a store that a new writer resumes::
+    The writer holds the store's exclusive lock from construction to :meth:`close`.
+
+    Durability: the done-record on disk never covers a row whose bytes are not on disk.
+    At most every ``sync_every`` seconds (and at :meth:`close`, :meth:`skip` and
+    :meth:`finish`) the rows written since the last checkpoint are flushed to disk
+    (``msync``), then the manifest that marks them done is written, fsynced, renamed into
+    place and the directory fsynced, in that order. Rows written after the last checkpoint
+    are pending for a process that resumes after a kill or a crash, and are recomputed
+    (with the same bytes).
+
+    A writer is a context manager: leaving the ``with`` block records the rows written so
+    far and closes the layer files (:meth:`close`) but never finishes the store, so an
+    exception inside the block leaves a store that a new writer resumes::
 
         with StoreWriter(path, spec=spec, stimulus_ids=ids) as writer:
             for i in writer.pending():
@@ -272,20 +344,38 @@ class StoreWriter:
 
     def __init__(self, path: str | os.PathLike, *, spec: str, stimulus_ids: Sequence[str],
                  settings: Mapping[str, Any] | None = None,
-                 versions: Mapping[str, str] | None = None):
+                 versions: Mapping[str, str] | None = None, sync_every: float = 1.0):
         self.path = Path(path)
         ids = check_unique_ids(stimulus_ids, f"the stimulus list of the feature store {self.path}")
         settings = json.loads(json.dumps(dict(settings or {})))  # normalise to JSON types
-        if (self.path / MANIFEST).is_file():
-            self._meta = self._resumed(spec, ids, settings)
-        else:
-            self.path.mkdir(parents=True, exist_ok=True)
-            self._meta = Manifest(spec=spec, stimulus_ids=tuple(ids), settings=settings,
-                                  versions=dict(versions or {}))
-            write_manifest(self.path, self._meta, sync=False)
+        if not sync_every >= 0:
+            raise StoreError(f"sync_every must be a number of seconds >= 0, got {sync_every!r}")
+        self.sync_every = float(sync_every)
+        self._lock = StoreLock(self.path).acquire()
+        self._key = str(self.path.resolve())
+        if self._key in _OPEN_WRITERS:
+            self._lock.release()
+            raise StoreError(f"store {self.path} is being written by another StoreWriter of "
+                             f"this process ({os.getpid()}); close that one first")
+        _OPEN_WRITERS.add(self._key)
+        try:
+            remove_temporary_manifests(self.path)
+            if (self.path / MANIFEST).is_file():
+                self._meta = self._resumed(spec, ids, settings)
+            else:
+                self._meta = Manifest(spec=spec, stimulus_ids=tuple(ids), settings=settings,
+                                      versions=dict(versions or {}))
+                write_manifest(self.path, self._meta)
+        except BaseException:
+            _OPEN_WRITERS.discard(self._key)
+            self._lock.release()
+            raise
         self.n = len(ids)
         self._maps: dict[str, np.memmap] = {}
         self._done = {name: info.done_mask(self.n) for name, info in self._meta.layers.items()}
+        self._unsynced: set[str] = set()  # layers with rows written since the last checkpoint
+        self._dirty = False  # the manifest in memory differs from the one on disk
+        self._last_sync = time.monotonic()
 
     def _resumed(self, spec: str, ids: list[str], settings: dict) -> Manifest:
         """The manifest of the store already at ``path``; refuse one of another request."""
@@ -308,21 +398,58 @@ class StoreWriter:
         self.close()
         return False
 
+    def __del__(self):  # a writer dropped without close(): record its rows, free the store
+        try:
+            if getattr(self, "_lock", None) is not None and self._lock.held:
+                self.close()
+        except Exception:  # noqa: BLE001 - nothing can be reported from a finaliser
+            pass
+
     def close(self) -> None:
-        """Flush and release the layer files; rows not marked done stay pending."""
-        for arr in self._maps.values():
-            arr.flush()
-        self._maps.clear()
+        """Record the rows written so far (durably), release the layer files and the lock.
+
+        Rows not marked done stay pending; a closed writer writes nothing more.
+        """
+        if not self._lock.held:
+            return
+        try:
+            self.sync()
+        finally:
+            self._maps.clear()
+            _OPEN_WRITERS.discard(self._key)
+            self._lock.release()
+
+    def sync(self) -> None:
+        """Make the rows written so far durable, then the manifest that marks them done.
+
+        Order: the layer files' new rows (``msync``), the manifest (written to a temporary
+        file, fsynced, renamed), the directory (fsynced).
+        """
+        self._check_open()
+        for name in sorted(self._unsynced):
+            if name in self._maps:
+                self._maps[name].flush()  # msync(MS_SYNC): the rows are on disk
+        self._unsynced.clear()
+        self._hash_completed()
+        if self._dirty:
+            write_manifest(self.path, self._meta, sync=True)
+            self._dirty = False
+        self._last_sync = time.monotonic()
+
+    def _check_open(self) -> None:
+        if not self._lock.held:
+            raise StoreError(f"the writer of {self.path} is closed; open a new StoreWriter to "
+                             "resume the store")
 
     # -- state
     @property
     def meta(self) -> Manifest:
-        """The manifest as last written (typed)."""
+        """The manifest (typed), with every row written so far (see :meth:`sync`)."""
         return self._meta
 
     @property
     def manifest(self) -> dict:
-        """The manifest as last written, as its JSON object (a copy)."""
+        """The manifest as its JSON object (a copy; see :attr:`meta`)."""
         return self._meta.to_json()
 
     @property
@@ -354,6 +481,7 @@ class StoreWriter:
             arr = np.lib.format.open_memmap(self.path / fname, mode="w+", dtype=row.dtype,
                                             shape=shape)
             arr.flush()
+            _fsync_file(self.path / fname)  # its header and size, before a manifest names it
             self._meta = self._meta.with_layer(name, LayerInfo.new(fname, shape, row.dtype.str))
             self._done[name] = np.zeros(self.n, bool)
         else:
@@ -372,14 +500,17 @@ class StoreWriter:
                    n_valid_frames: Mapping[int, Mapping[str, int]] | None = None) -> None:
         """Write several rows (index -> {layer: row}), then mark them all done at once.
 
-        One manifest update for the whole batch: the rows become visible together, and a
-        process killed before the manifest is replaced leaves all of them pending (they are
-        rewritten, with the same bytes, on resume).
+        The rows are marked done in memory (:meth:`pending`) at once, and on disk at the
+        next durable checkpoint (:meth:`sync`; every ``sync_every`` seconds): the rows of
+        a checkpoint become visible together, after their bytes are on disk, and a process
+        killed before it leaves them pending (they are rewritten, with the same bytes, on
+        resume).
 
         ``n_valid_frames`` (index -> {layer: int}), for time-resolved layers, records how
         many leading frames of each row hold activations (the rest is padding); it is kept
         in the layer's manifest entry (see :meth:`FeatureStore.valid_frames`).
         """
+        self._check_open()
         touched = self._put_rows(rows)
         for index, layers in rows.items():
             for name in layers:
@@ -388,9 +519,11 @@ class StoreWriter:
         for name in touched:
             self._meta = self._meta.with_layer(name, self._meta.layers[name].with_done(
                 self._done[name]))
-        self._hash_completed()
         if rows:
-            write_manifest(self.path, self._meta, sync=False)
+            self._unsynced |= touched
+            self._dirty = True
+            if time.monotonic() - self._last_sync >= self.sync_every:
+                self.sync()
 
     def _put_rows(self, rows: Mapping[int, Mapping[str, np.ndarray]]) -> set[str]:
         """Copy rows into the layer memory maps; the names of the layers written."""
@@ -441,25 +574,49 @@ class StoreWriter:
                     self._maps[name].flush()
                 self._meta = self._meta.with_layer(
                     name, replace(info, sha256=file_sha256(self.path / info.file)))
+                self._dirty = True
 
     def skip(self, index: int, reason: str) -> None:
         """Record that stimulus ``index`` could not be processed (listed in the manifest)."""
+        self._check_open()
         skipped = {**self._meta.skipped, self._meta.stimulus_ids[index]: str(reason)}
         self._meta = replace(self._meta, skipped=skipped)
-        write_manifest(self.path, self._meta, sync=False)
+        self._dirty = True
+        self.sync()
 
     def finish(self) -> FeatureStore:
-        """Check every non-skipped row is written, mark the store complete, return a reader."""
+        """Mark the store complete, check it on disk, close the writer, return a reader.
+
+        Raises
+        ------
+        StoreError
+            Some non-skipped rows are not written, or the store on disk is not the one
+            this writer wrote (:meth:`FeatureStore.verify`).
+        """
+        self._check_open()
         missing = self.pending()
         if missing or not self._meta.layers:
             raise StoreError(
                 f"cannot finish {self.path}: {len(missing)} stimuli not written"
                 + ("" if self._meta.layers else " and no layer was written")
             )
-        self.close()
-        if not self._meta.complete or any(
-                info.sha256 is None for info in self._meta.layers.values()):
-            self._hash_completed()
+        self.sync()
+        if not self._meta.complete:
             self._meta = replace(self._meta, complete=True)
-            write_manifest(self.path, self._meta)
-        return FeatureStore(self.path)
+            self._dirty = True
+            self.sync()
+        store = FeatureStore(self.path)
+        store.verify()
+        if store.meta.to_json() != self._meta.to_json():
+            raise StoreError(f"the manifest of {self.path} on disk is not the one this writer "
+                             "wrote; another process wrote into the store")
+        self.close()
+        return store
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
