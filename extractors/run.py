@@ -25,15 +25,16 @@ import numpy as np
 
 from alignjax.errors import (InvalidOptionError, StoreError, check_choice, check_positive_int,
                              check_unique_ids)
-from alignjax.io import MANIFEST, FeatureStore, StoreWriter
+from alignjax.io import LOCK_NAME, MANIFEST, FeatureStore, StoreLock, StoreWriter
 
 from .audio import (CHANNELS, AudioError, Stimulus, expected_length, list_stimuli, load_audio,
                     n_channels, stimuli_fingerprint)
 from . import shards
 from .pooling import POOLINGS, pool
-from .spec import Extractor, load_extractor
+from .spec import HUB_COMMIT, Extractor, load_extractor, weight_hashes
 
-__all__ = ["extract", "layer_table", "plan_batches", "DTYPES"]
+__all__ = ["extract", "layer_table", "plan_batches", "weights_change", "discard_store",
+           "DTYPES"]
 
 DTYPES = ("float32", "float16", "bfloat16")
 ON_ERROR = ("skip", "stop")
@@ -84,7 +85,7 @@ def plan_batches(lengths: Sequence[int | None], batch_size: int) -> list[list[in
 
 
 def _request(spec, layers, pooling, duration, dtype, n_frames, fingerprint, *,
-             prompt=None, frame_rate=None, channels="mix") -> dict:
+             prompt=None, frame_rate=None, channels="mix", weights=None) -> dict:
     req = {"spec": spec, "layers": list(layers) if layers else None, "pooling": pooling,
            "duration": duration, "dtype": dtype, "n_frames": n_frames,
            "stimuli_fingerprint": fingerprint}
@@ -95,6 +96,8 @@ def _request(spec, layers, pooling, duration, dtype, n_frames, fingerprint, *,
         req["frame_rate"] = frame_rate
     if channels != "mix":
         req["channels"] = channels
+    if weights:
+        req["weights"] = dict(weights)
     return req
 
 
@@ -126,7 +129,8 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
             dtype: str = "float32", duration: float | None = None, n_frames: int | None = None,
             on_error: str = "stop", channels="mix", progress: bool = True,
             prompt: str | None = None, frame_rate: float | None = None,
-            shard: tuple[int, int] | None = None) -> FeatureStore:
+            shard: tuple[int, int] | None = None, force: bool = False,
+            sync_every: float = 1.0) -> FeatureStore:
     """Extract every layer's activations for every stimulus into a feature store.
 
     Parameters
@@ -138,7 +142,10 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
         A folder of audio files or a CSV (``id``, ``path``, labels...).
     out : str or Path
         Store directory. An interrupted store of the same request is resumed; a finished
-        one is left as is; a store of another model, stimulus set or settings is refused.
+        one is checked (:meth:`~alignjax.io.FeatureStore.verify`) and left as is; a store
+        of another model, other weights (see below), stimulus set or settings is refused,
+        naming what changed. The store is locked for the whole run: a second process
+        extracting into the same ``out`` fails at once, naming this one.
     layers : sequence of str, optional
         Layers to keep (default: all). Unknown names fail before any extraction.
     pooling : {'mean', 'max', 'first', 'stats', 'none'}
@@ -185,6 +192,20 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
         ``out/.shards/shard-i-of-n`` (see :mod:`extractors.shards`); the returned store is
         that shard's (unfinished) one. A later call without ``shard`` merges the shards
         and computes the rows still missing.
+    force : bool
+        Discard a feature store already at ``out`` (its manifest, layer files and shards),
+        whatever request made it, and extract anew.
+    sync_every : float
+        Seconds between durable checkpoints of the rows written
+        (:class:`~alignjax.io.StoreWriter`): a crash or kill loses at most the rows of the
+        last ``sync_every`` seconds, which a resumed run recomputes. 0: after every batch.
+
+    Notes
+    -----
+    The model's weights are identified by content (:func:`extractors.spec.weight_hashes`:
+    the SHA-256 of every file of a local ``hf:DIR``, of a ``torch:`` module's source and of
+    the weights CREPE and Silero ship; the cached commit of a hub id) and recorded in the
+    store's request, so a store is never resumed or reused with other weights.
 
     Returns
     -------
@@ -193,6 +214,9 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
     batch_size, n_frames = _check_options(pooling=pooling, dtype=dtype, on_error=on_error,
                                           batch_size=batch_size, duration=duration,
                                           n_frames=n_frames, frame_rate=frame_rate)
+    if not (isinstance(sync_every, (int, float)) and sync_every >= 0):
+        raise InvalidOptionError(f"sync_every must be a number of seconds >= 0, got "
+                                 f"{sync_every!r}")
     out = Path(out)
     stims = _stimulus_list(stimuli)
     ids = [s.id for s in stims]
@@ -200,25 +224,47 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
         if shard is not None:
             raise InvalidOptionError("--channels each extracts one store per channel; shard "
                                      "with --channels 0, 1, ... instead")
-        return _extract_each_channel(spec, stims, out, layers=layers, pooling=pooling,
-                                     batch_size=batch_size, device=device, dtype=dtype,
-                                     duration=duration, n_frames=n_frames, on_error=on_error,
-                                     progress=progress, prompt=prompt, frame_rate=frame_rate)
+        with StoreLock(out):
+            return _extract_each_channel(spec, stims, out, layers=layers, pooling=pooling,
+                                         batch_size=batch_size, device=device, dtype=dtype,
+                                         duration=duration, n_frames=n_frames,
+                                         on_error=on_error, progress=progress, prompt=prompt,
+                                         frame_rate=frame_rate, force=force,
+                                         sync_every=sync_every)
     if not (channels in CHANNELS or (isinstance(channels, int) and channels >= 0)):
         raise InvalidOptionError(f"channels must be mix, left, right, each or a channel index, "
                                  f"got {channels!r}")
     request = _request(spec, layers, pooling, duration, dtype, n_frames, stimuli_fingerprint(stims),
                        prompt=prompt, frame_rate=None if frame_rate is None else float(frame_rate),
-                       channels=channels)
-    if _finished(out, spec, ids, request):
-        if progress:
-            print(f"{out}: the feature store is already complete; nothing to do", file=sys.stderr)
-        return FeatureStore(out)
-    _check_out_dir(out, spec, ids, request, batch_size=batch_size, device=device)
-    target = out
-    if shard is not None:
-        target = shards.shard_dir(out, *shards.check_shard(shard))
-        _check_out_dir(target, spec, ids, request, batch_size=batch_size, device=device)
+                       channels=channels, weights=weight_hashes(spec))
+    target = out if shard is None else shards.shard_dir(out, *shards.check_shard(shard))
+    with StoreLock(target):  # before anything is read: a second writer fails at once
+        if force:
+            discard_store(target)
+            if shard is None:
+                shards.remove_shards(out)
+        if _finished(out, spec, ids, request):
+            FeatureStore(out).verify()
+            if progress:
+                print(f"{out}: the feature store is already complete; nothing to do",
+                      file=sys.stderr)
+            return FeatureStore(out)
+        _check_out_dir(out, spec, ids, request, batch_size=batch_size, device=device)
+        if shard is not None:
+            _check_out_dir(target, spec, ids, request, batch_size=batch_size, device=device)
+        return _extract_into(spec, stims, out, target, request, layers=layers,
+                             pooling=pooling, batch_size=batch_size, device=device,
+                             dtype=dtype, duration=duration, n_frames=n_frames,
+                             on_error=on_error, channels=channels, progress=progress,
+                             prompt=prompt, frame_rate=frame_rate, shard=shard,
+                             sync_every=sync_every)
+
+
+def _extract_into(spec, stims, out: Path, target: Path, request: dict, *, layers, pooling,
+                  batch_size, device, dtype, duration, n_frames, on_error, channels, progress,
+                  prompt, frame_rate, shard, sync_every) -> FeatureStore:
+    """Load the model and fill the store ``target`` (``out`` or a shard of it); locked."""
+    ids = [s.id for s in stims]
 
     ext = load_extractor(spec, device=device, prompt=prompt,
                          run_dtype="bfloat16" if dtype == "bfloat16" else "float32")
@@ -233,7 +279,7 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
                          device=device)
     batches = plan_batches(lengths, batch_size)
     with StoreWriter(target, spec=spec, stimulus_ids=ids, settings=settings,
-                     versions=_versions()) as writer:
+                     versions=_versions(), sync_every=sync_every) as writer:
         run = _Run(spec=spec, ext=ext, names=names, stims=stims, writer=writer,
                    pooling=pooling, frames=frames, dtype=np.dtype(_storage_dtype(dtype)),
                    duration=duration, on_error=on_error, grid=grid, channels=channels)
@@ -253,13 +299,14 @@ def _storage_dtype(dtype: str) -> str:
     return "float32" if dtype == "bfloat16" else dtype
 
 
-def _extract_each_channel(spec, stims, out: Path, *, progress, **kw) -> FeatureStore:
+def _extract_each_channel(spec, stims, out: Path, *, progress, force, sync_every,
+                          **kw) -> FeatureStore:
     """``channels='each'``: one store per channel, merged into ``out`` as ``L@ch<k>`` layers."""
-    from alignjax.io import StoreWriter
-
+    if force:
+        discard_store(out)
     n_ch = n_channels(stims[0].path)
     parts = [extract(spec, stims, out / ".channels" / f"ch{k}", channels=k, progress=progress,
-                     **kw) for k in range(n_ch)]
+                     force=force, sync_every=sync_every, **kw) for k in range(n_ch)]
     ids = [s.id for s in stims]
     layer_map = {f"{name}@ch{k}": [name, k] for k in range(n_ch) for name in parts[0].layers}
     layer_map.update({f"{name}@chans": [name, "concatenated"] for name in parts[0].layers})
@@ -268,9 +315,10 @@ def _extract_each_channel(spec, stims, out: Path, *, progress, **kw) -> FeatureS
     if (out / MANIFEST).is_file():
         old = FeatureStore(out)
         if old.complete and old.settings == settings and old.stimulus_ids == ids:
+            old.verify()
             return old
     with StoreWriter(out, spec=spec, stimulus_ids=ids, settings=settings,
-                     versions=_versions()) as writer:
+                     versions=_versions(), sync_every=sync_every) as writer:
         for i in writer.pending():
             rows = {f"{name}@ch{k}": np.asarray(p.load(name)[i])
                     for k, p in enumerate(parts) for name in p.layers}
@@ -340,9 +388,10 @@ def _check_out_dir(out: Path, spec: str, ids: list[str], request: dict, *, batch
         m = FeatureStore(out).manifest
         _refuse_foreign_store(out, m, spec, ids, request)
         _check_resume_run(out, m.get("settings", {}), batch_size, device)
-    elif out.exists() and any(p.name not in (MANIFEST + ".tmp", shards.SHARDS)
+    elif out.exists() and any(not p.name.startswith(MANIFEST + ".tmp")
+                              and p.name not in (LOCK_NAME, shards.SHARDS)
                               for p in out.iterdir()):
-        # (a lone manifest.json.tmp is what a kill during the very first write leaves)
+        # (a lone temporary manifest is what a kill during the very first write leaves)
         raise StoreError(f"{out} exists, is not empty and holds no feature store; refusing to "
                          "write into it (choose an empty or new directory)")
 
@@ -358,14 +407,63 @@ def _refuse_foreign_store(out: Path, m: dict, spec: str, ids: list[str], request
             )
     old = m.get("settings", {}).get("request") or {}
     if old != request:
-        diff = {k: (old.get(k), request[k]) for k in request if old.get(k) != request[k]}
+        keys = list(request) + [k for k in old if k not in request]
+        diff = {k: (old.get(k), request.get(k)) for k in keys if old.get(k) != request.get(k)}
+        state = "a complete" if m.get("complete") else "an interrupted"
+        weights = diff.pop("weights", None)
+        if weights is not None:
+            raise StoreError(
+                f"{out} holds {state} store of {spec} extracted with other weights: "
+                + weights_change(*weights)
+                + (f" (and {', '.join(diff)} changed too)" if diff else "")
+                + "; extract into another --out directory, or add --force to discard the "
+                "old store and extract anew")
         hint = (" (the content of the stimulus files changed since that run)"
                 if "stimuli_fingerprint" in diff else "")
         raise StoreError(
             f"{out} holds a store of {spec} made with other settings{hint}: "
             + ", ".join(f"{k} was {a!r}, now {b!r}" for k, (a, b) in diff.items())
-            + "; choose another --out directory or delete the old store"
+            + "; choose another --out directory, delete the old store, or add --force to "
+            "discard it and extract anew"
         )
+
+
+def weights_change(old: dict | None, new: dict | None) -> str:
+    """What changed between two records of :func:`extractors.spec.weight_hashes`, in words."""
+    if not old:
+        return ("the store records no hash of its model's weights (written by an older "
+                "alignjax), so they cannot be checked against the current ones")
+    old, new = old or {}, new or {}
+    parts = []
+    for name in sorted(set(old) | set(new)):
+        a, b = old.get(name), new.get(name)
+        if a == b:
+            continue
+        if a is None:
+            parts.append(f"{name} is new (sha256 {b[:12]})")
+        elif b is None:
+            parts.append(f"{name} is gone (was sha256 {a[:12]})")
+        else:
+            what = "was" if name != HUB_COMMIT else "was commit"
+            parts.append(f"{name} {what} {a[:12]}, now {b[:12]}")
+    return "; ".join(parts)
+
+
+def discard_store(path: Path) -> None:
+    """``force``: delete the feature store at ``path`` (its manifest and layer files).
+
+    Only what a readable manifest names is deleted. Call while holding the store's lock.
+    """
+    if not (path / MANIFEST).is_file():
+        return
+    try:
+        meta = FeatureStore(path).meta
+    except StoreError as exc:
+        raise StoreError(f"{exc}; --force deletes only what a readable manifest names: delete "
+                         f"{path} yourself") from None
+    for info in meta.layers.values():
+        (path / info.file).unlink(missing_ok=True)
+    (path / MANIFEST).unlink()
 
 
 @dataclass(frozen=True)

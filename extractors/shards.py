@@ -62,16 +62,36 @@ def shard_dirs(out: Path) -> list[Path]:
         if root.is_dir() else []
 
 
+def _differences(a: Any, b: Any, where: str = "") -> list[str]:
+    """``"key: A vs B"`` for each (dotted) key whose values differ between two manifests'
+    entries; lists are compared whole (a stimulus list by its first differing position)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b), key=str)
+                for d in _differences(a.get(k, "<absent>"), b.get(k, "<absent>"),
+                                      f"{where}.{k}" if where else str(k))]
+    if a == b:
+        return []
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        i = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+        return [f"{where}[{i}]: {a[i]!r} vs {b[i]!r}"]
+    if isinstance(a, list) and isinstance(b, list):
+        return [f"{where}: {len(a)} entries vs {len(b)}"]
+    return [f"{where}: {a!r} vs {b!r}"]
+
+
 def _check_same_request(shard: FeatureStore, writer: StoreWriter) -> None:
     """A shard made with another model, stimulus set or settings is never mixed in."""
     m, w = shard.manifest, writer.manifest
     for key in ("spec", "stimulus_ids", "settings"):
         if m.get(key) != w.get(key):
+            diffs = _differences(m.get(key), w.get(key), key)
+            shown = "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5
+                                             else "")
             raise StoreError(
                 f"{shard.path} was extracted with a different {key} than this run "
-                f"({str(m.get(key))[:120]!r} vs {str(w.get(key))[:120]!r}); two launches "
-                "wrote this store with different settings. Delete that shard directory "
-                "(or choose another --out) and rerun")
+                f"(shard vs this run: {shown}); two launches wrote this store with "
+                "different settings. Delete that shard directory (or choose another --out) "
+                "and rerun")
 
 
 def merge_shards(out: Path, writer: StoreWriter, batches: list[list[int]],
@@ -175,6 +195,14 @@ def extract_on_slurm(*, jobs: int, cluster: str | None = None, partition: str | 
 
     jobs = check_shard((0, jobs))[1]
     out = Path(kwargs["out"])
+    if kwargs.pop("force", False):  # once, here: the jobs and the merge must keep the shards
+        from alignjax.io import StoreLock
+
+        from .run import discard_store
+
+        with StoreLock(out):
+            discard_store(out)
+            remove_shards(out)
     executor = submitit.AutoExecutor(folder=out / SHARDS / "submitit", cluster=cluster)
     params: dict[str, Any] = {"timeout_min": int(timeout_min), "name": "alignjax-extract"}
     if executor.cluster == "slurm":

@@ -26,7 +26,8 @@ import numpy as np
 
 from alignjax.errors import AlignjaxInputError, InvalidOptionError
 
-__all__ = ["Extractor", "LayerError", "parse_spec", "load_extractor", "weight_files", "PREFIXES"]
+__all__ = ["Extractor", "LayerError", "parse_spec", "load_extractor", "weight_files",
+           "weight_hashes", "hub_commit", "HUB_COMMIT", "PREFIXES"]
 
 PREFIXES = ("hf", "torch", "crepe", "silero", "spectral")
 
@@ -185,6 +186,50 @@ def weight_files(spec: str) -> list[tuple[str, Path]]:
         path = silero_weights_path()
         return [(path.name, path)]
     return []
+
+
+HUB_COMMIT = "hub commit"
+
+
+def weight_hashes(spec: str) -> dict[str, str]:
+    """What identifies a model's weights: a content hash per weight file, or a hub commit.
+
+    The SHA-256 of every file :func:`weight_files` names (the weights and configuration of
+    a local ``hf:DIR``, a ``torch:`` module's source, the weights CREPE and Silero ship),
+    keyed by its stable name; for a hub id (``hf:org/name``), the commit its local cache
+    resolves to, under the key :data:`HUB_COMMIT`, when the cache holds the model (nothing
+    is downloaded). Hashes are cached by (size, mtime, ctime, inode)
+    (:func:`alignjax.io.hashing.file_sha256`), so an unchanged file is read once per process.
+    Both ``alignjax extract`` (recorded in each store's request) and ``alignjax run`` (the
+    fingerprint of a model input) use this.
+
+    Returns
+    -------
+    dict of str to str
+        Empty for models with no weights (``spectral:``) and for hub ids not in the cache.
+    """
+    from alignjax.io.hashing import file_sha256
+
+    out = {name: file_sha256(path) for name, path in weight_files(spec)}
+    prefix, rest = parse_spec(spec)
+    if prefix == "hf" and not Path(rest).is_dir():
+        commit = hub_commit(rest)
+        if commit is not None:
+            out[HUB_COMMIT] = commit
+    return out
+
+
+def hub_commit(name: str) -> str | None:
+    """The commit of the hub model ``name`` in the local Hugging Face cache, or None."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    try:
+        found = try_to_load_from_cache(name, "config.json")
+    except (ValueError, OSError):  # not a valid repo id
+        return None
+    return Path(found).parent.name if isinstance(found, str) else None
 
 
 def load_extractor(spec: str, *, device: str = "cpu", prompt: str | None = None,

@@ -5,7 +5,8 @@ time alone: files by their SHA-256 (cached by path, size, mtime, ctime and inode
 unchanged file is not read twice), a feature store by the per-layer content hashes its
 writer records in ``manifest.json`` when a layer completes, audio stimuli by the hashes of
 their files, label columns by the values actually used, and model weights by the hashes
-of their weight files.
+of their weight files (or a hub model's cached commit), as ``alignjax extract`` records
+them (:func:`extractors.spec.weight_hashes`).
 
 An input is described by a small JSON-able dict (``kind`` plus what locates it); the same
 description is stored in each step's ``step.json`` so the report can recompute it later
@@ -95,13 +96,13 @@ def _labels_fingerprint(desc: dict) -> str:
 
 
 def _model_fingerprint(desc: dict) -> str:
-    from extractors.spec import weight_files
+    from extractors.spec import weight_hashes
 
     try:
-        files = weight_files(desc["spec"])
+        hashes = weight_hashes(desc["spec"])
     except (ValueError, OSError):
         return MISSING
-    return text_sha256(json.dumps([[str(name), file_sha256(p)] for name, p in files]))
+    return text_sha256(json.dumps([[name, digest] for name, digest in hashes.items()]))
 
 
 def _file_fingerprint(desc: dict) -> str:

@@ -236,7 +236,8 @@ def test_duplicate_ids_through_cli(tmp_path, capsys):
 
 
 def test_sigkill_resume_is_byte_identical(stim_copy, tmp_path):
-    args = ["extract", "--model", SLOW, "--stimuli", str(stim_copy), "--batch-size", "2"]
+    args = ["extract", "--model", SLOW, "--stimuli", str(stim_copy), "--batch-size", "2",
+            "--sync-every", "0"]
     ref = tmp_path / "ref"
     subprocess.run(_cli(*args, "--out", str(ref), "--quiet"), env={**_env(), "SLOW_MODEL_SLEEP": "0"},
                    check=True, capture_output=True)

@@ -41,7 +41,7 @@ def _n_done(manifest: Path) -> int:
 
 def test_two_shards_merge_byte_identical_after_a_killed_shard(stim_copy, tmp_path):
     cli = [sys.executable, "-m", "alignjax.app.cli", "extract", "--model", SLOW, "--stimuli",
-           str(stim_copy), "--batch-size", "2", "--quiet"]
+           str(stim_copy), "--batch-size", "2", "--quiet", "--sync-every", "0"]
     fast = _env(SLOW_MODEL_SLEEP="0")
     ref, out = tmp_path / "ref", tmp_path / "sharded"
     subprocess.run(cli + ["--out", str(ref)], env=fast, check=True, capture_output=True)

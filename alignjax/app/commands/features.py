@@ -37,6 +37,13 @@ def add_extract(sub) -> None:
                    help="multichannel clips: mix (average), left, right, a channel index, or "
                         "each (every channel extracted; layer L of channel k stored as L@chk, "
                         "all channels concatenated as L@chans)")
+    p.add_argument("--force", action="store_true",
+                   help="discard the feature store already in --out (e.g. one extracted with "
+                        "other weights, which is refused otherwise) and extract anew")
+    p.add_argument("--sync-every", type=float, default=1.0, metavar="SECONDS",
+                   help="seconds between durable checkpoints of the rows written (a crash or "
+                        "kill recomputes at most the last SECONDS of rows); 0: every batch "
+                        "(default %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("sharded extraction")
     g.add_argument("--shard", default=None, metavar="I/N",
@@ -62,7 +69,8 @@ def _cmd_extract(args) -> int:
     kw = dict(layers=args.layers, pooling=args.pooling, batch_size=args.batch_size,
               device=args.device, dtype=args.dtype, duration=args.duration,
               n_frames=args.n_frames, on_error=args.on_error, progress=not args.quiet,
-              prompt=args.prompt, frame_rate=args.frame_rate,
+              prompt=args.prompt, frame_rate=args.frame_rate, force=args.force,
+              sync_every=args.sync_every,
               channels=int(args.channels) if args.channels.isdigit() else args.channels)
     if (args.slurm or args.shard is not None) and args.checkpoints is not None:
         raise InvalidOptionError("--checkpoints runs one extraction per checkpoint; shard "
