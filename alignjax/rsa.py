@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import rdm_comparisons
 from ._runtime import float32_matmuls
 from ._validation import (
     AlignjaxInputError,
@@ -50,8 +51,11 @@ __all__ = [
     "METHODS",
 ]
 
-METHODS = ("spearman", "pearson", "cosine", "rho_a", "tau_a")
+METHODS = ("spearman", "pearson", "cosine", "rho_a", "tau_a", "tau_b", "corr_cov", "cosine_cov",
+           "neg_riem_dist")
 _DOT_METHODS = ("spearman", "pearson", "cosine", "rho_a")
+# methods whose pooled RDM (for noise ceilings) is defined; see _pool_transform
+_POOLED_METHODS = ("spearman", "pearson", "cosine", "rho_a", "tau_a", "tau_b")
 
 
 # --------------------------------------------------------------------------- validation
@@ -163,6 +167,13 @@ def _compare_jit(A, B, method, tau_chunk=256):
 
 def _compare(A, B, method: str) -> jax.Array:
     """compare() on validated concrete RDMs."""
+    if method == "tau_b":
+        return rdm_comparisons.tau_b(A, B)
+    if method in rdm_comparisons.WHITENED_METHODS:
+        return rdm_comparisons.whitened_compare(A, B, n_stimuli_from_pairs(A.shape[1]),
+                                                method=method)
+    if method == "neg_riem_dist":
+        return rdm_comparisons.neg_riemannian_distance(A, B, n_stimuli_from_pairs(A.shape[1]))
     if method == "tau_a":
         return _compare_jit(jnp.asarray(A, _dtype()), jnp.asarray(B, _dtype()), method)
     return _compare_jit(_ranked(A, method), _ranked(B, method), method)
@@ -176,10 +187,16 @@ def compare(A, B, *, method: str = "spearman") -> jax.Array:
     ----------
     A : array, shape (n_a, n_pairs) or (n_pairs,)
     B : array, shape (n_b, n_pairs) or (n_pairs,)
-    method : {"spearman", "pearson", "cosine", "rho_a", "tau_a"}
+    method : {"spearman", "pearson", "cosine", "rho_a", "tau_a", "tau_b", "corr_cov", \
+"cosine_cov", "neg_riem_dist"}
         ``spearman`` uses average ranks for ties (``scipy.stats.spearmanr``); ``pearson``
-        matches ``scipy.stats.pearsonr``; ``rho_a`` and ``tau_a`` match rsatoolbox's
-        ``compare(..., method="rho-a" / "tau-a")``; ``cosine`` is the uncentred cosine.
+        matches ``scipy.stats.pearsonr``; ``tau_b`` matches ``scipy.stats.kendalltau``;
+        ``rho_a``, ``tau_a``, ``tau_b``, ``corr_cov``, ``cosine_cov`` and
+        ``neg_riem_dist`` match rsatoolbox's ``compare(..., method="rho-a" / "tau-a" /
+        "tau-b" / "corr_cov" / "cosine_cov" / "neg_riem_dist")`` (``sigma_k=None``; see
+        :mod:`alignjax.rdm_comparisons`); ``cosine`` is the uncentred cosine. Only
+        ``neg_riem_dist`` is not a correlation: it is <= 0, and 0 for RDMs equal up to
+        scale.
 
     Returns
     -------
@@ -531,7 +548,7 @@ class NoiseCeiling(NamedTuple):
 
 def _pool_transform(B: np.ndarray, method: str) -> jax.Array:
     """Per-subject rows transformed so their mean is the pooled RDM for ``method``."""
-    if method in ("spearman", "rho_a", "tau_a"):
+    if method in ("spearman", "rho_a", "tau_a", "tau_b"):
         return rank_rows(B).astype(_dtype())
     B = jnp.asarray(B, _dtype())
     if method == "pearson":
@@ -547,7 +564,7 @@ def _noise_ceiling(B: np.ndarray, method: str):
     total = T.sum(0)
     loo = (total[None, :] - T) / (k - 1)             # (k, n_pairs) pooled others
     allm = (total / k)[None, :]                      # (1, n_pairs) pooled all
-    if method == "tau_a":
+    if method not in _DOT_METHODS:
         return (jnp.diagonal(_compare(np.asarray(loo), B, method)),
                 _compare(np.asarray(allm), B, method)[0])
     TB = _transform(T, method)  # T is ranks (rank methods) or a rescaled B: same rows
@@ -565,14 +582,15 @@ def noise_ceiling(B, *, method: str = "spearman") -> NoiseCeiling:
     As rsatoolbox's ``boot_noise_ceiling`` (leave-one-subject-out): lower = each subject
     vs the pooled RDM of the others, upper = each subject vs the pooled RDM of all,
     averaged over subjects. Pooling follows the method (mean ranks for rank methods,
-    mean z-scored RDMs for ``pearson``, mean RMS-normalised RDMs for ``cosine``).
+    mean z-scored RDMs for ``pearson``, mean RMS-normalised RDMs for ``cosine``). The
+    whitened methods and ``neg_riem_dist`` have no noise ceiling here yet.
 
     Parameters
     ----------
     B : array, shape (n_subjects, n_pairs), n_subjects >= 2
-    method : {"spearman", "pearson", "cosine", "rho_a", "tau_a"}
+    method : {"spearman", "pearson", "cosine", "rho_a", "tau_a", "tau_b"}
     """
-    check_choice(method, "method", METHODS)
+    check_choice(method, "method", _POOLED_METHODS)
     B = _as_rdms(B, "B", allow_nan=False)
     if B.shape[0] < 2:
         raise ShapeMismatchError("a noise ceiling needs RDMs from at least 2 subjects")
