@@ -299,12 +299,28 @@ def _storage_dtype(dtype: str) -> str:
     return "float32" if dtype == "bfloat16" else dtype
 
 
+def _common_channel_count(stims) -> int:
+    """The channel count every stimulus shares; ``channels='each'`` refuses a mixture."""
+    by_count: dict[int, list[str]] = {}
+    for s in stims:
+        by_count.setdefault(n_channels(s.path), []).append(str(s.path))
+    if len(by_count) > 1:
+        listing = "; ".join(f"{k} channel(s): {', '.join(v[:3])}" + (f" and {len(v) - 3} more"
+                                                                     if len(v) > 3 else "")
+                            for k, v in sorted(by_count.items()))
+        raise InvalidOptionError(
+            f"--channels each needs stimuli with the same number of channels, but they differ "
+            f"({listing}); convert them to one layout, or use --channels mix/left/right or a "
+            "channel number")
+    return next(iter(by_count))
+
+
 def _extract_each_channel(spec, stims, out: Path, *, progress, force, sync_every,
                           **kw) -> FeatureStore:
     """``channels='each'``: one store per channel, merged into ``out`` as ``L@ch<k>`` layers."""
+    n_ch = _common_channel_count(stims)
     if force:
         discard_store(out)
-    n_ch = n_channels(stims[0].path)
     parts = [extract(spec, stims, out / ".channels" / f"ch{k}", channels=k, progress=progress,
                      force=force, sync_every=sync_every, **kw) for k in range(n_ch)]
     ids = [s.id for s in stims]

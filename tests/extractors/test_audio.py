@@ -102,3 +102,18 @@ def test_bad_sources(tmp_path):
     csv.write_text("name,file\na,b.wav\n")
     with pytest.raises(AudioError, match="'id'"):
         list_stimuli(csv)
+
+
+def test_channels_each_refuses_stimuli_with_differing_channel_counts(tmp_path):
+    from alignjax.errors import InvalidOptionError
+    from extractors.run import extract
+
+    t = np.linspace(0, 0.5, SR // 2, endpoint=False)
+    sf.write(tmp_path / "quad.wav", np.stack([np.sin(2 * np.pi * f * t) for f in
+                                               (220, 330, 440, 550)], 1), SR)
+    sf.write(tmp_path / "mono.wav", np.sin(2 * np.pi * 220 * t), SR)
+    out = tmp_path / "store"
+    with pytest.raises(InvalidOptionError, match=r"1 channel\(s\): .*mono.wav.*4 channel\(s\): "
+                                                 r".*quad.wav"):
+        extract("mel", list_stimuli(tmp_path), out, channels="each", progress=False)
+    assert not out.exists()         # refused before any work
