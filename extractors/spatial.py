@@ -474,7 +474,12 @@ def perturbation_design(scenes: Sequence[Scene], *, n_anchors: int = 4, seed: in
     For each anchor (drawn from ``scenes``): azimuth around the circle from 0 (front) in
     ``azimuth_step`` steps, an elevation arc, a distance series, RT60 and volume steps
     (same dry source, same noise seed), and the anchor re-rendered with another noise seed.
-    Levels that do not fit the anchor's room are left out. Returns the new scenes and the
+    Levels that do not fit the anchor's room are left out, and so is each factor's level
+    equal to the reference's (azimuth 0, elevation 0, the anchor's distance, RT60 and
+    volume): with the same dry source and noise seed that scene is the reference itself,
+    a pair at distance exactly 0 that only pulled the factor's sensitivity to 0 (with one
+    volume level, every volume pair was such a copy). A factor with a single level gets
+    no pairs. Returns the new scenes and the
     pairs (``a``, ``b``, ``factor``, ``delta`` = |change| (azimuth wrapped to [0, 180]),
     ``kind`` = ``factor`` or ``noise``) plus ``random`` pairs between design scenes.
     """
@@ -500,6 +505,8 @@ def perturbation_design(scenes: Sequence[Scene], *, n_anchors: int = 4, seed: in
         for factor, members in sweeps.items():
             for j, s in enumerate(members):
                 s = replace(s, id=f"p{a_i:02d}_{factor}{j:02d}", vary=factor)
+                if _delta(factor, ref, s) == 0:  # the reference itself: no change to measure
+                    continue
                 try:
                     source_position(s)
                     _absorption(s.room, *room_geometry(s.room.shape, s.room.volume_level)[:2])
@@ -575,8 +582,8 @@ def _row(s: Scene, fmt, rt60, drr) -> dict:
 
 def synthesize_spatial(out, *, n: int = 240, fmt: str = "binaural", seed: int = 0,
                        sample_rate: int = 16000, duration: float = 2.0, sources=None,
-                       n_anchors: int = 4, perturb: bool = True, progress: bool = True,
-                       **design) -> Path:
+                       n_anchors: int = 4, perturb: bool = True, perturbation=None,
+                       progress: bool = True, **design) -> Path:
     """Render a spatial scene set to ``out``; return the path of ``labels.csv``.
 
     Writes one float WAV per scene (channels as ``fmt``), ``labels.csv`` (columns
@@ -600,6 +607,11 @@ def synthesize_spatial(out, *, n: int = 240, fmt: str = "binaural", seed: int = 
         Anchor scenes of the perturbation sets.
     perturb : bool
         Also render the perturbation sets.
+    perturbation : mapping, optional
+        Keywords of :func:`perturbation_design` (``azimuth_step``, ``elevations``,
+        ``distances``, ``rt60s``, ``volumes``); by default the RT60s and volumes of the
+        design. Give levels beyond the design's (e.g. both volumes for a design of one)
+        to measure the sensitivity to a factor the design holds fixed.
     progress : bool
     **design
         Levels passed to :func:`spatial_design` (azimuths, elevations, distances, classes,
@@ -615,6 +627,7 @@ def synthesize_spatial(out, *, n: int = 240, fmt: str = "binaural", seed: int = 
         design.setdefault("classes", tuple(user))
     scenes = spatial_design(n, seed=seed, **design)
     levels = {k: design[k] for k in ("rt60s", "volumes") if k in design}
+    levels.update(perturbation or {})
     extra, pairs = (perturbation_design(scenes, n_anchors=n_anchors, seed=seed, **levels)
                     if perturb else ([], []))
     out = Path(out)

@@ -253,9 +253,16 @@ def _spatial_overview(group: tuple[str, dict[str, dict]]) -> str:
     fig = plot_source_room(skills, source=SOURCE_FACTORS, room=ROOM_FACTORS)
     rows = [{"model": m, **{f: round(v, 3) for f, v in sk.items()}} for m, sk in skills.items()]
     cols = ["model"] + list(dict.fromkeys(f for sk in skills.values() for f in sk))
+    notes = {f: t for s in summaries.values() for v in s["models"].values()
+             for f, t in (v.get("notes") or {}).items()}
+    chance = ("<p class=meta>chance: what a probe without information scores under the same "
+              "folds (each test fold predicted by its training set's mean or majority class; "
+              "the permutation null's mean where a test ran), see the chance_kind column</p>")
     return (f"<h3>{html.escape(name)}: source vs room factors, all models</h3>"
             + _figure(_png(fig), "best-layer skill: 0 = chance, 1 = perfect")
-            + _table(rows, cols))
+            + _table(rows, cols) + chance
+            + (_table([{"factor": f, "how it is tested": t} for f, t in notes.items()],
+                      ["factor", "how it is tested"]) if notes else ""))
 
 
 def _overview(kind: str, group: tuple[str, dict[str, dict]]) -> str:

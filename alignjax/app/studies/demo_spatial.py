@@ -6,8 +6,17 @@ of the mono downmix, runs the ``spatial`` analysis of ``alignjax run`` and check
 answer: a spectral baseline and a model given binaural input decode azimuth above chance
 and tell left from right; the mono downmix cannot tell left from right (the head is
 left-right symmetric, so the downmix of a source at +a and at -a is nearly the same).
-The set has four rooms only (two shapes x two RT60s), so the room factors, decoded across
-rooms never seen in training, are not expected above chance here.
+
+What the design cannot decode, and says so: the set has four rooms only (two shapes x two
+RT60s), and folds are grouped by room, so the room factors are decoded across rooms never
+seen in training with two rooms per level. A probe without information then anti-predicts
+the held-out room (its level is under-represented in the training rooms: shape accuracy 0,
+RT60 error above a random guess), which is the reported chance level; four rooms allow too
+few distinct room labellings for a permutation test, and the report's notes say so. The
+room factors are reported against that chance, not required. The perturbation sets (six
+anchors; azimuth, elevation, distance, RT60 and both volumes, each level other than the
+anchor's own) estimate the sensitivity to every factor, the volume included, which the
+design holds fixed.
 """
 
 from __future__ import annotations
@@ -43,8 +52,42 @@ def _best(rows, metric, *, higher, layers=None):
     return max(sel, key=lambda r: r["value"] if higher else -r["value"])
 
 
+def _summary(results: Path, model: str) -> dict:
+    return json.loads((results / "spatial" / model / "spatial.json").read_text())
+
+
+def _design_checks(results: Path, model: str) -> list[dict]:
+    """What the design can and cannot decode (reported, not required): each room factor
+    against the chance of a probe without information under the same room-grouped folds,
+    with the note on its test; and that every perturbed factor's pairs carry a change."""
+    summary = _summary(results, model)
+    out = []
+    notes = next(iter(summary.get("models", {}).values()), {}).get("notes", {})
+    for factor in ("rt60", "volume", "shape"):
+        sel = [r for r in summary["rows"] if r["factor"] == factor]
+        if not sel:
+            continue
+        metric = sel[0]["metric"]
+        higher = metric in ("accuracy", "balanced_accuracy")
+        r = max((x for x in sel if x["metric"] == metric),
+                key=lambda x: x["value"] if higher else -x["value"])
+        out.append({"check": f"{model} {factor} across held-out rooms ({metric})",
+                    "layer": r["layer"], "value": r["value"], "chance": r["chance"],
+                    "chance_kind": r.get("chance_kind"), "note": notes.get(factor, ""),
+                    "passed": bool(r["value"] > r["chance"] if higher
+                                   else r["value"] < r["chance"]), "required": False})
+    for r in summary.get("sensitivity") or []:
+        if r["layer"] == summary["rows"][-1]["layer"]:
+            out.append({"check": f"{model} {r['factor']} pairs carry a change", "layer": r["layer"],
+                        "value": r["S"], "chance": r["noise_floor"], "n_pairs": r["n_pairs"],
+                        "p_above_noise": r.get("p_above_noise"),
+                        "passed": bool(r["S"] > 0 and r["n_pairs"] > 0)})
+    return out
+
+
 def spatial_checks(results: Path) -> list[dict]:
-    """The known answers, each with the numbers behind it and whether it held."""
+    """The known answers, each with the numbers behind it and whether it held, and what the
+    design can and cannot decode (room factors against their chance, reported only)."""
     checks = []
     for model in ("mel_binaural", "crepe_binaural"):
         r = _best(_rows(results, model), "mean_abs_error_deg", higher=False)
@@ -62,6 +105,7 @@ def spatial_checks(results: Path) -> list[dict]:
     checks.append({"check": "the mono downmix cannot tell left from right", "layer": r["layer"],
                    "value": r["value"], "ci_low": r["ci_low"], "chance": r["chance"],
                    "passed": bool(r["ci_low"] <= r["chance"] + 0.05 and r["value"] < 0.65)})
+    checks += _design_checks(results, "mel_binaural")
     return checks
 
 
@@ -84,8 +128,10 @@ def run_spatial_demo(out="demo-spatial", *, n_scenes: int = 96, duration: float 
     if not (out / "scenes" / "labels.csv").is_file():
         log(f"rendering {n_scenes} binaural scenes ...")
         synthesize_spatial(out / "scenes", n=n_scenes, fmt="binaural", seed=seed,
-                           duration=duration, n_anchors=2, rt60s=(0.3, 0.6),
-                           volumes=("small",), progress=progress)
+                           duration=duration, n_anchors=6, rt60s=(0.3, 0.6),
+                           volumes=("small",), progress=progress,
+                           perturbation=dict(azimuth_step=45.0, rt60s=(0.3, 0.6, 0.9),
+                                             volumes=("small", "large")))
     (out / "pipeline.toml").write_text(_pipeline(n_boot, folds, seed), encoding="utf-8")
     run_pipeline(out / "pipeline.toml", progress=progress, log=log)
     report = build_report(out / "results", title="alignjax spatial demo")

@@ -97,7 +97,8 @@ def run_spatial(features, labels, out: str | os.PathLike, *, pairs=None,
         plot_factor_curves(rows, title=model, path=out / f"spatial_{_safe(model)}.png")
         skills[model] = best_skills(rows)
         per_model[model] = {"factors": res.factors, "layers": res.layers,
-                            "n_scenes": int(len(lab)), "best_skill": skills[model]}
+                            "n_scenes": int(len(lab)), "best_skill": skills[model],
+                            "notes": dict(res.notes)}
         if pairs is not None:
             az = {i: float(a) for i, a in zip(full["id"], full["azimuth"])} \
                 if "azimuth" in full.columns else None
