@@ -13,6 +13,10 @@ store). Naive baseline: one clip per forward pass and ``np.save`` of every layer
 clip to its own file. Both are checked to give the same pooled features before timing.
 On CPU, and on CUDA too when torch sees a GPU.
 
+Durable writes (mel and the tiny wav2vec2, CPU): the store's checkpoint intervals
+(``sync_every``: every batch, every second (the default), only at the end) in interleaved
+runs, at least 5 rounds (``--repeats``), median, quartiles and range.
+
     python benchmarks/bench_extract.py --quick
 """
 
@@ -66,6 +70,48 @@ def _naive(spec: str, stimuli: list, out: Path, *, device: str) -> dict[str, np.
             np.save(out / f"{s.id}__{k}.npy", acts[name][0].mean(axis=0))
     return {name: np.stack([np.load(out / f"{s.id}__{k}.npy") for s in stimuli])
             for k, name in enumerate(names)}
+
+
+SYNC_MODES = {"every-batch": 0.0, "every-1s": 1.0, "at-finish-only": 1e9}
+
+
+def _durability(rec, name: str, spec: str, stimuli: list, tmp: Path, *, repeats: int,
+                n_clips: int, seconds: float) -> None:
+    """The cost of durable writes: the store's checkpoint intervals, runs interleaved.
+
+    ``every-batch`` msyncs the rows and fsyncs the manifest and directory after every
+    batch, ``every-1s`` (the default) at most once a second, ``at-finish-only`` once, when
+    the store is finished (no durable checkpoint while rows are written). The modes take
+    turns (one run of each per round, the order rotated every round) so a machine whose
+    speed drifts slows them alike; median, quartiles and range over ``repeats`` rounds.
+    """
+    import statistics
+    import time
+
+    from extractors.run import extract
+
+    times: dict[str, list[float]] = {m: [] for m in SYNC_MODES}
+    modes = list(SYNC_MODES)
+    extract(spec, stimuli, tmp / "durability-warmup", batch_size=8, progress=False)
+    for r in range(repeats):
+        for mode in modes[r % len(modes):] + modes[:r % len(modes)]:
+            out = tmp / f"durability-{name}-{mode}-{r}"
+            t0 = time.perf_counter()
+            extract(spec, stimuli, out, batch_size=8, progress=False,
+                    sync_every=SYNC_MODES[mode])
+            times[mode].append(time.perf_counter() - t0)
+            shutil.rmtree(out, ignore_errors=True)
+    base = statistics.median(times["at-finish-only"])
+    for mode, ts in times.items():
+        q1, _, q3 = statistics.quantiles(ts, n=4) if len(ts) > 1 else (ts[0],) * 3
+        med = statistics.median(ts)
+        rec.add(f"{name}/{n_clips}x{seconds:g}s/cpu/durability", f"sync-{mode}",
+                {"seconds": med, "repeats": len(ts)}, sync_every=SYNC_MODES[mode],
+                all_seconds=ts, q1=q1, q3=q3, min=min(ts), max=max(ts),
+                cost_vs_finish_only=med / base - 1, n_clips=n_clips, clip_seconds=seconds)
+        print(f"{name} durability {mode}: median {med:.2f} s (IQR {q1:.2f}-{q3:.2f}, range "
+              f"{min(ts):.2f}-{max(ts):.2f}), {100 * (med / base - 1):+.1f}% vs at-finish-only",
+              flush=True)
 
 
 def main() -> None:
@@ -135,6 +181,9 @@ def main() -> None:
                         clip_seconds=seconds, spec=spec.split(":")[0])
                 print(f"{workload}: extract {n_clips / t_store['seconds']:.1f} clips/s, "
                       f"naive {n_clips / t_naive['seconds']:.1f} clips/s", flush=True)
+                if device == "cpu" and name in ("spectral-mel", "wav2vec2-tiny"):
+                    _durability(rec, name, spec, stimuli, tmp, n_clips=n_clips,
+                                seconds=seconds, repeats=1 if quick else max(args.repeats, 5))
         rec.save()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
