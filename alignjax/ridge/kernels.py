@@ -199,29 +199,31 @@ def solve_ridge_cv_eigh_full(X, Y, groups, alphas, eig=None, *, score, fit_inter
     ``fit_intercept``), the residuals of held-out rows T of a fit without them are exactly
     ``e_T = (G_TT)^-1 (G Y)_T`` with ``G = I - H`` the residual-maker of the fit on all
     stimuli; in the kernel eigenbasis ``G = U diag(alpha / (lam + alpha)) U^T`` (plus the
-    null space). Base and gains summed over folds, (1 + n_alphas, n_targets), from the
-    held-out rows and predictions as deviations from each training fold's mean (as
-    :func:`grid_chunk_scores`; the gains of heavily shrunk predictions are resolved to the
-    rounding of the residuals here, which the tie tolerance of the alpha choice absorbs).
-    ``eig``: the result of
-    :func:`full_kernel_eig`, or None to compute it here. Cannot standardise per fold.
+    null space). The held-out predictions, as deviations from the training rows' mean
+    ``m``, follow without forming ``y_T - e_T`` (which cancels when heavy shrinkage makes
+    them nearly constant): with ``G 1 = 0`` and ``y - m`` summing to zero over the training
+    rows, ``pred_T - m = (G_TT)^-1 U_T diag(lam / (lam + alpha)) (U^T y - U_T^T (y_T - m))``.
+    Returns the base score and the gains (see :func:`grid_chunk_scores`) summed over
+    folds, (1 + n_alphas, n_targets). ``eig``: the result of :func:`full_kernel_eig`, or
+    None to compute it here. Cannot standardise per fold.
     """
     U, lam = full_kernel_eig(X, fit_intercept) if eig is None else eig
-    g = alphas[:, None] / (lam[None, :] + alphas[:, None])  # (n_alphas, r)
+    den = lam[None, :] + alphas[:, None]
+    g = alphas[:, None] / den  # (n_alphas, r)
+    h = lam[None, :] / den  # 1 - g, without cancelling
     facs = []
     for _, te_g in groups:
         UT = U[te_g]  # (f, m, r)
         M = jnp.einsum("fmr,ar,fkr->famk", UT, g, UT)
-        facs.append((te_g, jax.scipy.linalg.lu_factor(M)))
+        facs.append((te_g, UT, jax.scipy.linalg.lu_factor(M)))
     n_alphas = alphas.shape[0]
-    t = Y.shape[1]
-
-    n = Y.shape[0]
+    n, t = Y.shape
+    solve = jax.vmap(lambda l, p_, b: jax.scipy.linalg.lu_solve((l, p_), b))
 
     def held_out(Yc):  # test rows per fold group as deviations from the training mean
         total = jnp.sum(Yc, axis=0)
         out = []
-        for te_g, _ in facs:
+        for te_g, _, _ in facs:
             yT = Yc[te_g]  # (f, m, chunk)
             if fit_intercept:
                 yT = yT - ((total - jnp.sum(yT, axis=1)) / (n - te_g.shape[1]))[:, None]
@@ -230,17 +232,18 @@ def solve_ridge_cv_eigh_full(X, Y, groups, alphas, eig=None, *, score, fit_inter
 
     def body(start, out):
         Yc = lax.dynamic_slice_in_dim(Y, start, chunk, axis=1)
-        B = U.T @ Yc
+        B = U.T @ Yc  # (r, chunk); U is orthogonal to the constant with an intercept
         yTs = held_out(Yc)
+        # U_Tc^T (y_Tc - m) per fold: the training rows' part of B
+        Cs = [B[None] - jnp.einsum("fmr,fmc->frc", UT, yT)
+              for (_, UT, _), yT in zip(facs, yTs)]
 
         def per_alpha(a):
-            GY = U @ (g[a][:, None] * B)  # (n, chunk)
             tot = jnp.zeros((chunk,), Y.dtype)
-            for (te_g, (lu, piv)), yT in zip(facs, yTs):
-                rhs = GY[te_g]  # (f, m, chunk)
-                e = jax.vmap(lambda l, p_, b: jax.scipy.linalg.lu_solve((l, p_), b))(
-                    lu[:, a], piv[:, a], rhs)
-                tot = tot + jnp.sum(score.gain(yT - e, yT), axis=0)
+            for (_, UT, (lu, piv)), yT, C in zip(facs, yTs, Cs):
+                rhs = jnp.einsum("fmr,frc->fmc", UT, h[a][None, :, None] * C)
+                pred = solve(lu[:, a], piv[:, a], rhs)  # (f, m, chunk), deviations from m
+                tot = tot + jnp.sum(score.gain(pred, yT), axis=0)
             return tot
 
         base = sum(jnp.sum(score.base(yT), axis=0) for yT in yTs)

@@ -58,7 +58,7 @@ def gain_r2(pred, y):
 
 def base_zero(y):
     """A score of 0 for the zero prediction (Pearson r, by convention) -> (c,)."""
-    return jnp.zeros(y.shape[-1:], y.dtype)
+    return jnp.zeros(y.shape[:-2] + y.shape[-1:], y.dtype)
 
 
 def gain_pearson(pred, y):
