@@ -74,8 +74,10 @@ def test_shards_with_other_settings_are_refused(stim_copy, tmp_path, monkeypatch
     other = tmp_path / "other"
     extract(SLOW, stim_copy, other, batch_size=2, pooling="max", shard=(1, 2), progress=False)
     shards.shard_dir(other, 1, 2).rename(shards.shard_dir(out, 1, 2))
-    with pytest.raises(StoreError, match="different settings"):
+    with pytest.raises(StoreError, match="different settings") as refused:
         extract(SLOW, stim_copy, out, batch_size=2, progress=False)
+    # the message names the setting that differs, with both values
+    assert "settings.pooling: 'max' vs 'mean'" in str(refused.value)
 
 
 def test_shard_index_out_of_range(stim_copy, tmp_path, capsys):
