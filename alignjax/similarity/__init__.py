@@ -21,11 +21,11 @@ from .kernels import (KERNELS, center_gram, cka, cka_gram, distance_correlation,
 from .geometry import CCA_METHODS, SHAPE_SCORES, cca_similarity, shape_distance
 from .knn import KNN_METHODS, knn_alignment
 from .registry import METRICS, METRICS_DOC, Metric, get_metric
-from .inference import DEFAULT_METRICS, SimilarityResult, similarity
+from .inference import CI_METRICS, DEFAULT_METRICS, SimilarityResult, similarity
 from .agreement import RankAgreement, model_similarity, rank_agreement
 
 __all__ = [
-    "similarity", "SimilarityResult", "DEFAULT_METRICS", "METRICS", "METRICS_DOC",
+    "similarity", "SimilarityResult", "DEFAULT_METRICS", "CI_METRICS", "METRICS", "METRICS_DOC",
     "Metric", "get_metric",
     "cka", "cka_gram", "hsic", "hsic_gram", "rv_coefficient", "distance_correlation",
     "gram", "center_gram", "distance_matrix", "KERNELS",

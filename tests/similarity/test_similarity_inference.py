@@ -56,8 +56,8 @@ def test_signal_detected_and_calibrated(null_result):
     Y = Z @ rng.normal(size=(3, 6)) + 0.3 * rng.normal(size=(N, 6))
     res = similarity(X, Y, metrics=["cka", "dcor", "knn"], n_perm=199, k=3, seed=3, n_boot=30)
     assert np.all(res.p < 0.02)
-    np.testing.assert_allclose(res.calibrated, res.score - res.null_mean)
-    assert np.all(res.ci_low <= res.ci_high)
+    # intervals only for CI_METRICS: biased CKA, dCor and kNN get none
+    assert np.isnan(res.ci_low).all() and np.isnan(res.ci_high).all() and res.boot.shape[0] == 30
     df = res.to_frame()
     assert list(df.columns) == ["metric", "layer", "subject", "score", "p", "p_fwe", "null_mean",
                                 "null_std", "calibrated", "ci_low", "ci_high"]
@@ -138,7 +138,7 @@ def test_rank_agreement_and_model_similarity():
     ra = alignjax.rank_agreement(res)
     assert ra.ranks.shape == (3, 4) and ra.tau.shape == (3, 3)
     np.testing.assert_allclose(np.diag(ra.tau), 1.0)
-    assert 0 <= ra.w <= 1 and ra.w_ci[0] <= ra.w_ci[1]
+    assert 0 <= ra.w <= 1 and ra.w_boot.shape == (20,) and np.isfinite(ra.w_ci).all()
     # all metrics agree that the layer with no signal (l0) ranks last
     assert np.all(ra.ranks[:, 0] == 4)
     # Kendall's W of identical rankings is 1
