@@ -57,7 +57,7 @@ _ANALYSES = {
     "zoo": {"analyses", "scores", "steps", "n_boot", "n_perm"},
     "temporal_rsa": {"data", "window", "step", "n_perm", "correction", "cluster_threshold",
                      "method", "metric", "brain_metric", "layers", "searchlight", "cv_folds",
-                     "noise_norm"},
+                     "noise_norm", "picks"},
     "similarity": {"data", "against", "metrics", "n_perm", "n_boot", "k", "rdm_metric", "layers"},
     "spatial": {"factors", "folds", "inner_folds", "n_boot", "n_perm", "layers", "pairs"},
 }
@@ -299,7 +299,7 @@ def _defaults(kind: str) -> dict:
         "temporal_rsa": dict(window=1, step=1, n_perm=1000, correction="cluster",
                              cluster_threshold=None, method="spearman", metric="correlation",
                              brain_metric="correlation", layers=None, searchlight=False,
-                             cv_folds=None, noise_norm=False),
+                             cv_folds=None, noise_norm=False, picks=None),
         "similarity": dict(against=None, metrics=["cka", "cka_debiased", "dcor", "shape", "knn",
                                                   "rsa_spearman"],
                            n_perm=1000, n_boot=0, k=10, rdm_metric="correlation", layers=None),
@@ -349,6 +349,8 @@ def resolve_options(a: dict, seed: int) -> dict:
     for k in _LISTS & set(opts):
         if isinstance(opts[k], str):
             opts[k] = [opts[k]]
+    if isinstance(opts.get("picks"), (list, tuple)):
+        opts["picks"] = [str(c) for c in opts["picks"]]
     if opts.get("factors") is not None:
         opts["factors"] = list(opts["factors"])
     opts["seed"] = seed

@@ -24,7 +24,7 @@ from alignjax.app import ownership
 # the config's schema, and the helpers it shares with planning (its internal interface)
 from alignjax.app.config import (Config, PipelineError, load_config, resolve_options,
                                  table_lines, where, zoo_sources)
-from alignjax.errors import AlignjaxInputError
+from alignjax.errors import AlignjaxInputError, StimulusMismatchError
 from alignjax.app.provenance import STATE_DIR
 from alignjax.app.steps import Step
 
@@ -60,12 +60,11 @@ def _validate_inputs(cfg: Config) -> list:
             if not p.is_file():
                 raise PipelineError(f"{cfg.path}: data {name!r}: epochs must be one file, "
                                     f"got {p}")
-            have = set(load_epochs(p).stimulus_ids)
-            missing = [i for i in ids if i not in have]
-            if missing:
-                raise PipelineError(
-                    f"{cfg.path}: epochs {name!r} ({p}) lack {len(missing)} of the {len(ids)} "
-                    f"stimulus ids (first: {missing[:5]}); every stimulus needs trials")
+            try:   # ids do not depend on the channels; picks are an analysis option
+                load_epochs(p, picks="all").resolve_ids(ids, what="the features")
+            except StimulusMismatchError as exc:
+                raise PipelineError(f"{cfg.path}: epochs {name!r} ({p}): {exc}; every "
+                                    "stimulus needs trials") from None
         elif d["kind"] == "brain":
             resp = load_responses(p, **_brain_options(cfg, d))
             missing = [i for i in ids if i not in set(resp.stimulus_ids)]
@@ -437,7 +436,7 @@ def _runner(cfg: Config, a: dict, o: dict, store: Path, progress: bool,
                                 metric=o["metric"], brain_metric=o["brain_metric"],
                                 layers=o["layers"], searchlight=o["searchlight"],
                                 cv_folds=o["cv_folds"], noise_norm=o["noise_norm"],
-                                seed=o["seed"], progress=progress)
+                                picks=o["picks"], seed=o["seed"], progress=progress)
 
     def similarity(out):
         from alignjax.app.studies.similarity import run_similarity

@@ -39,10 +39,21 @@ def add_temporal_rsa(sub) -> None:
                    help="multivariate noise normalisation with the baseline covariance")
     p.add_argument("--searchlight", action="store_true",
                    help="also a channel searchlight (needs MNE epochs with a montage)")
+    p.add_argument("--picks", default=None, metavar="TYPE_OR_NAMES",
+                   help="channels, as MNE's picks: a channel type (eeg, mag, grad), 'data', "
+                        "'all', or comma-separated channel names (default: the data channels "
+                        "of one type, without info['bads']; EOG/ECG/stim/misc left out)")
     p.add_argument("--layers", default=None, help="comma-separated layer names (default: all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_temporal_rsa)
+
+
+def _parse_picks(text):
+    """``--picks``: one token as a string (an MNE channel type, 'data', 'all' or a name),
+    several comma-separated ones as a list of channel names (None when unset)."""
+    names = parse_names(text)
+    return None if names is None else names[0] if len(names) == 1 else names
 
 
 def _cmd_temporal_rsa(args) -> int:
@@ -53,12 +64,15 @@ def _cmd_temporal_rsa(args) -> int:
                          cluster_threshold=args.cluster_threshold, method=args.method,
                          metric=args.metric, brain_metric=args.brain_metric,
                          cv_folds=args.cv_folds, noise_norm=args.noise_norm,
-                         searchlight=args.searchlight,
+                         searchlight=args.searchlight, picks=_parse_picks(args.picks),
                          layers=parse_names(args.layers),
                          seed=args.seed, progress=not args.no_progress)
     print(f"temporal RSA of {len(s['layers'])} layers x {s['n_subjects']} subjects "
           f"({s['n_stimuli']} stimuli, {len(s['times'])} windows, {s['n_perm']} permutations, "
           f"{s['correction']} FWE) in {s['seconds']:.1f} s")
+    left = ", ".join(f"{c} ({why})" for c, why in s["excluded_channels"].items())
+    print(f"  {s['n_channels']} channels ({', '.join(s['channel_types'] or ['untyped'])})"
+          + (f"; left out: {left}" if left else ""))
     for layer, sp in s["significant_spans"].items():
         if sp:
             txt = ", ".join(f"{1000 * a:.0f}-{1000 * b:.0f} ms" for a, b in sp)

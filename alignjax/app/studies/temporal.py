@@ -70,8 +70,8 @@ def run_temporal_rsa(features, epochs, out: str | os.PathLike, *, window: int = 
                      cluster_threshold: float | None = None, method: str = "spearman",
                      metric: str = "correlation", brain_metric: str = "correlation",
                      layers: Sequence[str] | None = None, searchlight: bool = False,
-                     cv_folds: int | None = None, noise_norm: bool = False, seed: int = 0,
-                     progress: bool = True) -> dict:
+                     cv_folds: int | None = None, noise_norm: bool = False, picks=None,
+                     seed: int = 0, progress: bool = True) -> dict:
     """Temporal RSA of every layer of ``features`` against the epochs of every subject.
 
     Brain RDMs per subject and time window (:func:`alignjax.temporal_rdms`); the group
@@ -82,6 +82,9 @@ def run_temporal_rsa(features, epochs, out: str | os.PathLike, *, window: int = 
     ``temporal_rsa.csv`` (layer, subject, time, r, p, p_fwe), ``temporal_rsa.json`` and
     the figures ``temporal_rsa_heatmap.png``, ``temporal_rsa_timecourses.png``,
     ``temporal_rsa_peaks.png`` (and ``temporal_rsa_topomaps.png`` with ``searchlight``).
+    ``picks`` selects the channels (:func:`alignjax.io.load_epochs`; default: data
+    channels of one type without bads); the summary records the channels used and
+    those left out (``channels``, ``channel_types``, ``excluded_channels``).
     """
     from alignjax.io import load_epochs
     from alignjax.temporal import (peak_latency, temporal_noise_ceiling, temporal_rdms,
@@ -93,7 +96,7 @@ def run_temporal_rsa(features, epochs, out: str | os.PathLike, *, window: int = 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ls = _layers_with_ids(features, layers)
-    ep = load_epochs(epochs, folds=cv_folds).aligned_to(ls.stimulus_ids,
+    ep = load_epochs(epochs, folds=cv_folds, picks=picks).aligned_to(ls.stimulus_ids,
                                                         what=f"the features ({features})")
     model = layer_rdms(ls, metric=metric, progress=progress)
     data = ep.folds if cv_folds else ep.data
@@ -131,7 +134,9 @@ def run_temporal_rsa(features, epochs, out: str | os.PathLike, *, window: int = 
         "step": step, "cv_folds": cv_folds, "noise_norm": noise_norm, "n_perm": grp.n_perm,
         "correction": correction, "cluster_threshold": grp.cluster_threshold, "seed": seed,
         "n_stimuli": len(ls.stimulus_ids), "n_subjects": S, "subjects": ep.subjects,
-        "n_channels": len(ep.ch_names), "layers": ls.names, "times": times.tolist(),
+        "n_channels": len(ep.ch_names), "picks": picks, "channels": ep.ch_names,
+        "channel_types": None if ep.ch_types is None else sorted(set(ep.ch_types)),
+        "excluded_channels": dict(ep.excluded_channels or {}), "layers": ls.names, "times": times.tolist(),
         "group_r": grp.r[:, 0].tolist(), "group_p_fwe": grp.p_fwe[:, 0].tolist(),
         "cluster_p": grp.cluster_p.tolist(),
         "significant_spans": {layer: spans(sig[li], times) for li, layer in enumerate(ls.names)},
