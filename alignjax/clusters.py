@@ -26,7 +26,10 @@ Conventions (those of ``mne.stats.permutation_cluster_1samp_test`` and
   one of the ``n_perm`` sign-flip sets.
 - Exact enumeration when ``2 ** (n_subjects - (tail == 0)) <= n_perm``: MNE's set of
   sign flips (``tail=0``: the first subject is never flipped, which covers all flips
-  by symmetry), so p-values are identical to MNE's.
+  by symmetry), so p-values are identical to MNE's, but for one rounding case: with
+  ``tail=+-1`` MNE's set holds the identity twice, and MNE drops its recomputed copy
+  when float64 rounding puts it one ulp short of its observed statistic; alignjax always
+  counts it, so its p-value of that cluster is then ``1 / 2 ** n_subjects`` higher.
 - TFCE (Smith & Nichols 2009) with MNE's Riemann sum: thresholds ``start, start + step,
   ...`` below the largest ``|t|``, each adding ``h ** h_power * dh * extent ** e_power``
   to the points of every cluster above it (MNE's defaults ``e_power=0.5``,
@@ -428,13 +431,22 @@ def _prepare(X, tail, adjacency, n_perm, seed, what):
 
 def _run(stat, data, observed, total, chunk_size, devices):
     """h0: the null statistic of every sign-flip set; as MNE, the observed statistic itself
-    stands for the identity (``h0[0]``), so rounding never keeps it from reaching itself."""
+    stands for the identity (``h0[0]``), so rounding never keeps it from reaching itself.
+
+    One-tailed exact enumeration takes MNE's set, which holds the identity twice (its
+    all-ones row ``2 ** n - 1`` besides ``h0[0]``) and not the all-minus flip; the
+    duplicate is set to the observed statistic too. MNE recomputes its duplicate (in
+    float64, by another formula than its observed statistic) and does not count it when
+    it lands an ulp beyond the observed one: its p-value is then ``1 / 2 ** n_subjects``
+    lower than ours for that cluster (and equal otherwise)."""
     alternative = "greater" if stat.kind == "tfce" else _ALTERNATIVE[stat.tail]
     res = device_permutation_test(stat, data, jnp.atleast_1d(observed), n_perm=total,
                                   alternative=alternative, exact=True,
                                   return_null=True, chunk_size=chunk_size, devices=devices)
     h0 = np.asarray(res.null, np.float64)[:, 0]
     h0[0] = observed
+    if stat.exact and stat.tail != 0:
+        h0[-1] = observed
     return h0
 
 

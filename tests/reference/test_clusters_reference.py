@@ -1,7 +1,10 @@
 """Sign-flip cluster, TFCE and max-T tests against mne.stats (the [eeg] extra).
 
 Exact enumeration (2 ** (n_subjects - (tail == 0)) <= n_perm): identical p-values and
-null distributions; Monte Carlo: p-values within Monte-Carlo error of MNE's.
+null distributions, but for one documented rounding case (one-tailed cluster tests: MNE's
+sign-flip set holds the identity twice and MNE does not count its float64 recomputation
+when it lands one ulp short of the observed mass; alignjax counts it, so that cluster's p
+is exactly 1 / 2 ** n_subjects higher). Monte Carlo: within Monte-Carlo error of MNE's.
 """
 
 import numpy as np
@@ -33,20 +36,34 @@ def _masks(clusters, shape):
     return out
 
 
+@pytest.mark.parametrize("seed, short", [(0, False), (2, True)])
 @pytest.mark.parametrize("tail", [0, 1, -1])
-def test_cluster_exact_matches_mne(tail):
-    X = _data() * (1 if tail >= 0 else -1)
+def test_cluster_exact_matches_mne(tail, seed, short):
+    """Seed 2 is a data set where MNE's recomputed identity falls one ulp short of its
+    observed mass (tail=+-1): its largest cluster's p is then ours minus 1/2^n, exactly."""
+    X = _data(seed=seed) * (1 if tail >= 0 else -1)
     ours = cluster_permutation_test(X, n_perm=1024, tail=tail)
     t, clusters, pv, h0 = permutation_cluster_1samp_test(X, n_permutations=1024, tail=tail,
                                                          out_type="mask")
-    assert ours.exact and ours.n_perm == 2 ** (8 - (tail == 0))
+    full = 2 ** (8 - (tail == 0))
+    assert ours.exact and ours.n_perm == full
     np.testing.assert_allclose(ours.t_obs, t, rtol=1e-5)
     assert len(ours.clusters) == len(clusters) > 0
     theirs = _masks(clusters, t.shape)
     order = [next(k for k, m in enumerate(theirs) if (m == o).all()) for o in ours.clusters]
-    np.testing.assert_array_equal(ours.cluster_p, pv[order])
+    # MNE's h0: the observed statistic, then rows 1 .. full-1 of bin_perm_rep; with tail=+-1
+    # the last row (all +1) is the identity again, recomputed by another formula
+    dropped = np.zeros(len(order), bool)
+    if tail != 0:
+        mass = np.array([t[m].sum() for m in theirs])[order]
+        dropped = h0[-1] < mass if tail > 0 else h0[-1] > mass
+        assert h0[-1] == pytest.approx(h0[0], rel=1e-12)          # the identity, up to rounding
+    assert dropped.any() == (short and tail != 0)
+    np.testing.assert_array_equal(ours.cluster_p, pv[order] + dropped / full)
     np.testing.assert_allclose(np.sort(ours.h0), np.sort(h0), rtol=1e-4)
     assert ours.h0[0] == pytest.approx(h0[0], rel=1e-4)      # the observed statistic first
+    if tail != 0:
+        assert ours.h0[-1] == ours.h0[0]                      # our duplicate is exact
 
 
 @pytest.mark.parametrize("tail", [0, 1])
