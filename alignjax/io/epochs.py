@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import (InvalidFoldsError, InvalidOptionError, NonFiniteError,
-                      ShapeMismatchError, StimulusMismatchError, StoreError, match_ids)
+                      ShapeMismatchError, StimulusMismatchError, StoreError)
 
 __all__ = ["load_epochs", "EpochsData", "EPOCH_FORMATS"]
 
