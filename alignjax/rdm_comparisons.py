@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["tau_b", "whitened_rdms", "whitened_compare", "second_moments", "whitened_norms",
+__all__ = ["tau_b", "sign_products", "whitened_rdms", "whitened_compare", "second_moments", "whitened_norms",
            "neg_riemannian_distance", "WHITENED_METHODS"]
 
 WHITENED_METHODS = ("corr_cov", "cosine_cov")
@@ -44,8 +44,12 @@ WHITENED_METHODS = ("corr_cov", "cosine_cov")
 # --------------------------------------------------------------------------- tau-b
 
 
-def _sign_products(A, B, chunk: int):
-    """``sum_{k,l} sign(A_k - A_l) sign(B_k - B_l)`` for every row pair -> (n_a, n_b)."""
+def sign_products(A, B, chunk: int):
+    """``sum_{k,l} sign(A_k - A_l) sign(B_k - B_l)`` for every row pair -> (n_a, n_b).
+
+    Traceable (call it inside ``jit``): the ordered-pair sums behind Kendall's tau-a and
+    tau-b, O(n_pairs^2) per row pair, in chunks of ``chunk`` entries against all entries.
+    """
     m = A.shape[-1]
     n_chunks = -(-m // chunk)
     idx = jnp.arange(n_chunks * chunk).reshape(n_chunks, chunk)
@@ -73,7 +77,7 @@ def _untied_pairs(V: np.ndarray) -> np.ndarray:
 
 @partial(jax.jit, static_argnames=("chunk",))
 def _tau_b(A, B, untied_a, untied_b, chunk):
-    s = _sign_products(A, B, chunk)
+    s = sign_products(A, B, chunk)
     return s / jnp.sqrt(untied_a[:, None] * untied_b[None, :])
 
 

@@ -137,24 +137,10 @@ def _transform(V: jax.Array, method: str) -> jax.Array:
 
 
 def _tau_a(A: jax.Array, B: jax.Array, chunk: int) -> jax.Array:
-    """Kendall tau-a (concordant - discordant) / n_pairs(n_pairs-1)/2, ties counting 0.
-
-    O(m^2) per cell, computed in chunks of ``chunk`` entries against all entries.
-    """
+    """Kendall tau-a (concordant - discordant) / n_pairs(n_pairs-1)/2, ties counting 0."""
     m = A.shape[-1]
-    n_chunks = -(-m // chunk)
-    idx = jnp.arange(n_chunks * chunk).reshape(n_chunks, chunk)
-
-    def body(acc, rows):
-        valid = rows < m
-        r = jnp.minimum(rows, m - 1)
-        sa = jnp.sign(A[:, r, None] - A[:, None, :]) * valid[None, :, None]
-        sb = jnp.sign(B[:, r, None] - B[:, None, :])
-        return acc + jnp.einsum("aij,bij->ab", sa, sb), None
-
-    acc0 = jnp.zeros((A.shape[0], B.shape[0]), A.dtype)
-    total, _ = jax.lax.scan(body, acc0, idx)
-    return total / (m * (m - 1))  # each unordered pair counted twice
+    # each unordered pair is counted twice in the ordered-pair sum
+    return rdm_comparisons.sign_products(A, B, chunk) / (m * (m - 1))
 
 
 @partial(jax.jit, static_argnames=("method", "tau_chunk"))
