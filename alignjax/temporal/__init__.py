@@ -7,8 +7,8 @@
   max-statistic or cluster-mass FWE over the whole family).
 - :mod:`.extras`: noise ceiling over time, peak latency with subject-bootstrap CIs,
   partial RSA over time.
-- :mod:`.frames`: frame-wise RSA within one continuous stimulus, with circular-shift or
-  block-permutation nulls.
+- :mod:`.frames`: frame-wise RSA within one continuous stimulus, with autocorrelation-
+  matched surrogate nulls or permutations of independent units.
 - :mod:`.searchlight`: channel searchlight RSA.
 
 Sign-flip tests over subjects (random effects) are in :mod:`alignjax.clusters`.

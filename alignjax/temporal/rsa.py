@@ -138,13 +138,10 @@ def temporal_rsa(model_rdms, brain_rdms, *, method="spearman") -> jax.Array:
 # --------------------------------------------------------------------------- null statistic
 
 
-def _frame_permutation(kind: str, key, i, n: int, param: int):
-    """One permutation of ``range(n)`` of kind ``"circular"`` (shift in [param, n - param])
-    or ``"block"`` (blocks of ``param`` frames in a random order)."""
+def _block_permutation(key, i, n: int, param: int):
+    """One permutation of ``range(n)`` that puts the blocks of ``param`` frames (the
+    independent units of :func:`alignjax.frame_rsa_permutation_test`) in a random order."""
     k = jax.random.fold_in(key, i)
-    if kind == "circular":
-        shift = jax.random.randint(k, (), param, n - param + 1)
-        return (jnp.arange(n) + shift) % n
     block = jnp.arange(n) // param
     n_blocks = -(-n // param)
     order = jax.random.permutation(k, n_blocks)
@@ -158,8 +155,8 @@ class PermutedRSA:
 
     ``data = (A, B, key, table, nbrs, threshold, sign)``. ``scheme``: ``"stimuli"``
     (:func:`alignjax.permutation.fold_in_permutations`, as :func:`alignjax.rsa_permutation_test`),
-    ``"exact"`` (rows of ``table``), ``"circular"`` or ``"block"`` (frame permutations
-    that keep the autocorrelation, ``param`` the minimum shift or the block length).
+    ``"exact"`` (rows of ``table``) or ``"block"`` (independent units of ``param`` frames
+    in a random order).
     With ``n_clusters > 0`` the statistic also returns, for each observed cluster, the
     largest cluster mass of the permuted map (``sign`` * magnitude).
     """
@@ -177,7 +174,7 @@ class PermutedRSA:
             return table[ids]
         if self.scheme == "stimuli":
             return fold_in_permutations(key, ids, self.n)
-        return jax.vmap(lambda i: _frame_permutation(self.scheme, key, i, self.n, self.param))(ids)
+        return jax.vmap(lambda i: _block_permutation(key, i, self.n, self.param))(ids)
 
     def __call__(self, data, ids):
         A, B, key, table, nbrs, thr, sign = data

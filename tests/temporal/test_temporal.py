@@ -82,20 +82,36 @@ def _ar(rng, shape, phi=0.95):
     return out
 
 
-@pytest.mark.parametrize("null", ["phase", "circular"])
-def test_frame_wise_nulls_are_calibrated(null):
-    """Independent autocorrelated model and brain time courses (autocorrelation short
-    relative to the stimulus): the surrogate nulls keep the false-positive rate at the
-    nominal level."""
-    rng = np.random.default_rng(3)
-    ps = []
-    for ds in range(60):
-        mf = _ar(rng, (1, 100, 3), phi=0.7)
-        bf = _ar(rng, (1, 100, 4), phi=0.7)
-        ps.append(aj.frame_rsa_permutation_test(mf, bf, n_perm=49, seed=ds, null=null).p[0, 0, 0])
-    ps = np.asarray(ps)
-    for u in (0.05, 0.2):
-        assert np.mean(ps <= u) <= u + 3.3 * np.sqrt(u * (1 - u) / ps.size), (u, np.mean(ps <= u))
+@pytest.mark.parametrize("kw,words", [
+    (dict(null="phase"), "periodic"), (dict(null="circular"), "lag structure"),
+    (dict(null="block"), "pass block="), (dict(null="block", block=7), "equal length"),
+    (dict(null="block", block=20), "fewer than 4"), (dict(block=10), "null='block'")])
+def test_frame_nulls_that_are_liberal_are_refused_with_the_reason(kw, words):
+    rng = np.random.default_rng(0)
+    with pytest.raises(aj.InvalidOptionError, match=words):
+        aj.frame_rsa_permutation_test(rng.random((1, 60, 3)), rng.random((1, 60, 4)),
+                                      n_perm=9, **kw)
+
+
+def test_ar_surrogate_basis_reconstructs_the_frames_and_keeps_their_autocorrelation():
+    from alignjax.temporal.frames import ar_surrogate_basis
+
+    rng = np.random.default_rng(1)
+    M = _ar(rng, (200, 6), phi=0.8)
+    m, V, C, phi = ar_surrogate_basis(M)
+    assert 0.7 < phi < 0.9
+    np.testing.assert_allclose(m + V @ C, M, atol=1e-9)          # no flips: the data
+    np.testing.assert_allclose(V.T @ V, np.eye(V.shape[1]), atol=1e-9)
+
+    def lag1(X):
+        X = X - X.mean(0)
+        return (X[1:] * X[:-1]).sum() / (X * X).sum()
+    flips = rng.choice([-1.0, 1.0], size=(200, V.shape[1], 1))
+    Z = m + np.einsum("nk,pkf->pnf", V, flips * C)
+    assert abs(np.mean([lag1(z) for z in Z]) - lag1(M)) < 0.05
+    # the same flips for every feature: cross-feature correlations are kept on average
+    cc = np.mean([np.corrcoef(z.T)[0, 1] for z in Z])
+    assert abs(cc - np.corrcoef(M.T)[0, 1]) < 0.1
 
 
 def test_partial_rsa_share_and_peak_latency(problem):
