@@ -15,9 +15,17 @@ def test_alignjax_never_imports_torch():
 
 
 def test_all_lists_strings_that_exist():
-    for name in alignjax.__all__:
-        assert isinstance(name, str)
-        assert hasattr(alignjax, name), name
+    """``from <package> import *`` works for the package and every subpackage."""
+    import importlib
+    import pkgutil
+
+    packages = ["alignjax"] + [f"alignjax.{m.name}" for m in pkgutil.iter_modules(alignjax.__path__)
+                               if m.ispkg and m.name != "app"]
+    for pkg in packages:
+        module = importlib.import_module(pkg)
+        for name in getattr(module, "__all__", ()):
+            assert isinstance(name, str), (pkg, name)
+            assert hasattr(module, name), f"{pkg}.__all__ lists {name!r}, which it lacks"
 
 
 

@@ -21,11 +21,11 @@ from .manifest import (FORMAT_VERSION, MANIFEST, LayerInfo, Manifest, fsync_dir,
                        remove_temporary_manifests, write_manifest)
 from .lock import LOCK_NAME, StoreLock, lock_holder, store_lock
 from .store import FeatureStore, StoreWriter, open_store
-from .neuro import (NAN_VOXELS, SurfaceSpace, VolumeSpace, load_gifti_responses,
+from .neuro import (NAN_VOXELS, SurfaceSpace, VolumeSpace, companion_files, load_gifti_responses,
                     load_nifti_folder, load_nifti_responses, load_subject_table,
                     read_stimulus_ids)
 from .maps import map_paths, write_maps
-from .rois import read_roi_labels, roi_summary
+from .rois import RoiSummary, read_roi_labels, roi_summary
 from .epochs import EPOCH_FORMATS, EpochsData, load_epochs
 
 from . import (epochs as _epochs, layers as _layers, lock as _lock, manifest as _manifest,
