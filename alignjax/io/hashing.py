@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import time
+import uuid
 from pathlib import Path
 
 __all__ = ["file_sha256", "text_sha256", "load_cache", "save_cache", "store_fingerprint",
@@ -71,12 +72,16 @@ def load_cache(path: str | os.PathLike) -> None:
 
 
 def save_cache(path: str | os.PathLike) -> None:
-    """Write the hash cache atomically (temporary file + rename)."""
+    """Write the hash cache atomically (a temporary file of this process + rename), so
+    processes saving the cache at once never interleave their bytes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({k: list(v) for k, v in _CACHE.items()}))
-    os.replace(tmp, path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(json.dumps({k: list(v) for k, v in _CACHE.items()}))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def store_fingerprint(path) -> str:
