@@ -54,6 +54,7 @@ from .temporal import (PeakLatency, TemporalNoiseCeiling, TemporalPartialRSA, Te
 from .similarity import (SimilarityResult, cca_similarity, cka, distance_correlation, hsic,
                          knn_alignment, model_similarity, rank_agreement, rv_coefficient,
                          shape_distance, similarity)
+from .naturalistic import delay_features
 from ._runtime import use_compilation_cache
 
 __version__ = "0.1.0"
@@ -180,6 +181,8 @@ __all__ = [
     "knn_alignment",
     "rank_agreement",
     "model_similarity",
+    # naturalistic (time-series) encoding
+    "delay_features",
     # runtime
     "use_compilation_cache",
 ]
