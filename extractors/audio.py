@@ -2,9 +2,10 @@
 
 Stimuli come from a folder of audio files (ids are the paths relative to the folder,
 without extension) or from a CSV with an ``id`` and a ``path`` column (paths relative to
-the CSV's folder; other columns are labels). Audio is read with soundfile, mixed to mono,
-resampled with soxr (through :func:`librosa.resample`) and optionally cropped or
-zero-padded to a fixed duration.
+the CSV's folder; other columns are labels). Audio is read with soundfile, mixed to mono
+(ambisonic audio: its omnidirectional W channel, see :data:`CHANNEL_FORMATS`), resampled
+with soxr (through :func:`librosa.resample`) and optionally cropped or zero-padded to a
+fixed duration.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from alignjax.errors import AlignjaxInputError, StimulusMismatchError
+from alignjax.errors import AlignjaxInputError, InvalidOptionError, StimulusMismatchError
 
 __all__ = [
     "AudioError",
@@ -30,6 +32,11 @@ __all__ = [
     "select_channel",
     "n_channels",
     "CHANNELS",
+    "CHANNEL_FORMATS",
+    "FORMAT_LABELS",
+    "channel_map",
+    "check_channel_format",
+    "downmix_rule",
 ]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
@@ -167,18 +174,90 @@ def expected_length(path: Path, *, sample_rate: int, duration: float | None = No
 
 CHANNELS = ("mix", "left", "right")
 
+#: How the channels of a multichannel file are to be read (``channel_format``).
+#: ``plain``: independent signals (stereo, binaural, a microphone array); ``mix`` averages
+#: them. ``foa-acn-sn3d`` (AmbiX; what :func:`extractors.spatial.synthesize_spatial` writes
+#: for ``fmt="foa"``), ``foa-acn-n3d`` and ``foa-fuma``: first-order ambisonics (B-format,
+#: four channels), for which ``mix`` is the omnidirectional channel W: averaging W, Y, Z
+#: and X would be a directional (front-left-up) microphone whose level varies with the
+#: direction of the source.
+CHANNEL_FORMATS = ("plain", "foa-acn-sn3d", "foa-acn-n3d", "foa-fuma")
+#: The ``format`` values of a stimulus CSV (the spatial scenes' ``labels.csv``) and the
+#: channel format each one means.
+FORMAT_LABELS = {"foa": "foa-acn-sn3d", "binaural": "plain", "stereo": "plain",
+                 "mono": "plain", **{f: f for f in CHANNEL_FORMATS}}
+_CHANNEL_MAPS = {"foa-acn-sn3d": ("W", "Y", "Z", "X"), "foa-acn-n3d": ("W", "Y", "Z", "X"),
+                 "foa-fuma": ("W", "X", "Y", "Z")}
+# the gain that makes each format's W the omnidirectional pressure signal (FuMa W is -3 dB)
+_W_GAIN = {"foa-acn-sn3d": 1.0, "foa-acn-n3d": 1.0, "foa-fuma": math.sqrt(2.0)}
 
-def select_channel(data: np.ndarray, channels, path) -> np.ndarray:
-    """One waveform from (n_samples, n_channels) data: ``"mix"`` averages the channels,
-    ``"left"``/``"right"`` take channel 0/1, an int takes that channel. A mono file gives
-    its only channel for any choice."""
+
+def channel_map(channel_format: str) -> list[str] | None:
+    """Names of the channels in file order (``["W", "Y", "Z", "X"]`` for ACN), or None for
+    ``plain`` (channels are numbered only)."""
+    names = _CHANNEL_MAPS.get(check_channel_format(channel_format))
+    return None if names is None else list(names)
+
+
+def downmix_rule(channel_format: str) -> str:
+    """How ``channels="mix"`` forms the mono signal under ``channel_format`` (in words)."""
+    fmt = check_channel_format(channel_format)
+    if fmt == "plain":
+        return "mean of the channels"
+    return "W (omnidirectional)" + (" x sqrt(2) (FuMa W is -3 dB)" if fmt == "foa-fuma" else "")
+
+
+def check_channel_format(channel_format) -> str:
+    """The canonical name of a channel format (``foa`` is ``foa-acn-sn3d``), or raise."""
+    fmt = FORMAT_LABELS.get(channel_format) if isinstance(channel_format, str) else None
+    if fmt is None:
+        raise InvalidOptionError(
+            f"channel format must be one of {', '.join(CHANNEL_FORMATS)} (or foa = "
+            f"foa-acn-sn3d), got {channel_format!r}")
+    return fmt
+
+
+def select_channel(data: np.ndarray, channels, path, *, channel_format: str = "plain") -> np.ndarray:
+    """One waveform from (n_samples, n_channels) data.
+
+    ``"mix"`` averages the channels of ``plain`` audio and takes the omnidirectional W of
+    ambisonic audio (:data:`CHANNEL_FORMATS`; a FuMa W is scaled by sqrt(2) to the
+    pressure signal); ``"left"``/``"right"`` take channel 0/1 of ``plain`` audio (ambisonic
+    audio has no left or right channel: refused); an int takes that channel as stored. A
+    mono file gives its only channel for any choice (ambisonic formats need four channels).
+    """
+    fmt = check_channel_format(channel_format)
+    if fmt != "plain":
+        return _select_ambisonic(data, channels, path, fmt)
     if channels == "mix" or data.shape[1] == 1:
+        if data.shape[1] == 4 and channels == "mix":
+            warnings.warn("four-channel audio is averaged to mono (--channels mix with "
+                          "channel format 'plain'); if it is first-order ambisonics, declare "
+                          "it (--channel-format foa-acn-sn3d|foa-acn-n3d|foa-fuma, or a "
+                          "'format' column in the stimulus CSV) so that mix is the "
+                          "omnidirectional W", stacklevel=3)
         return data.mean(axis=1, dtype=np.float64).astype(np.float32)
     k = {"left": 0, "right": 1}.get(channels, channels)
     if isinstance(k, str) or not 0 <= int(k) < data.shape[1]:
         raise AudioError(f"{path}: channel {channels!r} is not available (the file has "
                          f"{data.shape[1]} channels; use mix, left, right or 0..{data.shape[1] - 1})")
     return np.ascontiguousarray(data[:, int(k)], dtype=np.float32)
+
+
+def _select_ambisonic(data: np.ndarray, channels, path, fmt: str) -> np.ndarray:
+    names = _CHANNEL_MAPS[fmt]
+    if data.shape[1] != len(names):
+        raise AudioError(f"{path}: has {data.shape[1]} channel(s), but channel format {fmt} "
+                         f"is first-order ambisonics ({len(names)} channels: "
+                         f"{', '.join(names)}); declare the file's real format")
+    if channels == "mix":
+        w = data[:, 0].astype(np.float64) * _W_GAIN[fmt]
+        return w.astype(np.float32)
+    if isinstance(channels, str) or not 0 <= int(channels) < data.shape[1]:
+        raise AudioError(f"{path}: channel {channels!r} is not available in {fmt} audio "
+                         f"(channels {', '.join(f'{k}={n}' for k, n in enumerate(names))}; "
+                         "use mix for the omnidirectional W or a channel index)")
+    return np.ascontiguousarray(data[:, int(channels)], dtype=np.float32)
 
 
 def n_channels(path) -> int:
@@ -189,7 +268,7 @@ def n_channels(path) -> int:
 
 
 def load_audio(path, *, sample_rate: int, duration: float | None = None,
-               channels="mix") -> np.ndarray:
+               channels="mix", channel_format: str = "plain") -> np.ndarray:
     """Read an audio file as a mono float32 waveform at ``sample_rate``.
 
     Parameters
@@ -201,7 +280,11 @@ def load_audio(path, *, sample_rate: int, duration: float | None = None,
     duration : float, optional
         Seconds: crop the end, or zero-pad the end, to exactly this length.
     channels : {"mix", "left", "right"} or int
-        Multichannel files: average the channels (default), or take one.
+        Multichannel files: the mono downmix (default), or one channel
+        (:func:`select_channel`).
+    channel_format : {"plain", "foa-acn-sn3d", "foa-acn-n3d", "foa-fuma"}
+        What the channels are (:data:`CHANNEL_FORMATS`): for ambisonic audio ``mix`` is the
+        omnidirectional W, for ``plain`` audio the mean of the channels.
 
     Returns
     -------
@@ -214,7 +297,7 @@ def load_audio(path, *, sample_rate: int, duration: float | None = None,
     """
     path = Path(path)
     data, sr = _read(path)
-    wave = select_channel(data, channels, path)
+    wave = select_channel(data, channels, path, channel_format=channel_format)
     if sr != sample_rate:
         import librosa
 

@@ -27,8 +27,9 @@ from alignjax.errors import (InvalidOptionError, StoreError, check_choice, check
                              check_unique_ids)
 from alignjax.io import LOCK_NAME, MANIFEST, FeatureStore, StoreLock, StoreWriter
 
-from .audio import (CHANNELS, AudioError, Stimulus, expected_length, list_stimuli, load_audio,
-                    n_channels, stimuli_fingerprint)
+from .audio import (CHANNELS, FORMAT_LABELS, AudioError, Stimulus, channel_map,
+                    check_channel_format, downmix_rule, expected_length, list_stimuli,
+                    load_audio, n_channels, stimuli_fingerprint)
 from . import shards
 from .pooling import POOLINGS, pool
 from .spec import HUB_COMMIT, Extractor, load_extractor, weight_hashes
@@ -85,7 +86,8 @@ def plan_batches(lengths: Sequence[int | None], batch_size: int) -> list[list[in
 
 
 def _request(spec, layers, pooling, duration, dtype, n_frames, fingerprint, *,
-             prompt=None, frame_rate=None, channels="mix", weights=None) -> dict:
+             prompt=None, frame_rate=None, channels="mix", weights=None,
+             channel_format="plain") -> dict:
     req = {"spec": spec, "layers": list(layers) if layers else None, "pooling": pooling,
            "duration": duration, "dtype": dtype, "n_frames": n_frames,
            "stimuli_fingerprint": fingerprint}
@@ -96,6 +98,8 @@ def _request(spec, layers, pooling, duration, dtype, n_frames, fingerprint, *,
         req["frame_rate"] = frame_rate
     if channels != "mix":
         req["channels"] = channels
+    if channel_format != "plain":
+        req["channel_format"] = channel_format
     if weights:
         req["weights"] = dict(weights)
     return req
@@ -130,7 +134,7 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
             on_error: str = "stop", channels="mix", progress: bool = True,
             prompt: str | None = None, frame_rate: float | None = None,
             shard: tuple[int, int] | None = None, force: bool = False,
-            sync_every: float = 1.0) -> FeatureStore:
+            sync_every: float = 1.0, channel_format: str | None = None) -> FeatureStore:
     """Extract every layer's activations for every stimulus into a feature store.
 
     Parameters
@@ -199,6 +203,15 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
         Seconds between durable checkpoints of the rows written
         (:class:`~alignjax.io.StoreWriter`): a crash or kill loses at most the rows of the
         last ``sync_every`` seconds, which a resumed run recomputes. 0: after every batch.
+    channel_format : {'plain', 'foa-acn-sn3d', 'foa-acn-n3d', 'foa-fuma', 'foa'}, optional
+        What the channels of the clips are (:data:`extractors.audio.CHANNEL_FORMATS`). For
+        first-order ambisonics ``channels='mix'`` is the omnidirectional W (the mean of W,
+        Y, Z and X would be a directional microphone) and ``left``/``right`` are refused.
+        Default: the stimulus CSV's ``format`` column when every stimulus has one (the
+        spatial scenes' ``labels.csv``: ``foa`` is ``foa-acn-sn3d``; ``binaural``,
+        ``stereo``, ``mono`` are ``plain``), else ``plain``. Recorded in the manifest's
+        settings with the channel map and the downmix rule (``channel_format``,
+        ``channel_map``, ``downmix``).
 
     Notes
     -----
@@ -220,6 +233,7 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
     out = Path(out)
     stims = _stimulus_list(stimuli)
     ids = [s.id for s in stims]
+    channel_format = _channel_format(stims, channel_format)
     if channels == "each":
         if shard is not None:
             raise InvalidOptionError("--channels each extracts one store per channel; shard "
@@ -230,13 +244,14 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
                                          duration=duration, n_frames=n_frames,
                                          on_error=on_error, progress=progress, prompt=prompt,
                                          frame_rate=frame_rate, force=force,
-                                         sync_every=sync_every)
+                                         sync_every=sync_every, channel_format=channel_format)
     if not (channels in CHANNELS or (isinstance(channels, int) and channels >= 0)):
         raise InvalidOptionError(f"channels must be mix, left, right, each or a channel index, "
                                  f"got {channels!r}")
     request = _request(spec, layers, pooling, duration, dtype, n_frames, stimuli_fingerprint(stims),
                        prompt=prompt, frame_rate=None if frame_rate is None else float(frame_rate),
-                       channels=channels, weights=weight_hashes(spec))
+                       channels=channels, weights=weight_hashes(spec),
+                       channel_format=channel_format)
     target = out if shard is None else shards.shard_dir(out, *shards.check_shard(shard))
     with StoreLock(target):  # before anything is read: a second writer fails at once
         if force:
@@ -282,7 +297,8 @@ def _extract_into(spec, stims, out: Path, target: Path, request: dict, *, layers
                      versions=_versions(), sync_every=sync_every) as writer:
         run = _Run(spec=spec, ext=ext, names=names, stims=stims, writer=writer,
                    pooling=pooling, frames=frames, dtype=np.dtype(_storage_dtype(dtype)),
-                   duration=duration, on_error=on_error, grid=grid, channels=channels)
+                   duration=duration, on_error=on_error, grid=grid, channels=channels,
+                   channel_format=request.get("channel_format", "plain"))
         if shard is not None:
             _run_batches(run, shards.shard_batches(batches, *shard), progress=progress)
             writer.close()
@@ -297,6 +313,30 @@ def _extract_into(spec, stims, out: Path, target: Path, request: dict, *, layers
 def _storage_dtype(dtype: str) -> str:
     """The dtype rows are stored in (a bfloat16 run is stored as float32)."""
     return "float32" if dtype == "bfloat16" else dtype
+
+
+def _channel_format(stims: list[Stimulus], channel_format) -> str:
+    """The declared channel format: given, else the stimuli's ``format`` labels, else plain."""
+    if channel_format is not None:
+        return check_channel_format(channel_format)
+    labels = [s.labels.get("format") for s in stims]
+    declared = {v for v in labels if v not in (None, "")}
+    if not declared:
+        return "plain"
+    unknown = sorted(v for v in declared if v not in FORMAT_LABELS)
+    formats = {FORMAT_LABELS.get(v) for v in declared}
+    missing = [s.id for s, v in zip(stims, labels) if v in (None, "")]
+    if unknown or missing or len(formats) > 1:
+        raise InvalidOptionError(
+            "the stimulus CSV's 'format' column does not declare one channel format for "
+            "every stimulus ("
+            + (f"unknown value(s) {unknown}; " if unknown else "")
+            + (f"values {sorted(declared)}; " if len(formats) > 1 else "")
+            + (f"empty for {missing[:3]}{' and more' if len(missing) > 3 else ''}; "
+               if missing else "")
+            + f"known: {', '.join(sorted(FORMAT_LABELS))}); fix the column or pass "
+            "--channel-format explicitly")
+    return formats.pop()
 
 
 def _common_channel_count(stims) -> int:
@@ -538,6 +578,9 @@ def _settings(ext: Extractor, names: list[str], request: dict, lengths: Sequence
         "batch_size": batch_size,
         "device": device,
         "channels": request.get("channels", "mix"),
+        "channel_format": request.get("channel_format", "plain"),
+        "channel_map": channel_map(request.get("channel_format", "plain")),
+        "downmix": downmix_rule(request.get("channel_format", "plain")),
     }
     from .checkpoints import checkpoint_info
 
@@ -572,6 +615,7 @@ class _Run:
     on_error: str
     grid: _Grid | None = None
     channels: Any = "mix"
+    channel_format: str = "plain"
     pending: set[int] = field(default_factory=set)
     skipped: set[str] = field(default_factory=set)
     bar: Any = None
@@ -609,7 +653,7 @@ def _load_waves(run: _Run, batch: list[int]) -> dict[int, np.ndarray]:
             continue
         try:
             w = load_audio(stim.path, sample_rate=run.ext.sample_rate, duration=run.duration,
-                           channels=run.channels)
+                           channels=run.channels, channel_format=run.channel_format)
             run.ext.check_length(w.shape[0], what=f"stimulus {stim.id!r} ({stim.path})")
         except AudioError as exc:
             _skip_or_stop(run, i, exc)

@@ -37,6 +37,13 @@ def add_extract(sub) -> None:
                    help="multichannel clips: mix (average), left, right, a channel index, or "
                         "each (every channel extracted; layer L of channel k stored as L@chk, "
                         "all channels concatenated as L@chans)")
+    p.add_argument("--channel-format", default=None,
+                   choices=["plain", "foa-acn-sn3d", "foa-acn-n3d", "foa-fuma", "foa"],
+                   help="what the channels are: plain (independent signals: mix averages "
+                        "them) or first-order ambisonics (foa = foa-acn-sn3d, AmbiX; "
+                        "foa-acn-n3d; foa-fuma), for which mix is the omnidirectional W "
+                        "(default: the stimulus CSV's format column, as synth-spatial "
+                        "writes it, else plain; recorded in the manifest)")
     p.add_argument("--force", action="store_true",
                    help="discard the feature store already in --out (e.g. one extracted with "
                         "other weights, which is refused otherwise) and extract anew")
@@ -70,7 +77,7 @@ def _cmd_extract(args) -> int:
               device=args.device, dtype=args.dtype, duration=args.duration,
               n_frames=args.n_frames, on_error=args.on_error, progress=not args.quiet,
               prompt=args.prompt, frame_rate=args.frame_rate, force=args.force,
-              sync_every=args.sync_every,
+              sync_every=args.sync_every, channel_format=args.channel_format,
               channels=int(args.channels) if args.channels.isdigit() else args.channels)
     if (args.slurm or args.shard is not None) and args.checkpoints is not None:
         raise InvalidOptionError("--checkpoints runs one extraction per checkpoint; shard "
