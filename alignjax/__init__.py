@@ -54,7 +54,8 @@ from .temporal import (PeakLatency, TemporalNoiseCeiling, TemporalPartialRSA, Te
 from .similarity import (SimilarityResult, cca_similarity, cka, distance_correlation, hsic,
                          knn_alignment, model_similarity, rank_agreement, rv_coefficient,
                          shape_distance, similarity)
-from .naturalistic import delay_features
+from .naturalistic import (BandedRidgeResult, banded_ridge_cv, delay_features, r2_score_split,
+                           run_folds)
 from ._runtime import use_compilation_cache
 
 __version__ = "0.1.0"
@@ -183,6 +184,10 @@ __all__ = [
     "model_similarity",
     # naturalistic (time-series) encoding
     "delay_features",
+    "run_folds",
+    "banded_ridge_cv",
+    "BandedRidgeResult",
+    "r2_score_split",
     # runtime
     "use_compilation_cache",
 ]
