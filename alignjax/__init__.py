@@ -54,7 +54,8 @@ from .temporal import (PeakLatency, TemporalNoiseCeiling, TemporalPartialRSA, Te
 from .similarity import (SimilarityResult, cca_similarity, cka, distance_correlation, hsic,
                          knn_alignment, model_similarity, rank_agreement, rv_coefficient,
                          shape_distance, similarity)
-from .naturalistic import (BandedRidgeResult, banded_ridge_cv, delay_features, r2_score_split,
+from .naturalistic import (BandedRidgeResult, VariancePartition, banded_ridge_cv, delay_features,
+                           r2_score_split, variance_partition,
                            run_folds)
 from ._runtime import use_compilation_cache
 
@@ -188,6 +189,8 @@ __all__ = [
     "banded_ridge_cv",
     "BandedRidgeResult",
     "r2_score_split",
+    "variance_partition",
+    "VariancePartition",
     # runtime
     "use_compilation_cache",
 ]

@@ -8,7 +8,9 @@ Modules: :mod:`.delays` (:func:`delay_features`), :mod:`.runs` (:func:`run_folds
 from .banded import BandedRidgeResult, band_slices, banded_ridge_cv, dirichlet_weights, \
     r2_score_split
 from .delays import RunBounds, delay_features, run_bounds
+from .partition import VariancePartition, variance_partition
 from .runs import run_folds
 
 __all__ = ["delay_features", "run_bounds", "RunBounds", "run_folds", "banded_ridge_cv",
-           "BandedRidgeResult", "dirichlet_weights", "r2_score_split", "band_slices"]
+           "BandedRidgeResult", "dirichlet_weights", "r2_score_split", "band_slices", "variance_partition",
+           "VariancePartition"]
