@@ -28,9 +28,12 @@ deterministic forward pass per batch (no sampling, no generation):
 
 Time: encoder frames are ``2 * hop_length`` samples apart; audio tokens
 ``2 * 2 * hop_length`` (Qwen2-Audio, Audio Flamingo 3: an average pool of 2 after the
-tower) or ``2 * k * hop_length`` (Voxtral: ``k`` frames stacked per token); token ``j``
-starts ``j * seconds_per_token`` after the clip onset (``seconds_per_token`` in the
-model description of the manifest).
+tower) or ``2 * k * hop_length`` (Voxtral: ``k`` frames stacked per token). Encoder frame
+``j`` is centred at ``j * 2 * hop_length`` samples (the tower's mel frames are centred STFT
+frames; its second convolution has stride 2, padding 1); token ``j`` at
+``j * seconds_per_token + token_offset_s``, the mean centre of the frames it pools
+(Qwen2-Audio, Audio Flamingo 3: 10 ms; ``seconds_per_token`` and ``token_offset_s`` are
+in the model description of the manifest).
 
 Audio longer than the model takes (Qwen2-Audio: one window; Audio Flamingo 3: the
 processor's ``max_audio_len``; Voxtral: the decoder's context) and prompts that leave
@@ -154,6 +157,7 @@ class AudioLLMExtractor(Extractor):
                 "prompt": self.prompt, "prompt_text": self.text,
                 "audio_token_id": self.audio_token_id, "run_dtype": self.run_dtype,
                 "seconds_per_token": self.seconds_per_token,
+                "token_offset_s": self.token_offset_s,
                 "seconds_per_encoder_frame": 2 * self.hop / self.sample_rate,
                 "max_samples": int(self.max_samples), "window_samples": self.window,
                 "forward": "one pass, output_hidden_states=True, no generation"}
@@ -162,6 +166,17 @@ class AudioLLMExtractor(Extractor):
         if layer.startswith(_ENC):
             return self.sample_rate / (2 * self.hop)
         return 1.0 / self.seconds_per_token
+
+    @property
+    def token_offset_s(self) -> float:
+        """Centre of audio token 0: the mean of the centres of the frames it pools/stacks."""
+        return (self.frames_per_token - 1) / 2 * 2 * self.hop / self.sample_rate
+
+    def frame_offset(self, layer: str, rate: float) -> float:
+        """Encoder frames: 0.0 (frame ``j`` is centred on the centred-STFT mel frame ``2 j``).
+        Audio tokens: :attr:`token_offset_s` (Qwen2-Audio, Audio Flamingo 3: 10 ms, the
+        average pool of 2 frames; Voxtral: ``(k - 1) / 2`` frames for ``k`` stacked)."""
+        return 0.0 if layer.startswith(_ENC) else self.token_offset_s
 
     # ------------------------------------------------------------------ limits
     def _text(self) -> str:

@@ -11,7 +11,8 @@ pool) feed a sigmoid classifier over 360 pitch bins, 20 cents apart, starting at
 1997.38 cents re 10 Hz (about 31.7 Hz).
 
 Layers: ``conv1`` ... ``conv6`` (channels x positions within the frame, flattened) and
-``classifier`` (the 360 pitch-bin activations). One output frame per 10 ms.
+``classifier`` (the 360 pitch-bin activations). One output frame per 10 ms, frame ``k``
+centred at ``k / 100`` s (every layer sees the whole window of its frame).
 """
 
 from __future__ import annotations
@@ -147,6 +148,10 @@ class CrepeExtractor(Extractor):
 
     def frame_rate(self, layer: str) -> float:
         return SAMPLE_RATE / HOP  # 100.0
+
+    def frame_offset(self, layer: str, rate: float) -> float:
+        """0.0: frame ``k`` is the 1024-sample window centred on sample ``160 k``."""
+        return 0.0
 
     def forward(self, waves: np.ndarray, layers: Sequence[str],
                 max_frames: int = 512) -> dict[str, np.ndarray]:

@@ -5,7 +5,9 @@ Loaded with ``AutoModel`` + ``AutoFeatureExtractor`` and run with
 block) to ``hidden_states.L``. Families:
 
 * wav2vec2, HuBERT, WavLM, Data2Vec-audio (and other CTC-style encoders with a
-  convolutional front end): raw waveform in, frames at the conv front end's stride.
+  convolutional front end): raw waveform in, frames at the conv front end's stride, frame
+  ``k`` centred at ``k / rate`` plus half the front end's receptive field (wav2vec2-base:
+  12.5 ms; :meth:`HFExtractor.frame_offset`).
 * AST: fbank patches in; tokens out (CLS and distillation tokens first, so
   ``pooling='first'`` is the CLS token, then the patches in (frequency, time) order).
   The feature extractor pads every clip's fbank (25 ms windows, 10 ms hop) with zeros to
@@ -16,7 +18,8 @@ block) to ``hidden_states.L``. Families:
   :meth:`HFExtractor.frame_mask`.
 * Whisper: only the encoder runs. The input is padded to the feature extractor's chunk
   (30 s for released checkpoints), as Whisper requires, and the output frames are cropped
-  back to the clip's length (one frame per ``2 * hop_length`` samples).
+  back to the clip's length (one frame per ``2 * hop_length`` samples, frame ``j``
+  centred at ``2 j * hop_length`` samples).
 * CLAP: only the audio tower runs, at 48 kHz. Clips longer than the feature extractor's
   ``max_length_s`` are cropped to their first ``max_length_s`` seconds before the feature
   extractor sees them, so its random truncation never triggers. Checkpoints with fusion
@@ -198,6 +201,25 @@ class HFExtractor(Extractor):
         if strides and self.model_type != "clap":
             return self.sample_rate / math.prod(strides)
         return 0.0
+
+    def frame_offset(self, layer: str, rate: float) -> float | None:
+        """Seconds from the clip onset to the centre of frame 0 of ``layer``.
+
+        Conv front ends without padding (wav2vec2, HuBERT, WavLM, ...): frame ``k`` covers
+        samples ``[S k, S k + R)`` (``S``: the product of ``conv_stride``, ``R``: the
+        receptive field of ``conv_kernel``/``conv_stride``), so ``R / 2`` samples
+        (wav2vec2-base: 400 / 2 / 16000 = 12.5 ms); the transformer blocks above keep their
+        input frames' times. Whisper: 0.0 (frame ``j`` is centred on the centred-STFT mel
+        frame ``2 j``: two convolutions of kernel 3, padding 1, strides 1 and 2). Frames
+        that are tokens (AST, CLAP): 0.0, unused (no frame rate).
+        """
+        cfg = self.model.config
+        if self.model_type == "whisper" or not rate > 0:
+            return 0.0
+        kernels, strides = getattr(cfg, "conv_kernel", None), getattr(cfg, "conv_stride", None)
+        if kernels and strides and self.model_type != "clap":
+            return conv_receptive_field(kernels, strides) / 2 / self.sample_rate
+        return None
 
     def frame_mask(self, n_samples: int, layer: str) -> np.ndarray | None:
         """Frames of ``layer`` that pooling averages over for a clip of ``n_samples``.

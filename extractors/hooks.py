@@ -32,7 +32,12 @@ output, ``"BHTF"`` ...). ``alignjax_channels_first = True`` is the same as ``"BF
 
 A module called several times in one forward pass keeps the output of its last call.
 Frame rates are measured from two dry runs unless the hooked module declares its own
-``alignjax_frame_rate_hz``.
+``alignjax_frame_rate_hz``. The time of a layer's frame 0 (``frame_offset_s``, see
+:mod:`extractors.timegrid`) is the module's ``alignjax_frame_offset_s`` if it declares one,
+else measured from its receptive field: the centre of the input samples a middle frame
+depends on, each weighted by the squared gradient of the frame with respect to it
+(:meth:`TorchExtractor.frame_offset`; for a convolution stack, the centre of its kernels'
+span through every padding and stride).
 
 Requested names are checked before any audio is processed; an unknown name raises
 :class:`~extractors.spec.LayerError` listing every available name.
@@ -199,6 +204,63 @@ class TorchExtractor(Extractor):
         """The module's ``alignjax_frame_rate_hz`` if it declares one (else measured)."""
         rate = getattr(self._modules[layer], "alignjax_frame_rate_hz", None)
         return None if rate is None else float(rate)
+
+    def frame_offset(self, layer: str, rate: float) -> float:
+        """Seconds from the clip onset to the centre of frame 0 of ``layer``.
+
+        The module's ``alignjax_frame_offset_s`` if it declares one. Otherwise measured on
+        a probe of low-level noise (fixed seed) long enough for a frame in the middle
+        (``j``) to see no edge: the gradient of ``u . frame_j`` (``u``: four fixed random
+        unit-variance projections, so every feature counts) with respect to each input
+        sample ``n``; the centre is the mean of ``n`` weighted by the squared gradients, in
+        seconds, minus ``j / rate``. For convolutions this is the centre of the receptive
+        field as their kernels weight it; recurrent and attention layers with residual
+        paths are centred where their own frame's input is.
+        """
+        declared = getattr(self._modules[layer], "alignjax_frame_offset_s", None)
+        if declared is not None:
+            return float(declared)
+        if not rate > 0:
+            return 0.0
+        if layer not in getattr(self, "_offsets", {}):
+            self._offsets = getattr(self, "_offsets", {})
+            self._offsets[layer] = self._measured_offset(layer, rate)
+        return self._offsets[layer]
+
+    def _measured_offset(self, layer: str, rate: float) -> float:
+        """See :meth:`frame_offset` (gradient-weighted receptive-field centre)."""
+        torch = self._torch
+        layout = self.layouts([layer])[layer]
+        n = max(2 * self.sample_rate, 4 * self.min_samples)
+        if self.max_samples is not None:
+            n = min(n, int(self.max_samples))
+        x = torch.from_numpy(np.random.default_rng(0).standard_normal((1, n)).astype(np.float32)
+                             * 0.1).to(self.device).requires_grad_(True)
+        got = {}
+
+        def hook(_mod, _inp, out):
+            got["t"] = _first_tensor(out)
+
+        handle = self._modules[layer].register_forward_hook(hook)
+        try:
+            with torch.enable_grad():
+                self.model(x)
+                frames = as_frames(got["t"], _check_layout(layer, layout, got["t"].dim()))
+                j = frames.shape[1] // 2
+                u = torch.from_numpy(np.random.default_rng(1).standard_normal(
+                    (4, frames.shape[-1])).astype(np.float32)).to(frames.device)
+                energy = torch.zeros(n, dtype=torch.float64)
+                for k in range(len(u)):
+                    (g,) = torch.autograd.grad((frames[0, j] * u[k]).sum(), x,
+                                               retain_graph=k < len(u) - 1)
+                    energy += g[0].detach().double().cpu() ** 2
+        finally:
+            handle.remove()
+        total = float(energy.sum())
+        if not total > 0:
+            return 0.0  # the frame does not depend on the audio: no centre to give
+        centre = float((energy * torch.arange(n, dtype=torch.float64)).sum()) / total
+        return centre / self.sample_rate - j / rate
 
     def _capture(self, waves: np.ndarray, layers: Sequence[str]) -> dict:
         """One forward pass; the raw output tensor of each layer (its last call)."""

@@ -188,9 +188,15 @@ def extract(spec: str, stimuli, out, *, layers: Sequence[str] | None = None,
         manifest as ``settings.model.prompt``).
     frame_rate : float, optional
         ``pooling='none'`` only: resample every layer's frames to this many per second
-        (:mod:`extractors.timegrid`; anti-aliased polyphase). Each layer's frame times are
-        stored in ``settings.times`` (:meth:`alignjax.io.FeatureStore.times`). A rate above a
-        layer's native rate is refused.
+        (:mod:`extractors.timegrid`; anti-aliased polyphase) from the true centre times of
+        its frames, so stored frame ``k`` of every layer of every model is the audio at
+        ``k / frame_rate`` s. The centre of each layer's native frame 0 is recorded in
+        ``settings.native_frame_offset_s``; a rate above a layer's native rate is refused.
+        Without ``frame_rate`` the frames stay native, centred at
+        ``settings.frame_offset_s[layer] + k / rate`` (the frame centres the adapter derives
+        from its receptive field and strides: :meth:`extractors.spec.Extractor.frame_offset`).
+        Either way ``settings.times`` holds every stored frame's centre
+        (:meth:`alignjax.io.FeatureStore.times`).
     shard : (int, int), optional
         ``(i, n)``: compute only the i-th of n shares of the batches, into
         ``out/.shards/shard-i-of-n`` (see :mod:`extractors.shards`); the returned store is
@@ -524,13 +530,20 @@ def discard_store(path: Path) -> None:
 
 @dataclass(frozen=True)
 class _Grid:
-    """Time-resolved layers: native frame rates and the common rate asked for (if any)."""
+    """Time-resolved layers: native frame rates, the centre of each layer's frame 0, and the
+    common rate asked for (if any)."""
 
     native: dict[str, float]
     target: float | None
+    offsets: dict[str, float] = field(default_factory=dict)
+    unknown: tuple[str, ...] = ()
 
     def rate(self, name: str) -> float:
         return self.native[name] if self.target is None else self.target
+
+    def offset(self, name: str) -> float:
+        """Centre of stored frame 0: the layer's own, or 0.0 on the common grid."""
+        return self.offsets.get(name, 0.0) if self.target is None else 0.0
 
 
 def _time_grid(ext: Extractor, names: list[str], pooling: str,
@@ -543,7 +556,15 @@ def _time_grid(ext: Extractor, names: list[str], pooling: str,
         from .timegrid import check_frame_rate
 
         check_frame_rate(float(frame_rate), native)
-    return _Grid(native, None if frame_rate is None else float(frame_rate))
+    offsets, unknown = {}, []
+    for k in names:
+        if native[k] > 0:
+            off = ext.frame_offset(k, native[k])
+            if off is None:
+                unknown.append(k)
+            offsets[k] = 0.0 if off is None else float(off)
+    return _Grid(native, None if frame_rate is None else float(frame_rate), offsets,
+                 tuple(unknown))
 
 
 def _common_frames(ext: Extractor, names: list[str], lengths: Sequence[int | None],
@@ -593,9 +614,17 @@ def _settings(ext: Extractor, names: list[str], request: dict, lengths: Sequence
         settings["frame_rate_hz"] = {k: grid.rate(k) for k in names}
         settings["longest_clip_s"] = (max(known) if known else sr) / sr
         settings["times"] = _times(names, frames, grid)
+        settings["frame_offset_s"] = {k: grid.offset(k) for k in names if grid.rate(k) > 0}
+        if grid.unknown:
+            settings["frame_offset_note"] = (
+                f"the adapter declares no frame centres for {list(grid.unknown)}; their frame "
+                "0 is taken to be centred at the clip onset")
         if grid.target is not None:
             settings["native_frame_rate_hz"] = dict(grid.native)
-            settings["frame_resampler"] = "scipy.signal.resample_poly (Kaiser, anti-aliased)"
+            settings["native_frame_offset_s"] = dict(grid.offsets)
+            settings["frame_resampler"] = (
+                "scipy.signal.resample_poly's Kaiser low-pass (anti-aliased), from each "
+                "layer's frame centres (native_frame_offset_s) onto k / frame_rate")
     return settings
 
 
@@ -707,14 +736,17 @@ def _on_grid(a: np.ndarray, name: str, grid: _Grid | None) -> np.ndarray:
 
     if not np.isfinite(a).all():
         return a  # reported, with its place, by _pooled
-    return resample_frames(a, grid.native[name], grid.target)
+    return resample_frames(a, grid.native[name], grid.target,
+                           offset=grid.offsets.get(name, 0.0))
 
 
 def _times(names: list[str], frames: dict[str, int], grid: _Grid) -> dict[str, list[float]]:
-    """Seconds from clip onset of every stored frame of each layer with a frame rate."""
+    """Seconds from clip onset of the centre of every stored frame of each layer with a
+    frame rate (``offset + k / rate``; on the common grid ``k / frame_rate``)."""
     from .timegrid import frame_times
 
-    return {k: frame_times(frames[k], grid.rate(k)) for k in names if grid.rate(k) > 0}
+    return {k: frame_times(frames[k], grid.rate(k), grid.offset(k))
+            for k in names if grid.rate(k) > 0}
 
 
 def _pooled(ext: Extractor, a: np.ndarray, n_samples: int, name: str, pooling: str,

@@ -18,7 +18,8 @@ reduce it to one 128-d vector per chunk, an LSTM cell carries state across chunk
 
 Layers, one frame per chunk (31.25 frames/s): ``stft`` (129 x 4, flattened), ``conv1`` (128 x 4), ``conv2``
 (64 x 2), ``conv3`` (64), ``conv4`` (128), ``lstm`` (128, the hidden state) and ``prob``
-(1, the speech probability).
+(1, the speech probability). Frame ``t`` is centred at ``t / 31.25 + 0.014`` s, the
+centre of the 576 samples chunk ``t`` sees (:meth:`SileroExtractor.frame_offset`).
 """
 
 from __future__ import annotations
@@ -169,6 +170,11 @@ class SileroExtractor(Extractor):
 
     def frame_rate(self, layer: str) -> float:
         return SAMPLE_RATE / CHUNK  # 31.25
+
+    def frame_offset(self, layer: str, rate: float) -> float:
+        """0.014 s: chunk ``t`` sees samples ``[512 t - 64, 512 t + 512)``, centred at
+        ``512 t + 224`` (the LSTM and the probability: the chunk they take in)."""
+        return (-CONTEXT + (CONTEXT + CHUNK) / 2) / SAMPLE_RATE
 
     def forward(self, waves: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray]:
         """Run each clip on its own (the LSTM cell's matmul gives other last bits for other

@@ -84,6 +84,21 @@ class Extractor:
         """
         return None
 
+    def frame_offset(self, layer: str, rate: float) -> float | None:
+        """Seconds from the clip onset to the centre of frame 0 of ``layer``.
+
+        Frame ``k`` of the layer is centred at ``frame_offset + k / rate`` (``rate``: the
+        layer's frame rate, declared or measured). The centre is that of the span of input
+        samples the frame's receptive field covers (a span of ``R`` samples from sample
+        ``s`` is centred at ``s + R / 2``; a centred STFT frame at its window's peak),
+        computed from the front end's window, padding and strides and, for layers that
+        pool or stack frames, their strides. Recorded per layer in the store as
+        ``settings.frame_offset_s`` (:mod:`extractors.timegrid`).
+
+        None when the adapter cannot tell; the store then records 0.0 and says so.
+        """
+        return None
+
     def frame_mask(self, n_samples: int, layer: str) -> np.ndarray | None:
         """Boolean mask over the frames of ``layer`` that pooling uses, for one clip.
 

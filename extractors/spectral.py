@@ -176,7 +176,7 @@ class SpectralExtractor(Extractor):
     (1, n_scales * n_rates * 2, averaged over frequency). Modulation features are already
     averaged over time, so they have a single frame, and need at least one period of the
     slowest rate (0.5 s at 2 Hz): shorter clips are refused. Log-mel and MFCC frames come
-    at exactly 100 per second.
+    at exactly 100 per second, frame ``m`` centred at ``m / 100`` s (centred STFT).
     """
 
     KINDS = ("mel", "mfcc", "modulation")
@@ -217,6 +217,10 @@ class SpectralExtractor(Extractor):
 
     def frame_rate(self, layer: str) -> float:
         return 0.0 if self.kind == "modulation" else self.sample_rate / HOP
+
+    def frame_offset(self, layer: str, rate: float) -> float:
+        """0.0: frame ``m`` is the STFT window centred on sample ``m * HOP`` (``center=True``)."""
+        return 0.0
 
     def forward(self, waves: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray]:
         waves = np.asarray(waves, dtype=np.float32)

@@ -5,8 +5,21 @@ spectrogram 100 Hz, a codec's latent 75 Hz ...). To set model time courses again
 sampled at some rate, each layer's frames are resampled onto that rate with scipy's
 polyphase resampler (:func:`scipy.signal.resample_poly`: an anti-aliasing Kaiser-windowed
 FIR low-pass at the lower of the two Nyquist rates, zero phase, so a feature sine keeps its
-phase and amplitude). Frame ``k`` of a stored layer is at ``times[k] = k / rate`` seconds
-from the clip onset (frame ``j`` of a native layer is taken at ``j / native_rate``).
+phase and amplitude).
+
+Time axis. Every layer's frames have true centre times: frame ``j`` of a layer is centred
+``offset + j / rate`` seconds after the clip onset, where ``offset`` (the layer's
+``frame_offset_s``, declared by its adapter from the receptive field and stride:
+:meth:`extractors.spec.Extractor.frame_offset`) is the centre of frame 0. Centred STFT front
+ends (log-mel, MFCC, CREPE, Whisper and the audio-LLM towers) have ``offset = 0``; an
+unpadded conv front end whose frame ``j`` covers samples ``[S j, S j + R)`` has
+``offset = R / 2`` samples (wav2vec2-base: 12.5 ms); pooling ``p`` frames into one adds
+``(p - 1) / 2`` frame periods (Qwen2-Audio tokens: 10 ms). The common grid
+(``--frame-rate HZ``) is ``times[k] = k / HZ`` for every model: its values are resampled
+from the layer's frames at their true times (a fractional delay of ``offset`` taken in the
+same Kaiser-windowed sinc filter :func:`scipy.signal.resample_poly` designs; with
+``offset = 0`` exactly that function), so two models' frames at grid sample ``k`` describe
+the same moment of the audio.
 """
 
 from __future__ import annotations
@@ -17,7 +30,8 @@ import numpy as np
 
 from alignjax.errors import InvalidOptionError
 
-__all__ = ["check_frame_rate", "resample_frames", "frame_times", "resampled_length"]
+__all__ = ["check_frame_rate", "resample_frames", "frame_times", "resampled_length",
+           "fractional_resample"]
 
 
 def _ratio(native: float, target: float) -> tuple[int, int]:
@@ -57,29 +71,96 @@ def resampled_length(n_frames: int, native: float, target: float) -> int:
     return -(-n_frames * up // down)
 
 
-def resample_frames(x: np.ndarray, native: float, target: float) -> np.ndarray:
-    """Resample frames (axis -2) from ``native`` to ``target`` frames per second.
+def resample_frames(x: np.ndarray, native: float, target: float, *,
+                    offset: float = 0.0) -> np.ndarray:
+    """Resample frames (axis -2) centred at ``offset + j / native`` onto ``k / target``.
 
     Parameters
     ----------
     x : ndarray, shape (n_frames, n_features)
     native, target : float
         Frame rates in Hz; ``target`` <= ``native``.
+    offset : float
+        Seconds from the clip onset to the centre of frame 0 of ``x`` (the layer's
+        ``frame_offset_s``).
 
     Returns
     -------
     ndarray, shape (resampled_length(n_frames), n_features), float32
-        :func:`scipy.signal.resample_poly` along the frame axis.
+        Row ``k`` is the layer at ``k / target`` seconds from the clip onset:
+        :func:`scipy.signal.resample_poly` along the frame axis when ``offset`` is 0, else
+        :func:`fractional_resample` (the same filter, delayed by ``offset``).
     """
     from scipy.signal import resample_poly
 
     up, down = _ratio(native, target)
-    if up == down:
-        return np.asarray(x, np.float32)
-    y = resample_poly(np.asarray(x, np.float64), up, down, axis=-2)
-    return y.astype(np.float32)
+    if offset == 0.0:
+        if up == down:
+            return np.asarray(x, np.float32)
+        y = resample_poly(np.asarray(x, np.float64), up, down, axis=-2)
+        return y.astype(np.float32)
+    n_out = resampled_length(x.shape[-2], native, target)
+    # output frame k sits at input-frame position (k / target - offset) * native
+    pos = (np.arange(n_out) * down / up) - offset * native
+    return fractional_resample(x, pos, up=up, down=down).astype(np.float32)
 
 
-def frame_times(n_frames: int, rate: float) -> list[float]:
-    """Seconds from the clip onset of each of ``n_frames`` frames at ``rate`` Hz."""
-    return [round(k / rate, 9) for k in range(n_frames)]
+def fractional_resample(x: np.ndarray, positions: np.ndarray, *, up: int,
+                        down: int) -> np.ndarray:
+    """Values of ``x`` (axis -2) at fractional frame ``positions``, band-limited.
+
+    The low-pass :func:`scipy.signal.resample_poly` applies for ``up / down`` (a
+    ``firwin`` Kaiser(5.0) windowed sinc, cut off at the lower Nyquist rate, 10 zero
+    crossings each side, unit DC gain), evaluated at any phase instead of the ``up`` phases
+    of its polyphase bank: at ``positions = k * down / up`` it gives resample_poly's output
+    (to rounding). Frames beyond either end count as zeros, as in resample_poly.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n_frames, n_features)
+    positions : ndarray, shape (n_out,)
+        Output positions in units of input frames (0: the centre of frame 0).
+    up, down : int
+        The rational rate change (``target / native = up / down``).
+
+    Returns
+    -------
+    ndarray, shape (n_out, n_features), float64
+    """
+    from scipy.special import i0
+
+    x = np.asarray(x, np.float64)
+    g = np.gcd(up, down)
+    up, down = up // g, down // g
+    max_rate = max(up, down)
+    f_c = 1.0 / max_rate
+    half_len = 10 * max_rate  # taps each side at the upsampled rate (as resample_poly)
+    beta = 5.0
+
+    def taps(m):  # the filter at upsampled-rate offsets m (|m| <= half_len), unscaled
+        m = np.asarray(m, np.float64)
+        inside = np.abs(m) <= half_len
+        arg = np.sqrt(np.clip(1.0 - (m / half_len) ** 2, 0.0, None))
+        return np.where(inside, f_c * np.sinc(f_c * m) * i0(beta * arg) / i0(beta), 0.0)
+
+    scale = up / taps(np.arange(-half_len, half_len + 1)).sum()  # resample_poly's gain
+    positions = np.asarray(positions, np.float64)
+    n_in = x.shape[-2]
+    reach = int(np.ceil(half_len / up)) + 1
+    base = np.floor(positions).astype(np.int64)
+    out = np.zeros(positions.shape + x.shape[-1:], np.float64)
+    for d in range(-reach, reach + 1):
+        j = base + d
+        w = scale * taps(up * (positions - j))
+        ok = (j >= 0) & (j < n_in) & (w != 0.0)
+        if ok.any():
+            out[ok] += w[ok, None] * x[j[ok]]
+    return out
+
+
+def frame_times(n_frames: int, rate: float, offset: float = 0.0) -> list[float]:
+    """Seconds from the clip onset of the centres of ``n_frames`` frames at ``rate`` Hz.
+
+    Frame ``k`` is centred at ``offset + k / rate`` (``offset``: the centre of frame 0).
+    """
+    return [round(offset + k / rate, 9) for k in range(n_frames)]

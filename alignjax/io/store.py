@@ -170,10 +170,15 @@ class FeatureStore:
         return np.arange(n_frames)[None, :] < self.n_valid_frames(layer)[:, None]
 
     def times(self, layer: str) -> np.ndarray:
-        """Seconds from the clip onset of each stored frame of a time-resolved ``layer``.
+        """Seconds from the clip onset to the centre of each stored frame of ``layer``.
 
-        Recorded by the extractor (``settings.times``) for layers with a frame rate, at the
-        common ``--frame-rate`` when one was asked for, else at the layer's native rate.
+        Recorded by the extractor (``settings.times``) for layers with a frame rate:
+        ``k / frame_rate`` on the common ``--frame-rate`` grid when one was asked for (the
+        same instants for every model), else ``frame_offset(layer) + k / rate`` at the
+        layer's native rate, from the centre of its frame 0 (:meth:`frame_offset`). Stores
+        written before frame centres were recorded hold ``k / rate`` (frame 0 taken at the
+        clip onset, which for conv front ends is the start of its window, not its centre):
+        they load as they are, with a :class:`UserWarning` saying so.
 
         Returns
         -------
@@ -186,7 +191,33 @@ class FeatureStore:
                 f"layer {layer!r} of {self.path} records no frame times (pooled features, "
                 "frames that are not time, or a store written by an older alignjax); extract "
                 "it with --pooling none")
+        self.frame_offset(layer)  # the note on stores without frame centres
         return np.asarray(times, dtype=np.float64)
+
+    def frame_offset(self, layer: str) -> float:
+        """Seconds from the clip onset to the centre of stored frame 0 of ``layer``.
+
+        ``settings.frame_offset_s`` (0.0 on the common ``--frame-rate`` grid; the native
+        offset is ``settings.native_frame_offset_s``). A store written before frame centres
+        were recorded has no such key: 0.0, with a :class:`UserWarning` that its frame times
+        are window starts for models whose frames are not centred (re-extract to fix).
+        """
+        offsets = self.meta.settings.get("frame_offset_s")
+        if offsets is None:
+            import warnings
+
+            warnings.warn(
+                f"{self.path} records no frame centres (written by an older alignjax): frame 0 "
+                f"of {layer!r} is taken to be at the clip onset (offset 0). For models whose "
+                "frames are not centred STFT frames (conv front ends such as wav2vec2, audio-"
+                "LLM tokens, Silero) that is the start of the window, 10-17 ms before its "
+                "centre; extract again to record true centres", UserWarning, stacklevel=3)
+            return 0.0
+        if layer not in offsets:
+            self.layer_info(layer)  # an unknown layer names the layers there are
+            raise StoreError(f"layer {layer!r} of {self.path} has frames that are not time "
+                             "(no frame rate), so no frame centre")
+        return float(offsets[layer])
 
     @property
     def training_step(self) -> int | None:

@@ -165,7 +165,8 @@ def test_extract_pooled_and_time_resolved(zoo, clips, tmp_path, family):
     # (1 s: 100 mel frames -> 25 tokens; 0.5 s: 50 -> 12)
     assert frames.n_valid_frames(lm).tolist() == [25, 25, 25, 25, 12, 12]
     assert frames.n_valid_frames("audio_encoder.hidden_states.0").tolist() == [50] * 4 + [25] * 2
-    np.testing.assert_allclose(frames.times(lm), np.arange(25) * 0.04, atol=1e-9)
+    # token j averages encoder frames 2j and 2j + 1: centred 10 ms after 2j's centre
+    np.testing.assert_allclose(frames.times(lm), np.arange(25) * 0.04 + 0.01, atol=1e-9)
     np.testing.assert_allclose(frames.times("audio_encoder.hidden_states.0"),
                                np.arange(50) * 0.02, atol=1e-9)
     # mean pooling = mean over the valid frames

@@ -71,7 +71,11 @@ def test_codec_store_and_frame_rates(codecs, tmp_path):
     assert rates["encoder.layers.0"] == pytest.approx(SR)
     assert rates["quantizer.input"] == pytest.approx(SR / 16)
     assert store.load("quantizer.input").shape == (3, 250, 16)
-    np.testing.assert_allclose(store.times("quantizer.input"), np.arange(250) / 1000.0)
+    # frame centres from the receptive field (its padded convolutions reach 2.8 ms back)
+    offset = store.frame_offset("quantizer.input")
+    assert -4e-3 < offset < -2e-3
+    np.testing.assert_allclose(store.times("quantizer.input"), offset + np.arange(250) / 1000.0,
+                               atol=1e-9)
     mimi = extract(f"hf:{codecs['mimi']}", d, tmp_path / "mimi", progress=False,
                    layers=["encoder.encoder_transformer.layers.0", "quantizer.input"])
     assert mimi.load("quantizer.input").shape == (3, 16)
