@@ -27,6 +27,11 @@ Environment
 ``ALIGNJAX_COORDINATOR`` (``host:port``), ``ALIGNJAX_NUM_PROCESSES``, ``ALIGNJAX_PROCESS_ID``
 are read by :func:`initialize` when its arguments are not given; without them, on a SLURM
 allocation, JAX's own cluster detection (``SLURM_*`` variables) is used.
+
+``ALIGNJAX_RENDEZVOUS_PORT``: the port of the pre-join rendezvous (default: the
+coordinator's port + 1; see :func:`initialize`). ``ALIGNJAX_JOIN_MARKERS``: a folder in
+which each process, once joined, writes ``rank-<id>.joined`` holding its pid (set by
+``alignjax launch`` to tell which process has not joined).
 """
 
 from __future__ import annotations
@@ -35,16 +40,21 @@ import contextlib
 import contextvars
 import hashlib
 import os
+import socket
+import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["initialize", "shutdown", "process_count", "process_index", "is_main", "active",
+__all__ = ["initialize", "rendezvous", "shutdown", "process_count", "process_index", "is_main", "active",
            "local", "block", "gather_blocks", "allsum", "map_blocks", "DistributedError"]
 
 ENV_COORDINATOR = "ALIGNJAX_COORDINATOR"
 ENV_NUM_PROCESSES = "ALIGNJAX_NUM_PROCESSES"
 ENV_PROCESS_ID = "ALIGNJAX_PROCESS_ID"
+ENV_RENDEZVOUS_PORT = "ALIGNJAX_RENDEZVOUS_PORT"
+ENV_JOIN_MARKERS = "ALIGNJAX_JOIN_MARKERS"
 
 _LOCAL = contextvars.ContextVar("alignjax_distributed_local", default=False)
 
@@ -75,11 +85,20 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
     num_processes, process_id : int, optional
         Default: ``$ALIGNJAX_NUM_PROCESSES`` and ``$ALIGNJAX_PROCESS_ID``.
     timeout : int
-        Seconds to wait for every process to join; a process that never joins gives a
-        :class:`DistributedError` naming this process's rank.
+        Seconds to wait for every process to join. A process that has not joined by then
+        gives, in every process that is waiting, a :class:`DistributedError` naming the
+        missing process ("process 1 of 2 did not join within 15 s"), instead of JAX's
+        abort of the whole interpreter.
 
     Notes
     -----
+    Before :func:`jax.distributed.initialize` the processes meet at a rendezvous of their
+    own: process 0 listens on the coordinator's port + 1 (``$ALIGNJAX_RENDEZVOUS_PORT``
+    overrides it) and every other process connects and says its rank; when all are there
+    (or ``timeout`` is over, naming who is missing) process 0 answers all of them. A rank
+    given twice, or another process count, is refused. Without a known coordinator address
+    and process count (JAX's detection failed) the rendezvous is skipped.
+
     On CPU the cross-process collectives use gloo. After joining, the processes compare
     their alignjax and jax versions and x64 setting, and refuse to run mixed.
     """
@@ -94,6 +113,9 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
             and not 0 <= process_id < num_processes:
         raise DistributedError(f"process id {process_id} is out of range for "
                                f"{num_processes} processes (0 <= id < {num_processes})")
+    address, n, rank = _detected(coordinator_address, num_processes, process_id)
+    if address is not None and n is not None and rank is not None and n > 1:
+        rendezvous(address, n, rank, timeout=timeout)
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
         jax.distributed.initialize(coordinator_address, num_processes, process_id,
@@ -105,6 +127,179 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
             f"{exc}. Check that every process started and that the coordinator port is "
             "free; rerunning resumes from what was written.") from exc
     _check_versions()
+    _mark_joined()
+
+
+def _mark_joined() -> None:
+    """Write ``$ALIGNJAX_JOIN_MARKERS/rank-<id>.joined`` (this pid) once joined."""
+    folder = os.environ.get(ENV_JOIN_MARKERS)
+    if folder:
+        import jax
+
+        path = Path(folder) / f"rank-{jax.process_index()}.joined"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(str(os.getpid()))
+        tmp.replace(path)
+
+
+def _detected(address, n, rank):
+    """Coordinator address, process count and rank as JAX will use them (SLURM detection
+    for what is not given); None for what cannot be known before joining."""
+    if address is not None and n is not None and rank is not None:
+        return address, n, rank
+    try:  # JAX's own cluster detection (private API: skipped if it changes)
+        from jax._src.clusters import ClusterEnv
+
+        return ClusterEnv.auto_detect_unset_distributed_params(address, n, rank, None, None,
+                                                               None)[:3]
+    except Exception:  # noqa: BLE001 - no cluster detected: JAX reports it when joining
+        return address, n, rank
+
+
+def _ranks(ranks) -> str:
+    ranks = sorted(ranks)
+    return (f"process {ranks[0]}" if len(ranks) == 1
+            else "processes " + ", ".join(str(r) for r in ranks))
+
+
+def _rendezvous_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    override = os.environ.get(ENV_RENDEZVOUS_PORT)
+    if override:
+        return host, int(override)
+    port = int(port)
+    return host, port + 1 if port < 65535 else port - 1
+
+
+def rendezvous(address: str, n: int, rank: int, *, timeout: float) -> None:
+    """Meet every process of the run before joining it (see :func:`initialize`).
+
+    Raises
+    ------
+    DistributedError
+        Naming the processes that did not arrive within ``timeout`` seconds, or, in a
+        process other than 0, that process 0 could not be reached.
+    """
+    host, port = _rendezvous_port(address)
+    if rank == 0:
+        _rendezvous_serve(port, n, timeout)
+    else:
+        _rendezvous_join(host, port, n, rank, timeout)
+
+
+def _readline(conn: socket.socket, limit: int = 256) -> str:
+    data = b""
+    while not data.endswith(b"\n") and len(data) < limit:
+        piece = conn.recv(limit)
+        if not piece:
+            break
+        data += piece
+    return data.decode(errors="replace").strip()
+
+
+def _rendezvous_serve(port: int, n: int, timeout: float) -> None:
+    """Process 0: wait for ranks 1..n-1 to say their rank, then answer all of them."""
+    deadline = time.monotonic() + timeout
+    conns: dict[int, socket.socket] = {}
+    refused: list[str] = []
+    try:
+        srv = socket.create_server(("", port))
+    except OSError as exc:
+        raise DistributedError(f"process 0 of {n} cannot listen on port {port} for the other "
+                               f"processes to arrive ({exc}); free the port or set "
+                               f"{ENV_RENDEZVOUS_PORT}") from None
+    try:
+        srv.settimeout(0.1)
+        while len(conns) < n - 1 and not refused and time.monotonic() < deadline:
+            try:
+                conn, peer = srv.accept()
+            except (socket.timeout, BlockingIOError):
+                continue
+            conn.settimeout(max(0.5, deadline - time.monotonic()))
+            try:
+                words = _readline(conn).split()
+            except OSError:
+                conn.close()
+                continue
+            if len(words) != 3 or words[0] != "alignjax-join":
+                conn.close()  # not one of ours
+                continue
+            their_n, their_rank = int(words[1]), int(words[2])
+            if their_n != n or not 0 < their_rank < n or their_rank in conns:
+                why = (f"a process at {peer[0]} says the run has {their_n} processes, "
+                       f"process 0 says {n}" if their_n != n else
+                       f"process id {their_rank} was given to two processes"
+                       if their_rank in conns else f"process id {their_rank} is out of range")
+                refused.append(why)
+                _send(conn, f"error {why}")
+                conn.close()
+                continue
+            conns[their_rank] = conn
+        missing = sorted(set(range(1, n)) - set(conns))
+        if refused:
+            reply = "error " + refused[0]
+        else:
+            reply = "ok" if not missing else "missing " + ",".join(map(str, missing))
+        for conn in conns.values():
+            _send(conn, reply)
+    finally:
+        for conn in conns.values():
+            conn.close()
+        srv.close()
+    if refused:
+        raise DistributedError(f"the processes of the run disagree: {refused[0]}; give every "
+                               "process the same process count and its own id")
+    if missing:
+        raise DistributedError(_missing_message(missing, n, timeout))
+
+
+def _send(conn: socket.socket, line: str) -> None:
+    try:
+        conn.sendall(line.encode() + b"\n")
+    except OSError:
+        pass
+
+
+def _missing_message(missing, n: int, timeout: float) -> str:
+    return (f"{_ranks(missing)} of {n} did not join within {timeout:g} s; check that "
+            "every process started (its log, the scheduler's) and that they all got the same "
+            "coordinator address, or give more time (launch --join-timeout, "
+            "ALIGNJAX_DISTRIBUTED_TIMEOUT)")
+
+
+def _rendezvous_join(host: str, port: int, n: int, rank: int, timeout: float) -> None:
+    """Process ``rank`` > 0: connect to process 0, say our rank, wait for its answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn = socket.create_connection((host, port), timeout=1.0)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise DistributedError(
+                    f"process {rank} of {n} could not reach process 0 (the coordinator) at "
+                    f"{host}:{port} within {timeout:g} s: process 0 did not join within "
+                    f"{timeout:g} s (check that it started, and its log)") from None
+            time.sleep(0.1)
+    with conn:
+        try:
+            _send(conn, f"alignjax-join {n} {rank}")
+            # process 0 answers by its own deadline, at most `timeout` after we connected
+            conn.settimeout(timeout + 10.0)
+            reply = _readline(conn)
+        except OSError:
+            reply = ""
+    word, _, rest = reply.partition(" ")
+    if word == "ok":
+        return
+    if word == "missing":
+        missing = [int(r) for r in rest.split(",")]
+        raise DistributedError(_missing_message(missing, n, timeout)
+                               + f" (this is process {rank}; process 0 stopped waiting)")
+    if word == "error":
+        raise DistributedError(f"process {rank} of {n} was refused by process 0: {rest}")
+    raise DistributedError(f"process {rank} of {n}: process 0 stopped answering before every "
+                           "process joined (it died or was stopped; see its log)")
 
 
 def shutdown() -> None:
