@@ -57,6 +57,7 @@ from .similarity import (SimilarityResult, cca_similarity, cka, distance_correla
 from .naturalistic import (BandedRidgeResult, VariancePartition, banded_ridge_cv, delay_features,
                            r2_score_split, variance_partition,
                            run_folds)
+from .naturalistic.trf import TRFResult, trf
 from ._runtime import use_compilation_cache
 
 __version__ = "0.1.0"
@@ -191,6 +192,8 @@ __all__ = [
     "r2_score_split",
     "variance_partition",
     "VariancePartition",
+    "trf",
+    "TRFResult",
     # runtime
     "use_compilation_cache",
 ]
