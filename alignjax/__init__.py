@@ -58,6 +58,7 @@ from .naturalistic import (BandedRidgeResult, VariancePartition, banded_ridge_cv
                            r2_score_split, variance_partition,
                            run_folds)
 from .naturalistic.trf import TRFResult, trf
+from .power import power
 from ._runtime import use_compilation_cache
 
 __version__ = "0.1.0"
@@ -194,6 +195,8 @@ __all__ = [
     "VariancePartition",
     "trf",
     "TRFResult",
+    # simulation-based power
+    "power",
     # runtime
     "use_compilation_cache",
 ]
