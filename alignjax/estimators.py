@@ -96,3 +96,8 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         check_is_fitted(self, "coef_")
         X = validate_data(self, X, reset=False, dtype=np.float64)
         return X @ np.asarray(self.coef_).T + self.intercept_
+
+    def score(self, X, y, sample_weight=None):
+        """Coefficient of determination R^2 of the predictions of ``X`` against ``y``
+        (``sklearn.metrics.r2_score``, averaged uniformly over targets)."""
+        return super().score(X, y, sample_weight=sample_weight)

@@ -64,12 +64,12 @@ class PermutationTestResult(NamedTuple):
 
     Attributes
     ----------
-    observed : array (*cells)
-    p : array (*cells)
+    observed : array ``(*cells)``
+    p : array ``(*cells)``
         Uncorrected p-value, in [1/(n_perm+1), 1] (exact: [1/n_perm, 1]) or NaN.
-    p_fwe : array (*cells)
+    p_fwe : array ``(*cells)``
         Max-statistic family-wise corrected p-value (over each cell's family).
-    null : array (n_perm, *cells) or None
+    null : array ``(n_perm, *cells)`` or None
         The null distribution, when ``return_null=True``.
     n_perm : int
     exact : bool
@@ -242,9 +242,9 @@ def permutation_test(statistic: Callable, observed, *, n_perm: int, permutations
     Parameters
     ----------
     statistic : callable
-        ``statistic(batch)`` -> array (c, *cells): the statistic of each permutation of
+        ``statistic(batch)`` -> array ``(c, *cells)``: the statistic of each permutation of
         ``batch``; any Python code (refits included).
-    observed : array (*cells)
+    observed : array ``(*cells)``
         The statistic of the data.
     n_perm : int
     permutations : callable
@@ -252,14 +252,14 @@ def permutation_test(statistic: Callable, observed, *, n_perm: int, permutations
         same batch for the same ids whatever the chunking (e.g. ``table.__getitem__``
         for permutations drawn beforehand, rows of a table).
     alternative : {"greater", "less", "two-sided"}
-    families : array (*cells), optional
+    families : array ``(*cells)``, optional
         Family label of each cell: ``p_fwe`` uses the maximum over the cell's family
         (default: all cells are one family).
     chunk_size : int
         Permutations per call of ``statistic``: memory is about ``chunk_size x n_cells``.
         Never changes a result.
     return_null : bool
-        Also return the null (n_perm, *cells) (memory n_perm x n_cells).
+        Also return the null ``(n_perm, *cells)`` (memory n_perm x n_cells).
     exact : bool
         The ids enumerate every permutation, identity included: ``p = #hit / n_perm``.
     progress : bool
@@ -401,7 +401,7 @@ def device_permutation_test(statistic: Callable, data, observed, *, n_perm: int,
     Parameters
     ----------
     statistic : hashable callable
-        ``statistic(data, ids)`` -> array (c, *cells) for permutation ids ``ids`` (c,)
+        ``statistic(data, ids)`` -> array ``(c, *cells)`` for permutation ids ``ids`` (c,)
         int in ``[0, n_perm)``; it draws the permutations itself (e.g.
         :func:`fold_in_permutations` or rows of a table in ``data``) and must be
         jittable. Static: pass a module-level function or a frozen dataclass, not a
@@ -409,15 +409,15 @@ def device_permutation_test(statistic: Callable, data, observed, *, n_perm: int,
     data : pytree of arrays
         Inputs of ``statistic`` (e.g. ranked or centred data, a PRNG key), replicated on
         every device.
-    observed : array (*cells)
+    observed : array ``(*cells)``
     n_perm : int
     alternative : {"greater", "less", "two-sided"}
-    families : array (*cells), optional
+    families : array ``(*cells)``, optional
         Family label of each cell for ``p_fwe`` (default: one family).
     chunk_size : int
         Permutations per scan step. Never changes a result.
     return_null : bool
-        Also return the null (n_perm, *cells).
+        Also return the null ``(n_perm, *cells)``.
     exact : bool
         The ids enumerate every permutation, identity included: ``p = #hit / n_perm``.
     devices : int, optional

@@ -175,7 +175,7 @@ def sensitivity(layers, pairs, *, azimuths=None, n_boot: int = 1000, n_perm: int
     pairs : str path to a CSV, DataFrame or mapping
         Columns ``a``, ``b`` (stimulus ids), ``factor``, ``kind`` (``factor`` for a
         one-factor pair, ``noise`` for a noise-seed pair, ``random`` for random scene
-        pairs) and ``delta`` (|change of the factor|; required for factor pairs), as
+        pairs) and ``delta`` (the absolute change of the factor; required for factor pairs), as
         ``pairs.csv`` of ``alignjax synth-spatial``. The anchor of a factor or noise pair
         (its independent unit) is its ``anchor`` column when there is one, else its
         ``a`` scene.

@@ -263,7 +263,7 @@ class TemporalRSAResult(NamedTuple):
     p_fwe : array like ``r``
         Family-wise corrected p-value over all cells: max statistic, or (``"cluster"``)
         the p-value of the cluster holding the cell (1 outside clusters).
-    clusters : bool array (n_clusters, *r.shape)
+    clusters : bool array ``(n_clusters, *r.shape)``
         Observed clusters (empty unless ``correction="cluster"``).
     cluster_p : array (n_clusters,)
         Family-wise p-value of each cluster (max cluster mass over the family).

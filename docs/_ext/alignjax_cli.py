@@ -41,7 +41,8 @@ def _default(action: argparse.Action) -> str | None:
         return None
     if isinstance(d, (list, tuple)):
         d = " ".join(map(str, d))
-    return str(d)
+    d = str(d)
+    return d if d.strip() else None     # an empty default has nothing to show
 
 
 def _subcommands(parser: argparse.ArgumentParser):
